@@ -1,0 +1,68 @@
+"""Nox sessions: every session builds its own environment from the lock file.
+
+    nox -s tests       the test suite (what CI runs)
+    nox -s lint        ruff and mypy
+    nox -s demo        simulate a trial and a registry, ingest both, summarise
+    nox -s benchmark   speed and memory targets
+"""
+
+from __future__ import annotations
+
+import nox
+
+nox.options.default_venv_backend = "uv|virtualenv"
+nox.options.sessions = ["tests"]
+nox.options.error_on_missing_interpreters = True
+
+PYTHON = "3.11"
+LOCK = "requirements.lock"
+
+
+def install(session: nox.Session) -> None:
+    """Install the pinned dependencies, then the package itself (not editable)."""
+    session.install("-r", LOCK)
+    session.install("--no-deps", ".")
+
+
+@nox.session(python=PYTHON)
+def tests(session: nox.Session) -> None:
+    """Run the test suite against the installed package."""
+    install(session)
+    session.run("pytest", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def lint(session: nox.Session) -> None:
+    """Check style (ruff) and types (mypy)."""
+    install(session)
+    session.run("ruff", "check", "outcomes", "tests", "noxfile.py")
+    session.run("ruff", "format", "--check", "outcomes", "tests", "noxfile.py")
+    session.run("mypy", "outcomes")
+
+
+@nox.session(python=PYTHON)
+def demo(session: nox.Session) -> None:
+    """Simulate a trial and a registry, ingest both into a store and print a summary."""
+    install(session)
+    out = session.create_tmp()
+    session.run("outcomes", "simulate", "trial", "--seed", "1", "--out", f"{out}/trial")
+    session.run("outcomes", "simulate", "registry", "--seed", "2", "--out", f"{out}/registry")
+    store = "demo/outcomes.duckdb"
+    session.run("python", "-c", "import pathlib; pathlib.Path('demo').mkdir(exist_ok=True)")
+    session.run("outcomes", "ingest", f"{out}/trial", f"{out}/registry", "--store", store,
+                success_codes=[0, 3])
+    session.run("outcomes", "summary", "--store", store)
+
+
+@nox.session(python=PYTHON)
+def benchmark(session: nox.Session) -> None:
+    """Time and measure the benchmarks in benchmarks/ (targets are printed beside results)."""
+    install(session)
+    session.run("python", "benchmarks/run.py", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def recovery(session: nox.Session) -> None:
+    """Slow recovery studies: simulate many data sets with known truth, check CI coverage."""
+    install(session)
+    session.run("pytest", "-m", "slow", "-p", "no:cacheprovider", *session.posargs)

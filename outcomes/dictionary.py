@@ -1,0 +1,260 @@
+"""The data dictionary: the single source of tables, columns, codes, ranges and instruments.
+
+The YAML lives in ``data_dictionary/dictionary.yaml`` (shipped inside the package as
+``outcomes/data/dictionary.yaml``). Everything else -- validation schemas, ingest rules, the
+readable dictionary page -- is generated from the :class:`Dictionary` loaded here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+__all__ = [
+    "Column",
+    "Dictionary",
+    "ForeignKey",
+    "Instrument",
+    "Table",
+    "load_dictionary",
+    "render_dictionary",
+]
+
+TABLE_ORDER = ("studies", "subjects", "units", "sessions", "assessments", "adverse_events")
+
+
+@dataclass(frozen=True)
+class Instrument:
+    """An outcome instrument: its range, direction and type."""
+
+    code: str
+    label: str
+    low: float
+    high: float
+    direction: str  # "higher_worse" or "higher_better"
+    type: str  # "continuous" or "ordinal"
+    integer: bool
+    levels: dict[int, str] = field(default_factory=dict)
+    source: str = ""
+
+    @property
+    def higher_is_better(self) -> bool:
+        """Whether a higher score means a better outcome."""
+        return self.direction == "higher_better"
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column of a table."""
+
+    name: str
+    type: str  # string, integer, number, boolean, code, instrument
+    required: bool
+    description: str
+    codelist: str | None = None
+    range: tuple[float, float] | None = None
+    pattern: str | None = None
+    unit: str | None = None
+    instrument_range: bool = False
+
+
+@dataclass(frozen=True)
+class ForeignKey:
+    """Columns that must match the primary key of another table."""
+
+    columns: tuple[str, ...]
+    references: str
+    optional: bool = False
+
+
+@dataclass(frozen=True)
+class Table:
+    """One table of the schema."""
+
+    name: str
+    description: str
+    primary_key: tuple[str, ...]
+    columns: dict[str, Column]
+    foreign_keys: tuple[ForeignKey, ...] = ()
+    within_follow_up: str | None = None
+    rules: tuple[dict[str, Any], ...] = ()
+
+    @property
+    def required_columns(self) -> list[str]:
+        """Names of the columns that may not be missing."""
+        return [c.name for c in self.columns.values() if c.required]
+
+
+@dataclass(frozen=True)
+class Dictionary:
+    """The loaded data dictionary."""
+
+    version: str
+    instruments: dict[str, Instrument]
+    codelists: dict[str, dict[str, str]]
+    tables: dict[str, Table]
+    identifier_patterns: tuple[str, ...]
+    sha256: str
+
+    def table(self, name: str) -> Table:
+        """Return a table by name, with a readable error for an unknown name."""
+        try:
+            return self.tables[name]
+        except KeyError:
+            known = ", ".join(self.tables)
+            raise KeyError(f"unknown table {name!r}; the dictionary has: {known}") from None
+
+    def codes(self, column: Column) -> list[str]:
+        """Allowed values of a code or instrument column."""
+        if column.type == "instrument":
+            return list(self.instruments)
+        if column.codelist is None:
+            return []
+        return list(self.codelists[column.codelist])
+
+    def looks_like_identifier(self, column_name: str) -> bool:
+        """Whether a feed column name looks like a direct identifier (name, e-mail, ...)."""
+        name = re.sub(r"[^a-z0-9]+", "_", column_name.strip().lower()).strip("_")
+        return any(re.search(p, name) for p in self.identifier_patterns)
+
+
+def _parse(raw: dict[str, Any], sha256: str) -> Dictionary:
+    instruments = {
+        code: Instrument(
+            code=code,
+            label=spec["label"],
+            low=float(spec["range"][0]),
+            high=float(spec["range"][1]),
+            direction=spec["direction"],
+            type=spec["type"],
+            integer=bool(spec.get("integer", False)),
+            levels={int(k): v for k, v in (spec.get("levels") or {}).items()},
+            source=spec.get("source", ""),
+        )
+        for code, spec in raw["instruments"].items()
+    }
+    tables = {}
+    for name, spec in raw["tables"].items():
+        columns = {
+            col: Column(
+                name=col,
+                type=c["type"],
+                required=bool(c["required"]),
+                description=c["description"],
+                codelist=c.get("codelist"),
+                range=tuple(c["range"]) if "range" in c else None,  # type: ignore[arg-type]
+                pattern=c.get("pattern"),
+                unit=c.get("unit"),
+                instrument_range=bool(c.get("instrument_range", False)),
+            )
+            for col, c in spec["columns"].items()
+        }
+        tables[name] = Table(
+            name=name,
+            description=" ".join(spec["description"].split()),
+            primary_key=tuple(spec["primary_key"]),
+            columns=columns,
+            foreign_keys=tuple(
+                ForeignKey(tuple(fk["columns"]), fk["references"], bool(fk.get("optional", False)))
+                for fk in spec.get("foreign_keys", [])
+            ),
+            within_follow_up=spec.get("within_follow_up"),
+            rules=tuple(spec.get("rules", [])),
+        )
+    return Dictionary(
+        version=str(raw["version"]),
+        instruments=instruments,
+        codelists={k: {str(code): str(label) for code, label in v.items()} for k, v in raw["codelists"].items()},
+        tables={name: tables[name] for name in TABLE_ORDER if name in tables},
+        identifier_patterns=tuple(raw.get("identifier_patterns", [])),
+        sha256=sha256,
+    )
+
+
+@cache
+def load_dictionary(path: str | Path | None = None) -> Dictionary:
+    """Load the data dictionary.
+
+    Parameters
+    ----------
+    path
+        A dictionary YAML file; by default the one shipped with the package.
+
+    Returns
+    -------
+    Dictionary
+        The parsed dictionary, with ``sha256`` the hash of the file's bytes.
+    """
+    if path is None:
+        data = resources.files("outcomes").joinpath("data/dictionary.yaml").read_bytes()
+    else:
+        data = Path(path).read_bytes()
+    return _parse(yaml.safe_load(data), hashlib.sha256(data).hexdigest())
+
+
+def _allowed(d: Dictionary, col: Column) -> str:
+    if col.type == "instrument":
+        return "an instrument code (see Instruments)"
+    if col.codelist:
+        return ", ".join(f"`{c}`" for c in d.codelists[col.codelist])
+    if col.range:
+        return f"{col.range[0]:g} to {col.range[1]:g}"
+    if col.instrument_range:
+        return "the instrument's range"
+    if col.pattern:
+        return f"matches `{col.pattern}`"
+    return ""
+
+
+def render_dictionary(d: Dictionary | None = None) -> str:
+    """Render the dictionary as a Markdown page for people (auditors, data managers)."""
+    d = d or load_dictionary()
+    out = [
+        "# outcomes data dictionary",
+        "",
+        f"Version {d.version}; file SHA-256 `{d.sha256}`.",
+        "",
+        "Days are study days counted from the subject's enrolment (day 0). "
+        "No calendar dates or direct identifiers are stored.",
+        "",
+    ]
+    for t in d.tables.values():
+        out += [f"## Table `{t.name}`", "", t.description, ""]
+        out.append(f"Key: ({', '.join(t.primary_key)}), unique.")
+        for fk in t.foreign_keys:
+            opt = " when given" if fk.optional else ""
+            out.append(f"Each ({', '.join(fk.columns)}) must exist in `{fk.references}`{opt}.")
+        if t.within_follow_up:
+            out.append(
+                f"`{t.within_follow_up}` may not be after the subject's `end_day` (subjects)."
+            )
+        for rule in t.rules:
+            out.append(f"Rule `{rule['name']}`: {rule['description']}")
+        out += ["", "| column | type | unit | required | allowed | description |",
+                "|---|---|---|---|---|---|"]
+        for c in t.columns.values():
+            typ = c.codelist and f"code ({c.codelist})" or c.type
+            out.append(
+                f"| `{c.name}` | {typ} | {c.unit or ''} | {'yes' if c.required else 'no'} "
+                f"| {_allowed(d, c)} | {c.description} |"
+            )
+        out.append("")
+    out += ["## Instruments", "", "| code | instrument | range | direction | type | levels |",
+            "|---|---|---|---|---|---|"]
+    for i in d.instruments.values():
+        levels = "; ".join(f"{k} {v}" for k, v in i.levels.items())
+        direction = "higher = better" if i.higher_is_better else "higher = worse"
+        out.append(
+            f"| `{i.code}` | {i.label} | {i.low:g}-{i.high:g} | {direction} | {i.type} | {levels} |"
+        )
+    out += ["", "## Refused columns", "",
+            "Feeds with a column whose name matches one of these patterns are refused:", ""]
+    out += [f"- `{p}`" for p in d.identifier_patterns]
+    return "\n".join(out) + "\n"

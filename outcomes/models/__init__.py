@@ -1,0 +1,1 @@
+"""Statistical models: mixed, time-to-result, comparison, meta-analysis."""
