@@ -1,0 +1,764 @@
+"""A fast, exact linear mixed-model engine: lme4's profiled criterion on per-group statistics.
+
+The engine fits ``y = X beta + Z b + e`` by REML or ML for the random-effects structures of
+outcomes research:
+
+* one grouping factor with correlated random intercept and slopes, ``(1 + time | id)``;
+* two nested levels, e.g. side within patient ``(1 | patient) + (1 | patient:side)`` or patient
+  (intercept and slope) within clinic ``(1 | clinic) + (1 + time | clinic:patient)``.
+
+It follows lme4 (Bates et al. 2015, *J. Stat. Softw.* 67(1), section 3): the random-effects
+covariance is ``sigma^2 Lambda(theta) Lambda(theta)^T``; the fixed effects and the residual
+variance are profiled out, and the criterion is minimised over ``theta`` alone. Because ``Z``
+is block diagonal, everything the criterion needs is a handful of small per-group cross-product
+matrices (``Z_i'Z_i``, ``Z_i'X_i``, ``Z_i'y_i``) and the global ``X'X``, ``X'y``, ``y'y``,
+computed once. Each evaluation is then batched dense algebra over all groups at once: arrays
+are laid out with the group as the last (contiguous) axis and the tiny ``q x q`` algebra is
+unrolled over ``q``, so there is no Python loop over groups.
+
+Two further exact devices keep evaluations cheap:
+
+* with one grouping factor, groups with identical ``Z_i'Z_i`` (a fixed visit schedule, possibly
+  with dropout) share their Cholesky factor, and the cross-products with ``[X y]`` are summed
+  within each such pattern once, as a fourth-order tensor; an evaluation then costs as many
+  small factorisations as there are distinct patterns, not groups;
+* with two nested levels the inner blocks are factorised first and the outer block is their
+  Schur complement (the sparse Cholesky factor of lme4 with inner levels ordered first, which
+  has no fill-in), batched over inner and outer groups.
+
+The gradient of the profiled criterion is analytic (one grouping factor) or by central
+differences of the exact criterion (nested); the optimiser is L-BFGS-B with lme4's bounds
+(diagonal elements of ``Lambda`` non-negative), followed by Newton polishing on the free
+parameters with a finite-difference Hessian, which also verifies the optimum. A doubtful
+optimum is refitted from other starts (Nelder-Mead, then L-BFGS-B) and the best kept.
+
+``theta`` is ordered as ``problem.terms`` (outermost term first); within a term, the non-zero
+elements of the lower-triangular ``Lambda`` are taken column by column, as in lme4. (lme4 itself
+orders terms by decreasing number of levels, i.e. innermost first.)
+
+Diagnostics are recorded in :attr:`LmmFit.diagnostics` but not emitted as warnings here; the
+user-facing API (:mod:`outcomes.models.mixed`) emits them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.optimize
+import scipy.sparse
+
+from outcomes.errors import InputError, ModelError
+from outcomes.models.lmm_types import LmmFit, LmmProblem, RandomTerm
+from outcomes.results import Diagnostic
+
+__all__ = ["fit"]
+
+SINGULAR_TOL = 1e-4
+"""A diagonal element of ``Lambda`` below this is a boundary (singular) fit, as lme4's
+``isSingular(tol = 1e-4)``."""
+
+_LOG_2PI = np.log(2.0 * np.pi)
+_TENSOR_BUDGET = 20_000_000  # max elements of the pattern tensor (160 MB) before falling back
+
+
+# --------------------------------------------------------------------------------------------
+# Batched small-matrix algebra. A batch of q x r matrices is an array of shape (q, r, G): the
+# group is the last, contiguous axis, and loops run over the tiny q, never over groups.
+# --------------------------------------------------------------------------------------------
+
+
+def _bmm(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Batched product ``a @ b`` of (q, r, G) and (r, s, G) arrays."""
+    out = a[:, 0, None, :] * b[None, 0, :, :]
+    for j in range(1, a.shape[1]):
+        out += a[:, j, None, :] * b[None, j, :, :]
+    return out
+
+
+def _bt(a: np.ndarray) -> np.ndarray:
+    """Batched transpose of a (q, r, G) array."""
+    return a.transpose(1, 0, 2)
+
+
+def _left(m: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``m @ b_g`` for one fixed (q, r) matrix and a (r, s, G) batch."""
+    r, s, g = b.shape
+    return (m @ b.reshape(r, s * g)).reshape(m.shape[0], s, g)
+
+
+def _right(b: np.ndarray, m: np.ndarray) -> np.ndarray:
+    """``b_g @ m`` for a (q, r, G) batch and one fixed (r, s) matrix."""
+    return np.einsum("rsg,st->rtg", b, m)
+
+
+def _chol(h: np.ndarray) -> np.ndarray:
+    """Batched lower Cholesky factor of symmetric positive definite (q, q, G) matrices."""
+    q = h.shape[0]
+    low = np.zeros_like(h)
+    for j in range(q):
+        d = h[j, j] - np.sum(low[j, :j] ** 2, axis=0)
+        low[j, j] = np.sqrt(d)
+        for i in range(j + 1, q):
+            low[i, j] = (h[i, j] - np.sum(low[i, :j] * low[j, :j], axis=0)) / low[j, j]
+    return low
+
+
+def _tril_inv(low: np.ndarray) -> np.ndarray:
+    """Batched inverse of lower-triangular (q, q, G) matrices."""
+    q = low.shape[0]
+    inv = np.zeros_like(low)
+    for j in range(q):
+        inv[j, j] = 1.0 / low[j, j]
+        for i in range(j + 1, q):
+            inv[i, j] = -np.sum(low[i, j:i] * inv[j:i, j], axis=0) / low[i, i]
+    return inv
+
+
+def _eye(q: int, g: int) -> np.ndarray:
+    out = np.zeros((q, q, g))
+    for j in range(q):
+        out[j, j] = 1.0
+    return out
+
+
+def _group_crossprod(
+    codes: np.ndarray, n_groups: int, left: np.ndarray, right: np.ndarray
+) -> np.ndarray:
+    """Per-group ``left_i' right_i`` as a (a, b, G) array, by weighted bincount (no sorting)."""
+    out = np.empty((left.shape[1], right.shape[1], n_groups))
+    for a in range(left.shape[1]):
+        for b in range(right.shape[1]):
+            out[a, b] = np.bincount(codes, weights=left[:, a] * right[:, b], minlength=n_groups)
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Theta <-> Lambda
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _ThetaBlock:
+    """Where one term's Lambda sits in theta."""
+
+    q: int
+    start: int
+
+    @property
+    def size(self) -> int:
+        return self.q * (self.q + 1) // 2
+
+    @property
+    def index(self) -> tuple[np.ndarray, np.ndarray]:
+        """Rows and columns of Lambda's non-zero elements, column by column (lme4's order)."""
+        rows, cols = [], []
+        for c in range(self.q):
+            for r in range(c, self.q):
+                rows.append(r)
+                cols.append(c)
+        return np.array(rows), np.array(cols)
+
+    def lam(self, theta: np.ndarray) -> np.ndarray:
+        out = np.zeros((self.q, self.q))
+        rows, cols = self.index
+        out[rows, cols] = theta[self.start : self.start + self.size]
+        return out
+
+    def lower(self) -> np.ndarray:
+        rows, cols = self.index
+        return np.where(rows == cols, 0.0, -np.inf)
+
+    def start_values(self) -> np.ndarray:
+        rows, cols = self.index
+        return np.where(rows == cols, 1.0, 0.0)
+
+
+# --------------------------------------------------------------------------------------------
+# Criteria. Each exposes n_theta, lower, parts(theta) -> (log|L|^2, A'V0^-1 A) where A = [X y]
+# and V0 = I + Z Lambda Lambda' Z'; and optionally grad(theta, omega).
+# --------------------------------------------------------------------------------------------
+
+
+class _OneLevel:
+    """One grouping factor with a q-dimensional random effect (unstructured covariance)."""
+
+    def __init__(self, term: RandomTerm, a: np.ndarray) -> None:
+        self.block = _ThetaBlock(term.z.shape[1], 0)
+        self.blocks = (self.block,)
+        q = self.block.q
+        g = term.n_groups
+        ztz = _group_crossprod(term.codes, g, term.z, term.z)
+        zta = _group_crossprod(term.codes, g, term.z, a)
+        self.p_a = a.shape[1]
+        # Groups sharing Z_i'Z_i share everything but their cross-products with [X y].
+        keys = ztz.reshape(q * q, g).T
+        patterns, first, inverse = np.unique(keys, axis=0, return_index=True, return_inverse=True)
+        k = len(patterns)
+        m = q * self.p_a
+        self.compressed = 4 * k <= g and k * m * m <= _TENSOR_BUDGET
+        if self.compressed:
+            self.ztz = ztz[:, :, first]
+            self.weight = np.bincount(inverse.ravel(), minlength=k).astype(float)
+            self.tensor = self._pattern_tensor(zta, inverse.ravel(), k)
+        else:
+            self.ztz = ztz
+            self.weight = np.ones(g)
+            self.zta = zta
+
+    @property
+    def n_theta(self) -> int:
+        return self.block.size
+
+    def _pattern_tensor(self, zta: np.ndarray, pattern: np.ndarray, k: int) -> np.ndarray:
+        """``T[(a, b, k), (c, d)] = sum over groups i of pattern k of ZtA_i[a, c] ZtA_i[b, d]``."""
+        q, p_a, g = zta.shape
+        flat = zta.transpose(2, 0, 1).reshape(g, q * p_a)
+        indicator = scipy.sparse.csr_matrix(
+            (np.ones(g), (pattern, np.arange(g))), shape=(k, g)
+        ).tocsc()
+        tensor = np.zeros((k, q * p_a * q * p_a))
+        step = max(1, 2_000_000 // (q * p_a) ** 2)
+        for lo in range(0, g, step):  # chunks bound the memory of the outer products
+            chunk = flat[lo : lo + step]
+            outer = (chunk[:, :, None] * chunk[:, None, :]).reshape(len(chunk), -1)
+            tensor += indicator[:, lo : lo + step] @ outer
+        # (k, a, c, b, d) -> (a, b, k, c, d), matching the (q, q, K) batch layout
+        tensor = tensor.reshape(k, q, p_a, q, p_a).transpose(1, 3, 0, 2, 4)
+        return np.ascontiguousarray(tensor.reshape(q * q * k, p_a * p_a))
+
+    def _factor(self, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        lam = self.block.lam(theta)
+        q, _, u = self.ztz.shape
+        h = _right(_left(lam.T, self.ztz), lam) + _eye(q, u)
+        low = _chol(h)
+        return lam, low, _tril_inv(low)
+
+    def parts(self, theta: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+        """``log|L|^2`` and ``sum_i A_i'Z_i Lambda H_i^-1 Lambda' Z_i'A_i``."""
+        lam, low, linv = self._factor(theta)
+        q = low.shape[0]
+        ld = 2.0 * np.sum(np.log(low[np.arange(q), np.arange(q)]), axis=0)
+        ld_l2 = float(ld @ self.weight)
+        if self.compressed:
+            r = _left(lam, _bt(linv))  # Lambda L^-T; M = R R'
+            m = _bmm(r, _bt(r))
+            quad = (m.reshape(-1) @ self.tensor).reshape(self.p_a, self.p_a)
+        else:
+            c = _bmm(linv, _left(lam.T, self.zta))  # L^-1 Lambda' Z'A, (q, pA, G)
+            flat = c.transpose(1, 0, 2).reshape(self.p_a, -1)
+            quad = flat @ flat.T
+        return ld_l2, quad, linv
+
+    def grad(self, theta: np.ndarray, omega: np.ndarray, linv: np.ndarray) -> np.ndarray:
+        """Gradient of the profiled criterion with respect to theta.
+
+        Uses the q x q matrix ``D`` whose ``[r, c]`` element is the derivative with respect
+        to ``Lambda[r, c]``: ``D = 2 sum_i w_i G_i Lambda H_i^-1
+        - 2 sum_i (I - G_i Lambda P_i) (Z_i'A_i Omega A_i'Z_i) P_i'`` with
+        ``P_i = H_i^-1 Lambda'`` and ``G_i = Z_i'Z_i``.
+        """
+        lam = self.block.lam(theta)
+        q, _, u = linv.shape
+        hinv = _bmm(_bt(linv), linv)
+        g_lam = _right(self.ztz, lam)  # G Lambda
+        p = _right(hinv, lam.T)  # P = H^-1 Lambda'
+        if self.compressed:
+            om = (self.tensor @ omega.reshape(-1)).reshape(q, q, u)
+        else:
+            om = _bmm(
+                _bmm(self.zta, np.broadcast_to(omega[:, :, None], (*omega.shape, u))), _bt(self.zta)
+            )
+        resid = _eye(q, u) - _bmm(g_lam, p)
+        d1 = np.einsum("ijg,g->ij", _bmm(g_lam, hinv), self.weight)
+        d2 = np.sum(_bmm(_bmm(resid, om), _bt(p)), axis=2)
+        full = 2.0 * d1 - 2.0 * d2
+        rows, cols = self.block.index
+        return full[rows, cols]
+
+
+class _TwoLevel:
+    """Two nested grouping factors: an outer term (q1) and an inner term (q2) within it."""
+
+    def __init__(self, outer: RandomTerm, inner: RandomTerm, a: np.ndarray) -> None:
+        self.outer_block = _ThetaBlock(outer.z.shape[1], 0)
+        self.inner_block = _ThetaBlock(inner.z.shape[1], self.outer_block.size)
+        self.blocks = (self.outer_block, self.inner_block)
+        n_outer, n_inner = outer.n_groups, inner.n_groups
+        parent = np.full(n_inner, -1)
+        parent[inner.codes] = outer.codes
+        pairs = np.unique(np.column_stack([inner.codes, outer.codes]), axis=0)
+        if len(pairs) != len(np.unique(inner.codes)):
+            raise InputError(
+                f"The groups of '{inner.group}' are not nested within '{outer.group}': some "
+                f"'{inner.group}' group has rows in more than one '{outer.group}' group. Code "
+                f"the inner factor as the combination of both (e.g. '{outer.group}:side')."
+            )
+        # Inner levels without rows contribute nothing (H = I); give them any parent.
+        parent[parent < 0] = 0
+        self.p_a = a.shape[1]
+        self.ww = _group_crossprod(inner.codes, n_inner, inner.z, inner.z)
+        self.wz = _group_crossprod(inner.codes, n_inner, inner.z, outer.z)
+        self.wa = _group_crossprod(inner.codes, n_inner, inner.z, a)
+        self.zz = _group_crossprod(outer.codes, n_outer, outer.z, outer.z)
+        self.za = _group_crossprod(outer.codes, n_outer, outer.z, a)
+        # sum over the inner groups of each outer group: (..., S) @ (S, J)
+        self.to_outer = scipy.sparse.csr_matrix(
+            (np.ones(n_inner), (np.arange(n_inner), parent)), shape=(n_inner, n_outer)
+        )
+
+    @property
+    def n_theta(self) -> int:
+        return self.outer_block.size + self.inner_block.size
+
+    def _sum_to_outer(self, x: np.ndarray) -> np.ndarray:
+        shape = x.shape[:-1]
+        flat = x.reshape(-1, x.shape[-1])
+        return np.asarray(self.to_outer.T @ flat.T).T.reshape(*shape, -1)
+
+    def parts(self, theta: np.ndarray) -> tuple[float, np.ndarray, None]:
+        """``log|L|^2`` and ``A'Z Lambda H^-1 Lambda' Z'A`` by the inner-first block Cholesky.
+
+        With inner blocks first, ``L = [[L2, 0], [B, L1]]``: ``L2_s L2_s' = Lambda2' W_s'W_s
+        Lambda2 + I``; ``B_s' = L2_s^-1 Lambda2' W_s'Z_s Lambda1``; ``L1_j L1_j' = Lambda1'
+        Z_j'Z_j Lambda1 + I - sum_{s in j} B_s B_s'`` (the Schur complement); and the forward
+        solve gives ``c_s = L2_s^-1 Lambda2' W_s'A_s``, ``c_j = L1_j^-1 (Lambda1' Z_j'A_j -
+        sum_{s in j} B_s c_s)``.
+        """
+        lam1 = self.outer_block.lam(theta)
+        lam2 = self.inner_block.lam(theta)
+        q1, q2 = lam1.shape[0], lam2.shape[0]
+        h2 = _right(_left(lam2.T, self.ww), lam2) + _eye(q2, self.ww.shape[2])
+        low2 = _chol(h2)
+        linv2 = _tril_inv(low2)
+        bt = _bmm(linv2, _right(_left(lam2.T, self.wz), lam1))  # B_s', (q2, q1, S)
+        c2 = _bmm(linv2, _left(lam2.T, self.wa))  # (q2, pA, S)
+        bb = self._sum_to_outer(_bmm(_bt(bt), bt))
+        h1 = _right(_left(lam1.T, self.zz), lam1) + _eye(q1, self.zz.shape[2]) - bb
+        low1 = _chol(h1)
+        linv1 = _tril_inv(low1)
+        rhs = _left(lam1.T, self.za) - self._sum_to_outer(_bmm(_bt(bt), c2))
+        c1 = _bmm(linv1, rhs)
+        ld_l2 = 2.0 * float(
+            np.sum(np.log(low2[np.arange(q2), np.arange(q2)]))
+            + np.sum(np.log(low1[np.arange(q1), np.arange(q1)]))
+        )
+        f2 = c2.transpose(1, 0, 2).reshape(self.p_a, -1)
+        f1 = c1.transpose(1, 0, 2).reshape(self.p_a, -1)
+        return ld_l2, f2 @ f2.T + f1 @ f1.T, None
+
+
+# --------------------------------------------------------------------------------------------
+# Profiled criterion on top of a structure
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Pieces:
+    ld_l2: float
+    ld_rx2: float
+    r2: float
+    beta: np.ndarray
+    xtvx: np.ndarray  # X' V0^-1 X = R_X' R_X
+    linv: np.ndarray | None
+
+
+class _Criterion:
+    """lme4's profiled deviance (REML or ML) as a function of theta."""
+
+    def __init__(self, problem: LmmProblem, structure: _OneLevel | _TwoLevel) -> None:
+        self.structure = structure
+        self.reml = problem.reml
+        self.n, self.p = problem.x.shape
+        a = np.column_stack([problem.x, problem.y])
+        self.ata = a.T @ a
+        self.df = self.n - self.p if self.reml else self.n
+        self.lower = np.concatenate([b.lower() for b in structure.blocks])
+        self.n_evaluations = 0
+
+    def pieces(self, theta: np.ndarray) -> _Pieces:
+        self.n_evaluations += 1
+        ld_l2, quad, linv = self.structure.parts(theta)
+        m = self.ata - quad  # A' V0^-1 A
+        p = self.p
+        chol = np.linalg.cholesky(m)  # raises LinAlgError if not positive definite
+        r2 = chol[p, p] ** 2
+        ld_rx2 = 2.0 * float(np.sum(np.log(np.diag(chol)[:p])))
+        xtvx = m[:p, :p]
+        beta = np.linalg.solve(xtvx, m[:p, p])
+        return _Pieces(ld_l2, ld_rx2, r2, beta, xtvx, linv)
+
+    def profiled(self, pieces: _Pieces) -> float:
+        dev = pieces.ld_l2 + self.df * (1.0 + _LOG_2PI + np.log(pieces.r2 / self.df))
+        return dev + pieces.ld_rx2 if self.reml else dev
+
+    def __call__(self, theta: np.ndarray) -> float:
+        try:
+            return self.profiled(self.pieces(theta))
+        except np.linalg.LinAlgError:
+            return np.inf
+
+    def value_and_grad(self, theta: np.ndarray) -> tuple[float, np.ndarray]:
+        pieces = self.pieces(theta)
+        value = self.profiled(pieces)
+        if isinstance(self.structure, _OneLevel):
+            # d/dtheta of log|L|^2 + log|X'V0^-1X| (REML) + df log r^2 equals
+            # 2 tr(H^-1 Lambda'Z'Z dLambda) - tr(Omega A' Z dV Z' A)-type terms, with
+            # Omega = (df / r^2) w w' + [[C, 0], [0, 0]], w = (-beta, 1), C = (X'V0^-1X)^-1.
+            w = np.append(-pieces.beta, 1.0)
+            omega = (self.df / pieces.r2) * np.outer(w, w)
+            if self.reml:
+                omega[: self.p, : self.p] += np.linalg.inv(pieces.xtvx)
+            return value, self.structure.grad(theta, omega, pieces.linv)
+        return value, self.fd_grad(theta, value)
+
+    def fd_grad(self, theta: np.ndarray, value: float) -> np.ndarray:
+        """Central-difference gradient (one-sided at a lower bound)."""
+        grad = np.empty_like(theta)
+        for k in range(len(theta)):
+            h = 1e-6 * max(1.0, abs(theta[k]))
+            up = theta.copy()
+            up[k] += h
+            down = theta.copy()
+            down[k] -= h
+            if down[k] < self.lower[k]:
+                grad[k] = (self(up) - value) / h
+            else:
+                grad[k] = (self(up) - self(down)) / (2 * h)
+        return grad
+
+    def at_varpar(self, varpar: np.ndarray) -> tuple[_Pieces, float]:
+        """Pieces at ``theta`` and ``sigma^2`` from ``varpar = (*theta, sigma)``."""
+        varpar = np.asarray(varpar, dtype=float)
+        if varpar.shape != (len(self.lower) + 1,):
+            raise InputError(
+                f"varpar must have {len(self.lower) + 1} elements (*theta, sigma), "
+                f"got shape {varpar.shape}."
+            )
+        return self.pieces(varpar[:-1]), float(varpar[-1]) ** 2
+
+    def deviance_at(self, varpar: np.ndarray) -> float:
+        """-2 log-likelihood at ``(theta, sigma)`` with beta profiled (lmerTest's devfun_vp)."""
+        pieces, s2 = self.at_varpar(varpar)
+        dev = pieces.ld_l2 + pieces.r2 / s2 + self.df * np.log(2.0 * np.pi * s2)
+        return float(dev + pieces.ld_rx2 if self.reml else dev)
+
+    def vcov_at(self, varpar: np.ndarray) -> np.ndarray:
+        """``sigma^2 (X' V0^-1 X)^-1`` at ``(theta, sigma)``."""
+        pieces, s2 = self.at_varpar(varpar)
+        return s2 * np.linalg.inv(pieces.xtvx)
+
+
+# --------------------------------------------------------------------------------------------
+# Optimisation and verification
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Optimum:
+    theta: np.ndarray
+    value: float
+    grad: np.ndarray
+    free: np.ndarray
+    hessian_ok: bool
+    decrement: float
+
+    def ok(self, tol: float) -> bool:
+        return self.hessian_ok and self.decrement <= tol
+
+
+def _lbfgsb(crit: _Criterion, start: np.ndarray) -> np.ndarray:
+    bounds = [(lo if np.isfinite(lo) else None, None) for lo in crit.lower]
+    res = scipy.optimize.minimize(
+        crit.value_and_grad,
+        np.maximum(start, crit.lower),
+        jac=True,
+        method="L-BFGS-B",
+        bounds=bounds,
+        options={"maxiter": 2000, "ftol": 1e-15, "gtol": 1e-10, "maxls": 50},
+    )
+    return np.maximum(res.x, crit.lower)
+
+
+def _free_hessian(crit: _Criterion, theta: np.ndarray, free: np.ndarray) -> np.ndarray:
+    """Hessian over the free coordinates by central differences of the gradient."""
+    idx = np.flatnonzero(free)
+    hess = np.empty((len(idx), len(idx)))
+    for col, k in enumerate(idx):
+        h = 1e-4 * max(1.0, abs(theta[k]))
+        up = theta.copy()
+        up[k] += h
+        down = theta.copy()
+        down[k] -= h
+        if down[k] < crit.lower[k]:
+            down[k] = theta[k]
+            g_down = crit.value_and_grad(down)[1]
+            hess[:, col] = (crit.value_and_grad(up)[1][idx] - g_down[idx]) / h
+        else:
+            g_up = crit.value_and_grad(up)[1]
+            g_down = crit.value_and_grad(down)[1]
+            hess[:, col] = (g_up[idx] - g_down[idx]) / (2 * h)
+    return (hess + hess.T) / 2
+
+
+def _polish(crit: _Criterion, theta: np.ndarray, steps: int = 6) -> _Optimum:
+    """Newton steps on the free coordinates; the last Hessian verifies the optimum.
+
+    A coordinate at its lower bound whose gradient points outward (positive) is held there
+    (a KKT boundary optimum); the rest are free.
+    """
+    value, grad = crit.value_and_grad(theta)
+    for _ in range(steps + 1):
+        at_bound = (theta <= crit.lower + 1e-12) & (grad >= 0)
+        free = ~at_bound
+        if not free.any():
+            return _Optimum(theta, value, grad, free, True, 0.0)
+        hess = _free_hessian(crit, theta, free)
+        g = grad[free]
+        try:
+            eig = np.linalg.eigvalsh(hess)
+            hessian_ok = bool(eig.min() > 1e-10 * max(1.0, abs(eig.max())))
+            step = np.linalg.solve(hess, g) if hessian_ok else None
+        except np.linalg.LinAlgError:
+            hessian_ok, step = False, None
+        if step is None:
+            return _Optimum(theta, value, grad, free, False, np.inf)
+        decrement = float(g @ step)
+        if decrement <= 1e-14 * max(1.0, abs(value)):
+            return _Optimum(theta, value, grad, free, True, decrement)
+        candidate = theta.copy()
+        candidate[free] -= step
+        candidate = np.maximum(candidate, crit.lower)
+        new_value, new_grad = crit.value_and_grad(candidate)
+        if not new_value <= value:
+            return _Optimum(theta, value, grad, free, hessian_ok, decrement)
+        theta, value, grad = candidate, new_value, new_grad
+    return _Optimum(theta, value, grad, free, hessian_ok, decrement)
+
+
+def _nelder_mead(crit: _Criterion, start: np.ndarray) -> np.ndarray:
+    bounds = [(lo if np.isfinite(lo) else None, None) for lo in crit.lower]
+    res = scipy.optimize.minimize(
+        crit,
+        np.maximum(start, crit.lower),
+        method="Nelder-Mead",
+        bounds=bounds,
+        options={"maxiter": 5000 * len(start), "xatol": 1e-10, "fatol": 1e-12},
+    )
+    return np.maximum(res.x, crit.lower)
+
+
+def _boundary_probes(crit: _Criterion, opt: _Optimum) -> list[np.ndarray]:
+    """Points just inside the bounds that beat a boundary optimum, if any.
+
+    The profiled deviance is even in each column of ``Lambda``, so ``Lambda[c, c] = 0`` is a
+    stationary point whenever the rest of column ``c`` is zero: a gradient method can stop
+    there although the criterion falls on moving inward. Probing catches that.
+    """
+    probes = []
+    for k in np.flatnonzero(opt.theta <= crit.lower + 1e-12):
+        for h in (1e-2, 1e-1, 1.0):
+            probe = opt.theta.copy()
+            probe[k] = h
+            if crit(probe) < opt.value:
+                probes.append(probe)
+                break
+    return probes
+
+
+def _optimise(
+    crit: _Criterion, start: np.ndarray, diagnostics: list[Diagnostic]
+) -> tuple[_Optimum, bool, str]:
+    """L-BFGS-B then Newton polishing; refit from other starts when the optimum is in doubt.
+
+    In doubt means: the Newton decrement or Hessian check fails, or the optimum is on the
+    boundary and a point just inside it is better.
+    """
+    tol = 1e-6  # Newton decrement in deviance units
+    first = _polish(crit, _lbfgsb(crit, start))
+    probes = _boundary_probes(crit, first)
+    if first.ok(tol) and not probes:
+        return first, True, "L-BFGS-B"
+    candidates = [first]
+    candidates.extend(_polish(crit, _lbfgsb(crit, probe)) for probe in probes)
+    if not first.ok(tol):
+        candidates.append(_polish(crit, _lbfgsb(crit, _nelder_mead(crit, first.theta))))
+        alt = np.concatenate([b.start_values() * 0.1 for b in crit.structure.blocks])
+        candidates.append(_polish(crit, _lbfgsb(crit, alt)))
+    best = min(candidates, key=lambda o: o.value)
+    verified = best.ok(tol) and not _boundary_probes(crit, best)
+    diagnostics.append(
+        Diagnostic(
+            "optimizer_retry",
+            "The first optimum was in doubt (it failed the gradient or Hessian check, or lay on "
+            f"the boundary with a better point just inside); the model was refitted from "
+            f"{len(candidates) - 1} other starting point(s) and the best fit kept "
+            f"(-2 log-likelihood improved by {first.value - best.value:.3g}).",
+            "info",
+        )
+    )
+    return best, verified, "L-BFGS-B with restarts" if len(candidates) > 1 else "L-BFGS-B"
+
+
+# --------------------------------------------------------------------------------------------
+# Input checks and the entry point
+# --------------------------------------------------------------------------------------------
+
+
+def _check(problem: LmmProblem) -> None:
+    y, x = np.asarray(problem.y), np.asarray(problem.x)
+    if y.ndim != 1 or x.ndim != 2 or x.shape[0] != y.shape[0]:
+        raise InputError(
+            f"The response must be a vector and the fixed-effects design a matrix with one row "
+            f"per observation; got shapes {y.shape} and {x.shape}."
+        )
+    n, p = x.shape
+    if not (np.all(np.isfinite(y)) and np.all(np.isfinite(x))):
+        raise InputError("The response and fixed-effects design must not contain missing values.")
+    if not 1 <= len(problem.terms) <= 2:
+        raise InputError(
+            f"The outcomes engine fits one grouping factor or two nested ones; got "
+            f"{len(problem.terms)} random terms."
+        )
+    for term in problem.terms:
+        codes, z = np.asarray(term.codes), np.asarray(term.z)
+        if z.ndim != 2 or z.shape[0] != n or codes.shape != (n,):
+            raise InputError(
+                f"The random-effects design of '{term.group}' must have one row per observation."
+            )
+        if not np.all(np.isfinite(z)):
+            raise InputError(f"The random-effects design of '{term.group}' has missing values.")
+        if (
+            not np.issubdtype(codes.dtype, np.integer)
+            or codes.min() < 0
+            or (codes.max() >= term.n_groups)
+        ):
+            raise InputError(
+                f"The group codes of '{term.group}' must be integers 0 .. {term.n_groups - 1}."
+            )
+        n_levels = len(np.unique(codes))
+        if n_levels >= n:
+            raise ModelError(
+                f"'{term.group}' has as many groups ({n_levels}) as observations ({n}); its "
+                "variance cannot be separated from the residual variance."
+            )
+        if n_levels * z.shape[1] >= n:
+            raise ModelError(
+                f"The term for '{term.group}' has {n_levels * z.shape[1]} random effects for "
+                f"{n} observations; the random-effects and residual variances are not "
+                "identifiable."
+            )
+    if n <= p:
+        raise ModelError(f"{n} observations are too few for {p} fixed effects.")
+    if np.linalg.matrix_rank(x) < p:
+        raise ModelError(
+            "The fixed-effects design is rank deficient (some terms are linear combinations of "
+            "others, or a factor level has no observations); drop or recode those terms."
+        )
+
+
+def _boundary_diagnostics(theta: np.ndarray, crit: _Criterion, problem: LmmProblem) -> list:
+    out = []
+    for block, term in zip(crit.structure.blocks, problem.terms, strict=True):
+        lam = block.lam(theta)
+        diag = np.diag(lam)
+        if diag.min() < SINGULAR_TOL:
+            names = [term.z_names[j] for j in np.flatnonzero(diag < SINGULAR_TOL)]
+            out.append(
+                Diagnostic(
+                    "singular_fit",
+                    f"Boundary (singular) fit for '{term.group}': the random-effects covariance "
+                    f"is (nearly) singular at {', '.join(names)} -- a variance at zero or a "
+                    "correlation at +/-1. Those variance components are estimated at the "
+                    "boundary; consider a simpler random-effects structure.",
+                    "warning",
+                )
+            )
+    return out
+
+
+def fit(problem: LmmProblem, *, start: np.ndarray | None = None) -> LmmFit:
+    """Fit a linear mixed model by REML or ML with lme4's profiled criterion.
+
+    Parameters
+    ----------
+    problem
+        The model as arrays: one random term, or two with the second nested within the first.
+    start
+        Starting ``theta`` (ordered as ``problem.terms``); by default lme4's (``Lambda = I``).
+
+    Returns
+    -------
+    LmmFit
+        Estimates at the optimum, with ``deviance(varpar)`` and ``vcov_at(varpar)`` for
+        Satterthwaite degrees of freedom. ``theta`` is ordered as ``problem.terms``.
+
+    Raises
+    ------
+    InputError
+        Arrays of the wrong shape, missing values, or groups that are not nested.
+    ModelError
+        A model that cannot be fitted (rank-deficient design, too many random effects).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from outcomes.models.lmm_types import LmmProblem, RandomTerm
+    >>> rng = np.random.default_rng(1)
+    >>> ids = np.repeat(np.arange(30), 4)
+    >>> x = np.column_stack([np.ones(120), np.tile(np.arange(4.0), 30)])
+    >>> y = x @ [1.0, 0.5] + rng.normal(size=30)[ids] + rng.normal(size=120)
+    >>> term = RandomTerm("id", ids, np.arange(30), np.ones((120, 1)), ("(Intercept)",))
+    >>> result = fit(LmmProblem(y, x, ("(Intercept)", "time"), (term,)))
+    >>> result.converged, result.beta.round(2).tolist()
+    (True, [0.73, 0.58])
+    """
+    _check(problem)
+    x = np.asarray(problem.x, dtype=float)
+    y = np.asarray(problem.y, dtype=float)
+    a = np.column_stack([x, y])
+    terms = problem.terms
+    if len(terms) == 1:
+        structure: _OneLevel | _TwoLevel = _OneLevel(terms[0], a)
+    else:
+        structure = _TwoLevel(terms[0], terms[1], a)
+    crit = _Criterion(problem, structure)
+    if start is None:
+        start_theta = np.concatenate([b.start_values() for b in structure.blocks])
+    else:
+        start_theta = np.asarray(start, dtype=float)
+        if start_theta.shape != (structure.n_theta,):
+            raise InputError(
+                f"start must have {structure.n_theta} theta values, got {start_theta.shape}."
+            )
+    diagnostics: list[Diagnostic] = []
+    optimum, verified, optimizer = _optimise(crit, start_theta, diagnostics)
+    theta = optimum.theta
+    pieces = crit.pieces(theta)
+    sigma = float(np.sqrt(pieces.r2 / crit.df))
+    if not verified:
+        diagnostics.append(
+            Diagnostic(
+                "not_converged",
+                "The optimiser did not reach a verified optimum (the gradient is not zero or "
+                "the Hessian is not positive definite at the best point found); estimates and "
+                "standard errors may be unreliable.",
+                "warning",
+            )
+        )
+    diagnostics.extend(_boundary_diagnostics(theta, crit, problem))
+    return LmmFit(
+        engine="outcomes",
+        problem=problem,
+        beta=pieces.beta,
+        vcov_beta=sigma**2 * np.linalg.inv(pieces.xtvx),
+        theta=theta,
+        sigma=sigma,
+        loglik=-0.5 * optimum.value,
+        deviance=crit.deviance_at,
+        vcov_at=crit.vcov_at,
+        converged=verified,
+        optimizer=optimizer,
+        n_evaluations=crit.n_evaluations,
+        diagnostics=diagnostics,
+    )
