@@ -1,9 +1,9 @@
 """Nox sessions: every session builds its own environment from the lock file.
 
-    nox -s tests       the test suite (what CI runs)
-    nox -s lint        ruff and mypy
-    nox -s demo        simulate a trial and a registry, ingest both, summarise
-    nox -s benchmark   speed and memory targets
+nox -s tests       the test suite (what CI runs)
+nox -s lint        ruff and mypy
+nox -s demo        simulate a trial and a registry, ingest both, summarise
+nox -s benchmark   speed and memory targets
 """
 
 from __future__ import annotations
@@ -49,8 +49,15 @@ def demo(session: nox.Session) -> None:
     session.run("outcomes", "simulate", "registry", "--seed", "2", "--out", f"{out}/registry")
     store = "demo/outcomes.duckdb"
     session.run("python", "-c", "import pathlib; pathlib.Path('demo').mkdir(exist_ok=True)")
-    session.run("outcomes", "ingest", f"{out}/trial", f"{out}/registry", "--store", store,
-                success_codes=[0, 3])
+    session.run(
+        "outcomes",
+        "ingest",
+        f"{out}/trial",
+        f"{out}/registry",
+        "--store",
+        store,
+        success_codes=[0, 3],
+    )
     session.run("outcomes", "summary", "--store", store)
 
 

@@ -15,8 +15,14 @@ def _child(fn: Callable[..., Any], args: tuple, conn: Any) -> None:
     extra = fn(*args)
     seconds = time.perf_counter() - start
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    conn.send({"seconds": seconds, "peak_mb": peak_kb / 1024, "baseline_mb": baseline / 1024,
-               "extra": extra})
+    conn.send(
+        {
+            "seconds": seconds,
+            "peak_mb": peak_kb / 1024,
+            "baseline_mb": baseline / 1024,
+            "extra": extra,
+        }
+    )
     conn.close()
 
 

@@ -34,8 +34,9 @@ def main(argv: list[str]) -> int:
         print(f"== {path.stem}", flush=True)
         for row in module.run(quick=quick):
             rows.append({"module": path.stem, **row})
+            peak = row.get("peak_mb", float("nan"))
             print(
-                f"  {row['name']:<55} {row['seconds']:>9.3f} s {row.get('peak_mb', float('nan')):>9.1f} MB"
+                f"  {row['name']:<55} {row['seconds']:>9.3f} s {peak:>9.1f} MB"
                 f"  {row.get('target', '')}  {row.get('note', '')}",
                 flush=True,
             )

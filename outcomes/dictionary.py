@@ -17,6 +17,8 @@ from typing import Any
 
 import yaml
 
+from outcomes.errors import InputError
+
 __all__ = [
     "Column",
     "Dictionary",
@@ -109,7 +111,7 @@ class Dictionary:
             return self.tables[name]
         except KeyError:
             known = ", ".join(self.tables)
-            raise KeyError(f"unknown table {name!r}; the dictionary has: {known}") from None
+            raise InputError(f"unknown table {name!r}; the dictionary has: {known}") from None
 
     def codes(self, column: Column) -> list[str]:
         """Allowed values of a code or instrument column."""
@@ -171,7 +173,10 @@ def _parse(raw: dict[str, Any], sha256: str) -> Dictionary:
     return Dictionary(
         version=str(raw["version"]),
         instruments=instruments,
-        codelists={k: {str(code): str(label) for code, label in v.items()} for k, v in raw["codelists"].items()},
+        codelists={
+            k: {str(code): str(label) for code, label in v.items()}
+            for k, v in raw["codelists"].items()
+        },
         tables={name: tables[name] for name in TABLE_ORDER if name in tables},
         identifier_patterns=tuple(raw.get("identifier_patterns", [])),
         sha256=sha256,
@@ -237,24 +242,36 @@ def render_dictionary(d: Dictionary | None = None) -> str:
             )
         for rule in t.rules:
             out.append(f"Rule `{rule['name']}`: {rule['description']}")
-        out += ["", "| column | type | unit | required | allowed | description |",
-                "|---|---|---|---|---|---|"]
+        out += [
+            "",
+            "| column | type | unit | required | allowed | description |",
+            "|---|---|---|---|---|---|",
+        ]
         for c in t.columns.values():
-            typ = c.codelist and f"code ({c.codelist})" or c.type
+            typ = (c.codelist and f"code ({c.codelist})") or c.type
             out.append(
                 f"| `{c.name}` | {typ} | {c.unit or ''} | {'yes' if c.required else 'no'} "
                 f"| {_allowed(d, c)} | {c.description} |"
             )
         out.append("")
-    out += ["## Instruments", "", "| code | instrument | range | direction | type | levels |",
-            "|---|---|---|---|---|---|"]
+    out += [
+        "## Instruments",
+        "",
+        "| code | instrument | range | direction | type | levels |",
+        "|---|---|---|---|---|---|",
+    ]
     for i in d.instruments.values():
         levels = "; ".join(f"{k} {v}" for k, v in i.levels.items())
         direction = "higher = better" if i.higher_is_better else "higher = worse"
         out.append(
             f"| `{i.code}` | {i.label} | {i.low:g}-{i.high:g} | {direction} | {i.type} | {levels} |"
         )
-    out += ["", "## Refused columns", "",
-            "Feeds with a column whose name matches one of these patterns are refused:", ""]
+    out += [
+        "",
+        "## Refused columns",
+        "",
+        "Feeds with a column whose name matches one of these patterns are refused:",
+        "",
+    ]
     out += [f"- `{p}`" for p in d.identifier_patterns]
     return "\n".join(out) + "\n"

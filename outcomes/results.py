@@ -80,7 +80,9 @@ def diagnostics_frame(diagnostics: Iterable[Diagnostic]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=list(DIAGNOSTIC_COLUMNS))
 
 
-def tidy_frame(rows: pd.DataFrame | Sequence[Mapping[str, object]], extra: Sequence[str] = ()) -> pd.DataFrame:
+def tidy_frame(
+    rows: pd.DataFrame | Sequence[Mapping[str, object]], extra: Sequence[str] = ()
+) -> pd.DataFrame:
     """Order (and complete with NaN) the tidy columns, keeping any ``extra`` columns after them."""
     df = pd.DataFrame(rows).copy()
     for col in TIDY_COLUMNS:
@@ -122,7 +124,9 @@ def to_ard(
     group = ";".join(f"{k}={v}" for k, v in sorted((groups or {}).items()))
     if stats is None:
         stats = [c for c in tidy.columns if c != "term" and pd.api.types.is_numeric_dtype(tidy[c])]
-    long = tidy.melt(id_vars=["term"], value_vars=list(stats), var_name="stat_name", value_name="stat_value")
+    long = tidy.melt(
+        id_vars=["term"], value_vars=list(stats), var_name="stat_name", value_name="stat_value"
+    )
     long["stat_value"] = long["stat_value"].astype(float)
     warning = error = ""
     if diagnostics is not None and len(diagnostics):

@@ -1,0 +1,310 @@
+"""The `outcomes` command line: a thin face over the Python API.
+
+Exit codes (all subcommands):
+
+0  success
+1  internal error: a bug in outcomes (please report it with the command you ran)
+2  usage or input error: the message names the file, column or option
+3  ingest: done, but some rows were quarantined (see `outcomes quarantine`)
+4  ingest: done, but some files were rejected whole
+5  ingest --strict: violations found, nothing written
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import textwrap
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import pandas as pd
+
+from outcomes.errors import OutcomesError
+
+EPILOG = textwrap.dedent(
+    """\
+    examples:
+      outcomes simulate trial --seed 1 --out feeds/trial
+      outcomes simulate registry --seed 2 --out feeds/registry
+      outcomes ingest feeds/trial feeds/registry --store outcomes.duckdb
+      outcomes summary --store outcomes.duckdb
+      outcomes quarantine --store outcomes.duckdb --out quarantine.csv
+      outcomes export --store outcomes.duckdb --table assessments --snapshot 1 --out a.parquet
+      outcomes validate site3_assessments.csv
+      outcomes dictionary --out dictionary.md
+
+    exit codes: 0 ok; 1 internal error (a bug); 2 usage or input error;
+      3 rows quarantined; 4 files rejected; 5 strict mode found violations (nothing written)
+    """
+)
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    from outcomes.simulate import simulate_registry, simulate_trial, write_feeds
+
+    options = {"seed": args.seed}
+    if args.n_subjects is not None:
+        options["n_subjects"] = args.n_subjects
+    if args.kind == "trial":
+        feeds = simulate_trial(design=args.design, **options)
+    else:
+        feeds = simulate_registry(**options)
+    paths = write_feeds(feeds, args.out, format=args.format)
+    rows = {name: len(df) for name, df in feeds.tables.items()}
+    print(
+        f"wrote {len(paths)} files to {args.out}: "
+        + ", ".join(f"{name} {n}" for name, n in rows.items())
+    )
+    return 0
+
+
+def _ingest(args: argparse.Namespace) -> int:
+    from outcomes.ingest import ingest
+
+    report = ingest(args.paths, args.store, strict=args.strict, note=args.note or "")
+    print(report.summary())
+    return report.exit_code
+
+
+def _validate(args: argparse.Namespace) -> int:
+    from outcomes.ingest import prepare_feed
+    from outcomes.schema import validate_table
+
+    feed = prepare_feed(Path(args.file))
+    result = validate_table(feed.data, feed.table)
+    print(f"{args.file}: " + result.report(limit=args.limit))
+    return 0 if result.ok else 3
+
+
+def _dictionary(args: argparse.Namespace) -> int:
+    from outcomes.dictionary import render_dictionary
+
+    text = render_dictionary()
+    if args.out:
+        Path(args.out).write_text(text)
+        print(f"wrote {args.out}")
+    else:
+        print(text)
+    return 0
+
+
+def _summary(args: argparse.Namespace) -> int:
+    from outcomes.store import Store
+
+    with Store(args.store) as store:
+        snap = args.snapshot or store.latest()
+        snaps = store.snapshots()
+        print(f"store {args.store}: {len(snaps)} snapshot(s); showing snapshot {snap}\n")
+        print(
+            snaps[["snapshot_id", "created_at", "rows_accepted", "rows_quarantined"]].to_string(
+                index=False
+            )
+        )
+        tables = store.tables(snap)
+        print("\nrows by study:")
+        counts = (
+            pd.DataFrame({name: df.groupby("study_id").size() for name, df in tables.items()})
+            .fillna(0)
+            .astype(int)
+        )
+        print(counts.to_string())
+        units = tables["units"].merge(tables["subjects"], on=["study_id", "subject_id"])
+        if len(units):
+            print("\nunits by study, indication and modality:")
+            print(
+                units.groupby(["study_id", "indication", "modality"])
+                .size()
+                .rename("units")
+                .reset_index()
+                .to_string(index=False)
+            )
+        q = store.quarantine()
+        if len(q):
+            print("\nquarantined violations by rule:")
+            print(
+                q.groupby(["table_name", "rule"])
+                .size()
+                .rename("rows")
+                .reset_index()
+                .to_string(index=False)
+            )
+    return 0
+
+
+def _snapshots(args: argparse.Namespace) -> int:
+    from outcomes.store import Store
+
+    with Store(args.store) as store:
+        print(store.snapshots().to_string(index=False))
+        print()
+        print(store.files().to_string(index=False))
+    return 0
+
+
+def _quarantine(args: argparse.Namespace) -> int:
+    from outcomes.store import Store
+
+    with Store(args.store) as store:
+        q = store.quarantine(args.snapshot)
+    if args.out:
+        q.to_csv(args.out, index=False)
+        print(f"wrote {len(q)} quarantined violations to {args.out}")
+    else:
+        print(q.drop(columns="record").to_string(index=False) if len(q) else "no quarantined rows")
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from outcomes.store import Store
+
+    with Store(args.store) as store:
+        df = store.table(args.table, args.snapshot)
+    out = Path(args.out)
+    if out.suffix == ".parquet":
+        df.to_parquet(out, index=False)
+    else:
+        df.to_csv(out, index=False)
+    print(f"wrote {len(df)} rows of {args.table} to {out}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser, with one subcommand per task."""
+    parser = argparse.ArgumentParser(
+        prog="outcomes",
+        description="Clinical outcomes research on microneedling: schema, ingest, models, reports.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--debug", action="store_true", help="show tracebacks of internal errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    def add(
+        name: str, func: Callable[[argparse.Namespace], int], help: str, example: str
+    ) -> argparse.ArgumentParser:
+        p = sub.add_parser(
+            name,
+            help=help,
+            description=help,
+            epilog=f"example:\n  {example}",
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        p.set_defaults(func=func)
+        return p
+
+    p = add(
+        "simulate",
+        _simulate,
+        "write synthetic feeds with known truth (truth.json)",
+        "outcomes simulate trial --seed 1 --out feeds/trial",
+    )
+    p.add_argument("kind", choices=["trial", "registry"])
+    p.add_argument("--seed", type=int, required=True)
+    p.add_argument("--out", required=True, help="folder to write the feeds to")
+    p.add_argument("--format", choices=["csv", "parquet", "xlsx"], default="csv")
+    p.add_argument(
+        "--design",
+        choices=["split_body", "parallel"],
+        default="split_body",
+        help="trial design (trials only)",
+    )
+    p.add_argument("--n-subjects", type=int, default=None)
+
+    p = add(
+        "ingest",
+        _ingest,
+        "validate feeds and add them to a store as a new snapshot",
+        "outcomes ingest feeds/ --store outcomes.duckdb --strict",
+    )
+    p.add_argument("paths", nargs="+", help="feed files or folders (CSV, Excel, Parquet)")
+    p.add_argument("--store", required=True, help="DuckDB store file (created if missing)")
+    p.add_argument(
+        "--strict",
+        action="store_true",
+        help="any violation fails the ingest and nothing is written",
+    )
+    p.add_argument("--note", help="free text kept with the snapshot")
+
+    p = add(
+        "validate",
+        _validate,
+        "check one feed against the dictionary without storing it",
+        "outcomes validate site3_assessments.csv",
+    )
+    p.add_argument("file")
+    p.add_argument("--limit", type=int, default=50, help="violations to print")
+
+    p = add(
+        "dictionary",
+        _dictionary,
+        "render the data dictionary for people (Markdown)",
+        "outcomes dictionary --out dictionary.md",
+    )
+    p.add_argument("--out")
+
+    p = add(
+        "summary",
+        _summary,
+        "summarise a store: snapshots, rows by study, quarantine",
+        "outcomes summary --store outcomes.duckdb",
+    )
+    p.add_argument("--store", required=True)
+    p.add_argument("--snapshot", type=int)
+
+    p = add(
+        "snapshots",
+        _snapshots,
+        "list snapshots and their source files with hashes",
+        "outcomes snapshots --store outcomes.duckdb",
+    )
+    p.add_argument("--store", required=True)
+
+    p = add(
+        "quarantine",
+        _quarantine,
+        "list quarantined rows with file, row, column and rule",
+        "outcomes quarantine --store outcomes.duckdb --out quarantine.csv",
+    )
+    p.add_argument("--store", required=True)
+    p.add_argument("--snapshot", type=int)
+    p.add_argument("--out", help="write CSV (with the whole original records) instead")
+
+    p = add(
+        "export",
+        _export,
+        "write one table of a snapshot to CSV or Parquet",
+        "outcomes export --store s.duckdb --table assessments --snapshot 1 --out a.csv",
+    )
+    p.add_argument("--store", required=True)
+    p.add_argument("--table", required=True)
+    p.add_argument("--snapshot", type=int)
+    p.add_argument("--out", required=True)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; return the exit code. User errors print a message, never a traceback."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except OutcomesError as err:
+        print(f"outcomes {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    except Exception as err:
+        if args.debug:
+            raise
+        print(
+            f"outcomes {args.command}: internal error: {type(err).__name__}: {err}\n"
+            "This is a bug in outcomes: please report it with the command you ran "
+            "(add --debug for the details).",
+            file=sys.stderr,
+        )
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,98 @@
+"""Property: random corruption of a valid feed never crashes ingest and never loses a row."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from outcomes.ingest import ingest
+from outcomes.store import Store
+
+DATA = Path(__file__).parent / "data"
+TABLES = ["subjects", "units", "sessions", "assessments", "adverse_events"]
+NASTY = st.one_of(
+    st.text(max_size=12),
+    st.sampled_from(
+        [
+            "",
+            " ",
+            "NA",
+            "null",
+            "-1",
+            "1e309",
+            "nan",
+            "3.5",
+            "0",
+            "true",
+            "x,y",
+            '"',
+            "\n",
+            "\u00e9",
+            "99999999999999999999",
+            "S1",
+            "T1",
+            "S1-L",
+        ]
+    ),
+)
+
+
+@st.composite
+def corruptions(draw: st.DrawFn) -> tuple[str, list[tuple[int, str, str]], list[int]]:
+    table = draw(st.sampled_from(TABLES))
+    frame = pd.read_csv(DATA / "valid" / f"{table}.csv", dtype=str, keep_default_na=False)
+    edits = draw(
+        st.lists(
+            st.tuples(st.integers(0, len(frame) - 1), st.sampled_from(list(frame.columns)), NASTY),
+            min_size=1,
+            max_size=6,
+        )
+    )
+    duplicates = draw(st.lists(st.integers(0, len(frame) - 1), max_size=2))
+    return table, edits, duplicates
+
+
+TEMPLATES: dict[str, Path] = {}
+
+
+def store_without(table: str) -> Path:
+    """A store template holding every valid table that ingests before ``table``."""
+    if table not in TEMPLATES:
+        folder = Path(tempfile.mkdtemp())
+        before = TABLES[: TABLES.index(table)]
+        ingest([DATA / "valid" / f"{t}.csv" for t in ["studies", *before]], folder / "s.duckdb")
+        TEMPLATES[table] = folder / "s.duckdb"
+    return TEMPLATES[table]
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(corruptions())
+def test_corrupted_feed_never_crashes_or_loses_rows(case: tuple) -> None:
+    table, edits, duplicates = case
+    with tempfile.TemporaryDirectory() as tmp:
+        store = Path(tmp) / "s.duckdb"
+        shutil.copy(store_without(table), store)
+        frame = pd.read_csv(DATA / "valid" / f"{table}.csv", dtype=str, keep_default_na=False)
+        for row, column, value in edits:
+            frame.loc[row, column] = value
+        frame = pd.concat([frame, frame.iloc[duplicates]], ignore_index=True)
+        feed = Path(tmp) / f"{table}.csv"
+        frame.to_csv(feed, index=False)
+        report = ingest([feed], store)
+        assert report.exit_code in (0, 3, 4)
+        for f in report.files:
+            if f.status == "ingested":
+                assert f.rows_accepted + f.rows_quarantined == f.rows_in
+        [f] = report.files
+        if report.snapshot is not None:
+            with Store(store) as st:
+                stored = len(st.table(table, report.snapshot)) - len(
+                    st.table(table, report.snapshot - 1)
+                )
+                n_q = st.quarantine(report.snapshot)["row"].nunique()
+                assert stored + n_q == f.rows_in == len(frame)
