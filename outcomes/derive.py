@@ -1,0 +1,560 @@
+"""Derived analysis datasets: time-to-event (time-to-result) records in the spirit of ADaM ADTTE.
+
+A time-to-event dataset has one row per treated unit and endpoint. Endpoints are declared, not
+hard-coded: an :class:`Endpoint` names the instrument, the rule that defines the event (a grade
+improvement, a percent improvement, or a level reached), the rater role to use and the kind of
+time (onset of a result, durability of a result, or time to retreatment).
+
+Conventions (one place, so every analysis counts days the same way)
+-------------------------------------------------------------------
+- Days are the study days of the schema (elapsed days since the subject's enrolment, day 0).
+- ``start_day`` is the time origin: the unit's first session day for ``"onset"`` and
+  ``"retreatment"`` endpoints, the day of the first response visit for ``"durability"``.
+- ``time = adt - start_day`` is elapsed days, *without* the ``+ 1`` that date-based ADaM
+  derivations (``AVAL = ADT - STARTDT + 1``) add: a visit 28 days after the first session has
+  ``time = 28``.
+- Results are seen only at visits, so the true event time is interval-censored:
+  ``lower < T <= upper``, where ``lower`` is the last visit without the event (or the origin,
+  0, when the event shows at the first visit after it) and ``upper`` is the first visit with
+  it. Right-censored rows have ``upper = inf``. ``time`` is ``upper`` for events (the usual
+  "first visit with the event" convention) and ``lower`` for censored rows. An event whose day
+  is known exactly (a retreatment) has ``lower == upper == time``.
+- ``event`` is 1 for an event and 0 for censoring (lifelines, R ``Surv``); ``cnsr`` is ADaM's
+  CNSR: 0 for an event and a positive code for the censoring reason (:data:`CENSORING_CODES`).
+  ``evntdesc`` describes the event and ``cnsdtdesc`` the censoring (the other one is empty).
+  ``event_type`` names what ended the record (the endpoint's event, ``loss_of_response``,
+  ``retreated``, ``lost_to_follow_up`` or ``censored``), for competing-risks analyses.
+- Thresholds follow each instrument's ``direction`` in the data dictionary: an improvement is
+  a decrease on a ``higher_worse`` scale and an increase on a ``higher_better`` one. Percent
+  improvement is relative to ``|baseline|`` and is undefined when the baseline is 0 (such
+  units are censored at the origin with their own code).
+- Baseline is the last assessment on or before the first session day. When several raters of
+  the chosen role score one visit, the visit's value is the mean of their scores.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from outcomes.dictionary import load_dictionary
+from outcomes.errors import InputError, OutcomesWarning
+
+__all__ = [
+    "CENSORING_CODES",
+    "ENDPOINTS",
+    "TTE_COLUMNS",
+    "Endpoint",
+    "derive_tte",
+]
+
+RULES = ("improvement", "percent_improvement", "at_or_better")
+KINDS = ("onset", "durability", "retreatment")
+
+#: ADaM-style CNSR codes: 0 is an event, positive values say why a record is censored.
+CENSORING_CODES: dict[int, str] = {
+    1: "completed follow-up without the event",
+    2: "follow-up ongoing (no end of follow-up recorded)",
+    3: "lost to follow-up",
+    4: "withdrew consent",
+    5: "stopped for an adverse event",
+    6: "left the analysis for retreatment",
+    7: "follow-up ended for another reason",
+    8: "no baseline assessment",
+    9: "no assessment after the time origin",
+    10: "percent change undefined (baseline value 0)",
+}
+_END_REASON_CODE = {
+    "completed": 1,
+    "lost_to_follow_up": 3,
+    "withdrew": 4,
+    "adverse_event": 5,
+    "retreated": 6,
+    "other": 7,
+}
+
+#: Columns of a derived time-to-event dataset, in order (subject covariates follow when the
+#: ``subjects`` table is given).
+TTE_COLUMNS: tuple[str, ...] = (
+    "study_id",
+    "subject_id",
+    "unit_id",
+    "arm",
+    "side",
+    "paramcd",
+    "param",
+    "start_day",
+    "adt",
+    "time",
+    "event",
+    "cnsr",
+    "event_type",
+    "evntdesc",
+    "cnsdtdesc",
+    "lower",
+    "upper",
+    "base",
+    "n_visits",
+)
+_SUBJECT_COVARIATES = ("site_id", "age", "sex", "phototype", "indication", "end_day", "end_reason")
+
+_REQUIRED = {
+    "units": ("study_id", "unit_id", "subject_id", "modality"),
+    "sessions": ("study_id", "unit_id", "day"),
+    "assessments": ("study_id", "unit_id", "instrument", "day", "value", "rater_role", "rater_id"),
+    "subjects": ("study_id", "subject_id"),
+}
+_KEYS = {
+    "units": ("study_id", "unit_id"),
+    "subjects": ("study_id", "subject_id"),
+    "assessments": ("study_id", "unit_id", "instrument", "day", "rater_id"),
+}
+_TOL = 1e-9  # scores are compared with thresholds up to floating-point noise
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """A declared time-to-event endpoint.
+
+    Parameters
+    ----------
+    name
+        Short code, written to the ``paramcd`` column (e.g. ``"first_improvement"``).
+    instrument
+        Instrument code from the data dictionary (not needed for ``kind="retreatment"``).
+    rule
+        What counts as a result at a visit:
+
+        - ``"improvement"``: improvement from baseline of at least ``threshold`` points
+          (grades), in the instrument's better direction;
+        - ``"percent_improvement"``: improvement of at least ``threshold`` percent of
+          ``|baseline|``;
+        - ``"at_or_better"``: the score itself is ``threshold`` or better (e.g. GAIS <= 2,
+          "much improved or better"; GAIS is rated against baseline, so no baseline is used).
+    threshold
+        The rule's threshold.
+    rater_role
+        Use only assessments by this rater role (``investigator``, ``blinded_photo_rater``,
+        ``patient``); ``None`` uses every rater, averaging raters within a visit.
+    kind
+        ``"onset"``: days from the first session to the first visit meeting the rule.
+        ``"durability"``: for units that met the rule, days from the first visit meeting it to
+        the first later visit not meeting it (loss of response) or to retreatment (the first
+        session of a new course, see ``retreatment_gap`` of :func:`derive_tte`), whichever
+        comes first.
+        ``"retreatment"``: days from the first session to retreatment, with loss to follow-up
+        recorded as a competing event in ``event_type`` (censored in ``event``).
+    label
+        Description for ``param``; generated when empty.
+    """
+
+    name: str
+    instrument: str | None = None
+    rule: str | None = None
+    threshold: float | None = None
+    rater_role: str | None = None
+    kind: str = "onset"
+    label: str = field(default="")
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise InputError(
+                f"endpoint {self.name!r}: kind must be one of {KINDS}, got {self.kind!r}"
+            )
+        if self.kind == "retreatment":
+            return
+        if self.instrument is None or self.rule is None or self.threshold is None:
+            raise InputError(
+                f"endpoint {self.name!r}: an {self.kind!r} endpoint needs instrument, rule and "
+                "threshold"
+            )
+        if self.rule not in RULES:
+            raise InputError(
+                f"endpoint {self.name!r}: rule must be one of {RULES}, got {self.rule!r}"
+            )
+        known = load_dictionary().instruments
+        if self.instrument not in known:
+            raise InputError(
+                f"endpoint {self.name!r}: unknown instrument {self.instrument!r}; the data "
+                f"dictionary has: {', '.join(known)}"
+            )
+
+    @classmethod
+    def from_dict(cls, spec: Mapping[str, Any]) -> Endpoint:
+        """Build an endpoint from a mapping (e.g. one entry of a declared analysis)."""
+        unknown = set(spec) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise InputError(f"endpoint spec has unknown keys: {', '.join(sorted(unknown))}")
+        return cls(**dict(spec))
+
+    @property
+    def description(self) -> str:
+        """The endpoint in words (the ``param`` column)."""
+        if self.label:
+            return self.label
+        if self.kind == "retreatment":
+            return "time from first session to retreatment"
+        inst = load_dictionary().instruments[self.instrument]  # type: ignore[index]
+        who = f", {self.rater_role}" if self.rater_role else ""
+        if self.rule == "improvement":
+            what = f">= {self.threshold:g} point improvement on {self.instrument}{who}"
+        elif self.rule == "percent_improvement":
+            what = f">= {self.threshold:g}% improvement on {self.instrument}{who}"
+        else:
+            sign = ">=" if inst.higher_is_better else "<="
+            what = f"{self.instrument} {sign} {self.threshold:g}{who}"
+        if self.kind == "durability":
+            return f"durability of response ({what}): to loss of response or retreatment"
+        return f"time to {what}"
+
+
+#: Endpoints of the microneedling analyses.
+ENDPOINTS: dict[str, Endpoint] = {
+    e.name: e
+    for e in (
+        Endpoint(
+            "first_improvement",
+            "gb_qual",
+            "improvement",
+            1,
+            "investigator",
+            label="time to first visible improvement (>= 1 grade on gb_qual)",
+        ),
+        Endpoint(
+            "full_result",
+            "gb_quant",
+            "percent_improvement",
+            50,
+            "investigator",
+            label="time to full result (>= 50% improvement on gb_quant)",
+        ),
+        Endpoint(
+            "gais_much_improved",
+            "gais",
+            "at_or_better",
+            2,
+            label="time to GAIS <= 2 (much improved or better)",
+        ),
+        Endpoint(
+            "durability",
+            "gb_quant",
+            "percent_improvement",
+            50,
+            "investigator",
+            kind="durability",
+            label="durability of a >= 50% gb_quant improvement",
+        ),
+        Endpoint("retreatment", kind="retreatment"),
+    )
+}
+
+
+def _check_table(
+    tables: Mapping[str, pd.DataFrame], name: str, required: bool = True
+) -> pd.DataFrame | None:
+    if name not in tables or tables[name] is None:
+        if required:
+            raise InputError(
+                f"derive_tte needs the {name!r} table; got tables: {', '.join(tables)}"
+            )
+        return None
+    df = tables[name]
+    if not isinstance(df, pd.DataFrame):
+        raise InputError(f"table {name!r} must be a pandas DataFrame, got {type(df).__name__}")
+    missing = [c for c in _REQUIRED[name] if c not in df.columns]
+    if missing:
+        raise InputError(f"table {name!r} lacks required column(s): {', '.join(missing)}")
+    key = _KEYS.get(name)
+    if key is not None:
+        dup = df.duplicated(list(key), keep=False)
+        if dup.any():
+            first = df.loc[dup, list(key)].iloc[0].to_dict()
+            raise InputError(
+                f"table {name!r} has {int(dup.sum())} rows with duplicate key "
+                f"({', '.join(key)}), e.g. {first}"
+            )
+    return df
+
+
+def _as_day(values: pd.Series, what: str) -> pd.Series:
+    out = pd.to_numeric(values, errors="coerce")
+    bad = out.isna() & values.notna()
+    if bad.any():
+        raise InputError(f"{what} must be numbers of days; got {values[bad].iloc[0]!r}")
+    return out.astype(float)
+
+
+def derive_tte(
+    tables: Mapping[str, pd.DataFrame],
+    endpoint: Endpoint | str | Mapping[str, Any],
+    *,
+    retreatment_gap: float = 56,
+) -> pd.DataFrame:
+    """Derive a time-to-event dataset (one row per unit) for one endpoint.
+
+    Parameters
+    ----------
+    tables
+        Schema tables by name: ``units``, ``sessions`` and (except for retreatment endpoints)
+        ``assessments`` are required; ``subjects`` adds ``end_day``/``end_reason`` (censoring
+        reasons, retreatment) and subject covariates (``site_id``, ``age``, ``sex``,
+        ``phototype``, ``indication``).
+    endpoint
+        An :class:`Endpoint`, the name of one in :data:`ENDPOINTS`, or a mapping for
+        :meth:`Endpoint.from_dict`.
+    retreatment_gap
+        A session more than this many days after the unit's previous session starts a new
+        course: the first such session is the retreatment day. A subject whose
+        ``end_reason`` is ``"retreated"`` but whose sessions show no such gap is taken as
+        retreated on ``end_day``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns :data:`TTE_COLUMNS` (``arm`` is the unit's modality) followed by the subject
+        covariates. Units without any session have no time origin and are left out (with a
+        warning); units never assessed on the endpoint's instrument (by its rater role) are
+        not in the analysis and are left out; for durability, only units that responded are
+        at risk and appear.
+
+    Raises
+    ------
+    InputError
+        Missing tables or columns, duplicate keys, an unknown endpoint, or an instrument or
+        rater role absent from the assessments.
+
+    Examples
+    --------
+    >>> tte = derive_tte(feeds.tables, "first_improvement")  # doctest: +SKIP
+    >>> tte[["unit_id", "arm", "time", "event", "lower", "upper"]].head()  # doctest: +SKIP
+    """
+    ep = _resolve(endpoint)
+    units = _check_table(tables, "units")
+    sessions = _check_table(tables, "sessions")
+    subjects = _check_table(tables, "subjects", required=ep.kind == "retreatment")
+    assessments = _check_table(tables, "assessments", required=ep.kind != "retreatment")
+
+    base = units[["study_id", "unit_id", "subject_id", "modality"]].rename(
+        columns={"modality": "arm"}
+    )
+    base["side"] = units.get("side", "whole")
+    start = (
+        sessions.assign(day=_as_day(sessions["day"], "sessions.day"))
+        .groupby(["study_id", "unit_id"], as_index=False)["day"]
+        .min()
+        .rename(columns={"day": "first_session_day"})
+    )
+    base = base.merge(start, on=["study_id", "unit_id"], how="left")
+    untreated = base["first_session_day"].isna()
+    if untreated.any():
+        warnings.warn(
+            f"{int(untreated.sum())} unit(s) have no session and no time origin; they are left "
+            f"out of the {ep.name!r} dataset "
+            f"(e.g. unit {base.loc[untreated, 'unit_id'].iloc[0]!r})",
+            OutcomesWarning,
+            stacklevel=2,
+        )
+        base = base.loc[~untreated]
+    if subjects is not None:
+        covars = [c for c in _SUBJECT_COVARIATES if c in subjects.columns]
+        base = base.merge(
+            subjects[["study_id", "subject_id", *covars]], on=["study_id", "subject_id"], how="left"
+        )
+    for col in ("end_day", "end_reason"):
+        if col not in base:
+            base[col] = np.nan
+    base["end_day"] = _as_day(base["end_day"], "subjects.end_day")
+    contact = [sessions[["study_id", "unit_id", "day"]]]
+    if assessments is not None:
+        contact.append(assessments[["study_id", "unit_id", "day"]])
+    last_contact = pd.concat(contact).groupby(["study_id", "unit_id"])["day"].max()
+    base = base.merge(last_contact.rename("last_contact").astype(float), on=["study_id", "unit_id"])
+    base = base.merge(
+        _retreatment_days(sessions, retreatment_gap), on=["study_id", "unit_id"], how="left"
+    )
+    fallback = (base["end_reason"] == "retreated") & base["retreat_day"].isna()
+    base.loc[fallback, "retreat_day"] = base.loc[fallback, "end_day"]
+
+    if ep.kind == "retreatment":
+        out = _retreatment(base)
+    else:
+        visits = _visits(assessments, ep, base)
+        # units never assessed on the instrument (by the rater role) are not in the analysis
+        base = base.merge(visits.attrs["assessed"], on=["study_id", "unit_id"], how="inner")
+        out = _onset(base, visits, ep) if ep.kind == "onset" else _durability(base, visits, ep)
+    out["paramcd"] = ep.name
+    out["param"] = ep.description
+    out["cnsdtdesc"] = out["cnsr"].map(CENSORING_CODES).where(out["cnsr"] > 0, "")
+    out["evntdesc"] = out["evntdesc"].where(out["cnsr"] == 0, "")
+    out["event"] = (out["cnsr"] == 0).astype(int)
+    out["cnsr"] = out["cnsr"].astype(int)
+    out["n_visits"] = out["n_visits"].fillna(0).astype(int)
+    extra = [
+        c
+        for c in _SUBJECT_COVARIATES
+        if c in out.columns and c in (subjects.columns if subjects is not None else ())
+    ]
+    return out[[*TTE_COLUMNS, *extra]].sort_values(["study_id", "unit_id"]).reset_index(drop=True)
+
+
+def _resolve(endpoint: Endpoint | str | Mapping[str, Any]) -> Endpoint:
+    if isinstance(endpoint, Endpoint):
+        return endpoint
+    if isinstance(endpoint, str):
+        if endpoint not in ENDPOINTS:
+            raise InputError(
+                f"unknown endpoint {endpoint!r}; declared endpoints: {', '.join(ENDPOINTS)}"
+            )
+        return ENDPOINTS[endpoint]
+    if isinstance(endpoint, Mapping):
+        return Endpoint.from_dict(endpoint)
+    raise InputError(
+        f"endpoint must be an Endpoint, a name or a mapping, got {type(endpoint).__name__}"
+    )
+
+
+def _visits(assessments: pd.DataFrame, ep: Endpoint, base: pd.DataFrame) -> pd.DataFrame:
+    """One row per unit and assessment day: the (rater-averaged) score and if it meets the rule."""
+    a = assessments.loc[assessments["instrument"] == ep.instrument]
+    if a.empty:
+        present = ", ".join(sorted(map(str, assessments["instrument"].unique())))
+        raise InputError(
+            f"no {ep.instrument!r} assessments for endpoint {ep.name!r}; present: {present}"
+        )
+    if ep.rater_role is not None:
+        roles = sorted(map(str, a["rater_role"].unique()))
+        a = a.loc[a["rater_role"] == ep.rater_role]
+        if a.empty:
+            raise InputError(
+                f"no {ep.instrument!r} assessments by rater role {ep.rater_role!r}; present: "
+                f"{', '.join(roles)}"
+            )
+    value = pd.to_numeric(a["value"], errors="coerce")
+    if value.isna().any():
+        raise InputError(f"assessments.value has missing or non-numeric {ep.instrument!r} scores")
+    a = a.assign(day=_as_day(a["day"], "assessments.day"), value=value.astype(float))
+    v = a.groupby(["study_id", "unit_id", "day"], as_index=False)["value"].mean()
+    v = v.merge(
+        base[["study_id", "unit_id", "first_session_day"]], on=["study_id", "unit_id"], how="inner"
+    )
+    inst = load_dictionary().instruments[ep.instrument]  # type: ignore[index]
+    sign = 1.0 if inst.higher_is_better else -1.0
+    pre = v.loc[v["day"] <= v["first_session_day"]].sort_values("day")
+    baseline = pre.groupby(["study_id", "unit_id"])["value"].last().rename("base")
+    v = v.merge(baseline, on=["study_id", "unit_id"], how="left")
+    v = v.loc[v["day"] > v["first_session_day"]].sort_values(["study_id", "unit_id", "day"])
+    if ep.rule == "improvement":
+        v["meets"] = sign * (v["value"] - v["base"]) >= ep.threshold - _TOL
+    elif ep.rule == "percent_improvement":
+        pct = 100 * sign * (v["value"] - v["base"]) / v["base"].abs().where(v["base"] != 0)
+        v["meets"] = pct >= ep.threshold - _TOL
+    else:
+        v["meets"] = sign * (v["value"] - ep.threshold) >= -_TOL
+    v.attrs["baseline"] = baseline
+    v.attrs["assessed"] = a[["study_id", "unit_id"]].drop_duplicates()
+    return v.reset_index(drop=True)
+
+
+def _retreatment_days(sessions: pd.DataFrame, gap: float) -> pd.Series:
+    """First session that follows the unit's previous session by more than ``gap`` days."""
+    s = sessions.assign(day=_as_day(sessions["day"], "sessions.day")).sort_values(
+        ["study_id", "unit_id", "day"]
+    )
+    since = s.groupby(["study_id", "unit_id"])["day"].diff()
+    return s.loc[since > gap].groupby(["study_id", "unit_id"])["day"].min().rename("retreat_day")
+
+
+def _end_code(end_reason: pd.Series) -> pd.Series:
+    return end_reason.map(_END_REASON_CODE).fillna(2).astype(int)
+
+
+def _onset(base: pd.DataFrame, visits: pd.DataFrame, ep: Endpoint) -> pd.DataFrame:
+    key = ["study_id", "unit_id"]
+    out = base.merge(visits.attrs["baseline"], on=key, how="left")
+    # a result seen after a retreatment is not a result of the first course
+    retreat = visits.merge(base[[*key, "retreat_day"]], on=key, how="left")["retreat_day"]
+    visits = visits.loc[~(visits["day"].to_numpy() >= retreat.to_numpy())]
+    out["start_day"] = out["first_session_day"]
+    first_event = visits.loc[visits["meets"]].groupby(key)["day"].min().rename("event_day")
+    out = out.merge(first_event, on=key, how="left")
+    v = visits.merge(first_event, on=key, how="left")
+    before = v.loc[v["event_day"].isna() | (v["day"] < v["event_day"])]
+    last_without = before.groupby(key)["day"].max().rename("last_without")
+    n_visits = before.groupby(key).size().rename("n_visits")
+    out = out.merge(last_without, on=key, how="left").merge(n_visits, on=key, how="left")
+    is_event = out["event_day"].notna()
+    lower_day = out["last_without"].fillna(out["start_day"])
+    out["adt"] = np.where(is_event, out["event_day"], lower_day)
+    out["lower"] = lower_day - out["start_day"]
+    out["upper"] = np.where(is_event, out["event_day"] - out["start_day"], np.inf)
+    out["time"] = out["adt"] - out["start_day"]
+    out["n_visits"] = out["n_visits"].fillna(0) + is_event
+    cnsr = _end_code(out["end_reason"]).where(out["retreat_day"].isna(), 6)
+    cnsr = cnsr.where(out["last_without"].notna(), 9)
+    if ep.rule != "at_or_better":
+        cnsr = cnsr.where(out["base"].notna(), 8)
+        if ep.rule == "percent_improvement":
+            cnsr = cnsr.where(out["base"] != 0, 10)
+    out["cnsr"] = cnsr.where(~is_event, 0)
+    out["event_type"] = np.where(is_event, ep.name, "censored")
+    out["evntdesc"] = f"first visit with {ep.description.removeprefix('time to ')}"
+    return out
+
+
+def _durability(base: pd.DataFrame, visits: pd.DataFrame, ep: Endpoint) -> pd.DataFrame:
+    key = ["study_id", "unit_id"]
+    response = visits.loc[visits["meets"]].groupby(key)["day"].min().rename("start_day")
+    out = base.merge(visits.attrs["baseline"], on=key, how="left").merge(
+        response, on=key, how="inner"
+    )
+    v = visits.merge(response, on=key, how="inner")
+    v = v.loc[v["day"] > v["start_day"]]
+    loss = v.loc[~v["meets"]].groupby(key)["day"].min().rename("loss_day")
+    out = out.merge(loss, on=key, how="left")
+    retreat = out["retreat_day"].where(out["retreat_day"] >= out["start_day"])
+    loss_first = out["loss_day"].notna() & ~(retreat < out["loss_day"])
+    retreat_first = retreat.notna() & ~loss_first
+    v = v.merge(out[[*key, "loss_day"]].assign(retreat_day=retreat), on=key, how="left")
+    stop = np.fmin(v["loss_day"].fillna(np.inf), v["retreat_day"].fillna(np.inf))
+    still = v.loc[v["day"] < stop]
+    last_resp = still.groupby(key)["day"].max().rename("last_resp")
+    n_visits = still.groupby(key).size().rename("n_visits")
+    out = out.merge(last_resp, on=key, how="left").merge(n_visits, on=key, how="left")
+    lower_day = out["last_resp"].fillna(out["start_day"])
+    event_day = np.where(loss_first, out["loss_day"], np.where(retreat_first, retreat, np.nan))
+    is_event = loss_first | retreat_first
+    out["adt"] = np.where(is_event, event_day, lower_day)
+    out["time"] = out["adt"] - out["start_day"]
+    out["lower"] = lower_day - out["start_day"]
+    out["upper"] = np.where(is_event, out["time"], np.inf)
+    out["n_visits"] = out["n_visits"].fillna(0) + loss_first
+    out["cnsr"] = _end_code(out["end_reason"]).where(~is_event, 0)
+    out["event_type"] = np.select(
+        [loss_first, retreat_first], ["loss_of_response", "retreated"], "censored"
+    )
+    out["evntdesc"] = np.where(loss_first, "first visit without response", "retreatment")
+    return out
+
+
+def _retreatment(base: pd.DataFrame) -> pd.DataFrame:
+    out = base.copy()
+    out["start_day"] = out["first_session_day"]
+    out["base"] = np.nan
+    out["n_visits"] = 0
+    is_event = out["retreat_day"].notna()
+    end = out["end_day"].where(out["end_day"].notna(), out["last_contact"])
+    out["adt"] = out["retreat_day"].where(is_event, end)
+    out["time"] = out["adt"] - out["start_day"]
+    reason = out["end_reason"].where(out["end_reason"] != "retreated")
+    out["cnsr"] = _end_code(reason).where(~is_event, 0)
+    out["lower"] = out["time"]
+    out["upper"] = np.where(is_event, out["time"], np.inf)
+    lost = (reason == "lost_to_follow_up") & ~is_event
+    out["event_type"] = np.select([is_event, lost], ["retreated", "lost_to_follow_up"], "censored")
+    out["evntdesc"] = "retreatment (first session of a new course)"
+    return out
