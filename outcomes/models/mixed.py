@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import ast
 import itertools
+import textwrap
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -41,7 +42,7 @@ from scipy import optimize, stats
 
 from outcomes.errors import ConvergenceWarning, InputError, ModelError, SingularFitWarning
 from outcomes.models.lmm_types import LmmFit, LmmProblem, RandomTerm
-from outcomes.models.satterthwaite import SatterthwaiteState, satterthwaite
+from outcomes.models.satterthwaite import SatterthwaiteState, hessian, satterthwaite
 from outcomes.results import Diagnostic, diagnostics_frame, tidy_frame, to_ard
 
 __all__ = [
@@ -55,6 +56,7 @@ __all__ = [
 ]
 
 SINGULAR_TOL = 1e-4
+CONVERGENCE_TOL = 2e-3
 ENGINES = ("auto", "statsmodels", "outcomes")
 #: Multiplicity adjustments of :meth:`LmmResult.contrasts` (statsmodels ``multipletests``
 #: names, and emmeans' ``"BH"``/``"fdr"`` spelled as aliases of ``"fdr_bh"``).
@@ -509,12 +511,25 @@ class ProfiledDeviance:
             options={"ftol": 1e-15, "gtol": 1e-9, "maxiter": 2000, "maxcor": 20},
         )
 
-    def projected_gradient(self, theta: np.ndarray) -> np.ndarray:
-        """Gradient with components pushing against an active bound set to zero."""
+    def scaled_gradient(self, theta: np.ndarray) -> float:
+        """lme4's convergence measure: largest ``|H^-1 g|`` over parameters off their bounds.
+
+        ``g`` and ``H`` are the gradient and Hessian of :meth:`objective`; lme4 calls a fit
+        converged when this is below 0.002. Parameters at a bound with the gradient pushing
+        outwards are left out; if ``H`` is not positive definite, ``|g|`` is used instead.
+        """
+        theta = np.asarray(theta, dtype=float)
         grad = self.gradient(theta)
-        at_bound = (theta <= self.lower + 1e-10) & (grad > 0)
-        grad[at_bound] = 0.0
-        return grad
+        free = ~((theta <= self.lower + 1e-10) & (grad >= 0))
+        if not free.any():
+            return 0.0
+        hess = hessian(lambda t: self.objective(np.where(free, t, theta)), theta)
+        hess = hess[np.ix_(free, free)]
+        try:
+            np.linalg.cholesky(hess)
+        except np.linalg.LinAlgError:
+            return float(np.max(np.abs(grad[free])))
+        return float(np.max(np.abs(np.linalg.solve(hess, grad[free]))))
 
 
 # --------------------------------------------------------------------------------------------
@@ -599,23 +614,25 @@ def fit_statsmodels(problem: LmmProblem) -> LmmFit:
         covs = [np.asarray(sm_result.cov_re, dtype=float)]
         covs.extend(np.atleast_2d(v) for v in np.asarray(sm_result.vcomp, dtype=float))
         theta0 = prof.theta_from_covariances(covs, scale)
+        from_statsmodels = True
         n_eval += int(getattr(sm_result, "mle_retvals", {}).get("iterations", 0) or 0)
     else:
         theta0 = np.where(np.isfinite(prof.lower), 1.0, 0.0)
+        from_statsmodels = False
         diagnostics.append(
             Diagnostic(
                 "optimizer_retry",
                 "statsmodels could not fit the model; the optimum was searched from lme4's "
                 "default start (identity relative covariance) instead.",
-                "warning",
+                "info",
             )
         )
     start_dev = prof.objective(theta0)
     res = prof.minimise(theta0)
     n_eval += int(res.nfev)
     theta = np.asarray(res.x)
-    grad = prof.projected_gradient(theta)
-    converged = bool(np.all(np.abs(grad) < 1e-3) and np.isfinite(res.fun))
+    grad = prof.scaled_gradient(theta)
+    converged = bool(grad < CONVERGENCE_TOL and np.isfinite(res.fun))
     optimizer = "statsmodels MixedLM + L-BFGS-B on lme4 deviance"
     if not converged:
         nm = optimize.minimize(
@@ -631,18 +648,18 @@ def fit_statsmodels(problem: LmmProblem) -> LmmFit:
         diagnostics.append(
             Diagnostic(
                 "optimizer_retry",
-                "L-BFGS-B stopped with a gradient of "
-                f"{np.max(np.abs(grad)):.2g}; retried with Nelder-Mead then L-BFGS-B.",
+                f"L-BFGS-B stopped with a scaled gradient of {grad:.2g}; retried with "
+                "Nelder-Mead then L-BFGS-B.",
                 "info",
             )
         )
         if res_nm.fun <= res.fun:
             theta = np.asarray(res_nm.x)
             res = res_nm
-        grad = prof.projected_gradient(theta)
-        converged = bool(np.all(np.abs(grad) < 1e-3) and np.isfinite(res.fun))
+        grad = prof.scaled_gradient(theta)
+        converged = bool(grad < CONVERGENCE_TOL and np.isfinite(res.fun))
         optimizer += " + Nelder-Mead retry"
-    if np.isfinite(start_dev) and start_dev - res.fun > 1e-6:
+    if from_statsmodels and np.isfinite(start_dev) and start_dev - res.fun > 1e-6:
         diagnostics.append(
             Diagnostic(
                 "statsmodels_polished",
@@ -655,8 +672,8 @@ def fit_statsmodels(problem: LmmProblem) -> LmmFit:
         diagnostics.append(
             Diagnostic(
                 "not_converged",
-                "The optimizer did not converge (largest gradient component "
-                f"{np.max(np.abs(grad)):.2g}): estimates may not be at the optimum; simplify "
+                f"The optimizer did not converge (scaled gradient {grad:.2g}, lme4's limit "
+                f"{CONVERGENCE_TOL}): estimates may not be at the optimum; simplify "
                 "the random effects or check the data.",
                 "warning",
             )
@@ -1181,12 +1198,18 @@ class LmmResult:
                 "\nFixed effects (Satterthwaite df):",
                 self.fixed.to_string(index=False, float_format=lambda v: f"{v:.4g}"),
                 "\nVariance components:",
-                self.variance_components.to_string(
-                    index=False, na_rep="", float_format=lambda v: f"{v:.4g}"
+                self.variance_components.fillna("").to_string(
+                    index=False, float_format=lambda v: f"{v:.4g}"
                 ),
             ]
             if len(self._diagnostics):
-                parts += ["\nDiagnostics:", self.diagnostics.to_string(index=False)]
+                parts.append("\nDiagnostics:")
+                parts += [
+                    textwrap.fill(
+                        f"[{d.severity}] {d.code}: {d.message}", width=100, subsequent_indent="  "
+                    )
+                    for d in self._diagnostics
+                ]
         return "\n".join(parts)
 
     def _repr_html_(self) -> str:
