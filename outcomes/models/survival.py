@@ -678,6 +678,17 @@ def _cox_pass(
     return out
 
 
+def _sum_by(
+    group: np.ndarray, n_groups: int, w: np.ndarray, vec: np.ndarray | None = None
+) -> np.ndarray:
+    """Sum ``w`` (or ``w * vec`` row-wise) within groups ``0 .. n_groups - 1``."""
+    if vec is None:
+        return np.bincount(group, weights=w, minlength=n_groups)
+    out = np.zeros((n_groups, vec.shape[1]))
+    np.add.at(out, group, w[:, None] * vec)
+    return out
+
+
 def _score_residuals(
     sets: list[dict[str, np.ndarray]], x: np.ndarray, beta: np.ndarray, n: int, efron: bool
 ) -> np.ndarray:
@@ -708,16 +719,9 @@ def _score_residuals(
         den = s0[gd] - f * d0[gd]
         mean = (s1[gd] - f[:, None] * d1[gd]) / den[:, None]
 
-        def per_group(w: np.ndarray, vec: np.ndarray | None = None) -> np.ndarray:
-            if vec is None:
-                return np.bincount(gd, weights=w, minlength=ng)
-            out = np.zeros((ng, p))
-            np.add.at(out, gd, w[:, None] * vec)
-            return out
-
-        a_all, b_all = per_group(1 / den), per_group(1 / den, mean)
-        a_dead, b_dead = per_group((1 - f) / den), per_group((1 - f) / den, mean)
-        m_dead = per_group(1 / dg[gd], mean)
+        a_all, b_all = _sum_by(gd, ng, 1 / den), _sum_by(gd, ng, 1 / den, mean)
+        a_dead, b_dead = _sum_by(gd, ng, (1 - f) / den), _sum_by(gd, ng, (1 - f) / den, mean)
+        m_dead = _sum_by(gd, ng, 1 / dg[gd], mean)
         # sums over event times <= t: groups run in decreasing time, so accumulate from the end
         a_cum = np.cumsum(a_all[::-1])[::-1]
         b_cum = np.cumsum(b_all[::-1], axis=0)[::-1]
@@ -738,7 +742,12 @@ def _newton_cox(
     start: np.ndarray | None = None,
     max_iter: int = 50,
 ) -> tuple[np.ndarray, dict[str, Any], bool]:
-    """Newton-Raphson with step halving, to full convergence (as R's coxph.fit)."""
+    """Newton-Raphson with step halving, to full convergence (as R's coxph.fit).
+
+    Stops when the log-likelihood no longer changes; the fit counts as converged only if the
+    last step was also negligible (otherwise the likelihood is monotone: a coefficient is
+    heading to infinity, as with complete separation).
+    """
     beta = np.zeros(x.shape[1]) if start is None else np.asarray(start, dtype=float)
     cur = _cox_pass(sets, x, beta, efron)
     for _ in range(max_iter):
@@ -752,10 +761,12 @@ def _newton_cox(
                 break
             step = step / 2
         beta = beta + step
-        done = abs(new["loglik"] - cur["loglik"]) <= 1e-13 * max(1.0, abs(cur["loglik"]))
+        flat = abs(new["loglik"] - cur["loglik"]) <= 1e-11 * max(1.0, abs(cur["loglik"]))
         cur = new
-        if done and np.max(np.abs(step)) < 1e-10:
+        if np.max(np.abs(step) / np.maximum(1.0, np.abs(beta))) < 1e-10:
             return beta, cur, True
+        if flat and np.max(np.abs(step)) > 1e-3:  # big moves, no gain: monotone likelihood
+            return beta, cur, False
     return beta, cur, False
 
 
@@ -940,9 +951,19 @@ def cox(
     # Newton-Raphson on the exact partial likelihood: polishes lifelines' Efron estimate (its
     # stopping rule leaves ~1e-6 relative error) and fits Breslow ties, which lifelines lacks
     beta, res, converged = _newton_cox(sets, x, efron, start=start)
-    if not converged:
-        diags.append(Diagnostic("not_converged", "Newton-Raphson did not converge"))
-    naive_var = _safe_inv(res["imat"])
+    try:
+        naive_var = np.linalg.inv(res["imat"])
+    except np.linalg.LinAlgError:
+        naive_var = np.full((p, p), np.nan)
+    if not converged or np.isnan(naive_var).any():
+        diags.append(
+            Diagnostic(
+                "not_converged",
+                "the Cox fit did not converge: a coefficient may be infinite (e.g. a group in "
+                "which every unit has the event first); estimates and standard errors are "
+                "unreliable",
+            )
+        )
     robust_var = None
     if cluster is not None:
         # R's robust variance: D'D with D the dfbeta residuals summed within clusters
@@ -955,6 +976,8 @@ def cox(
     se = np.sqrt(np.diag(var))
     zval = beta / se
     zq = _z(conf_level)
+    with np.errstate(over="ignore"):  # an infinite-looking fit gives inf bounds, flagged
+        hr = np.exp(np.column_stack([beta, beta - zq * se, beta + zq * se]))
     table = tidy_frame(
         pd.DataFrame(
             {
@@ -965,9 +988,9 @@ def cox(
                 "p_value": 2 * stats.norm.sf(np.abs(zval)),
                 "conf_low": beta - zq * se,
                 "conf_high": beta + zq * se,
-                "hazard_ratio": np.exp(beta),
-                "hr_conf_low": np.exp(beta - zq * se),
-                "hr_conf_high": np.exp(beta + zq * se),
+                "hazard_ratio": hr[:, 0],
+                "hr_conf_low": hr[:, 1],
+                "hr_conf_high": hr[:, 2],
             }
         ),
         extra=list(HR_COLUMNS),
