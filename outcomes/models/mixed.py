@@ -511,6 +511,21 @@ class ProfiledDeviance:
             options={"ftol": 1e-15, "gtol": 1e-9, "maxiter": 2000, "maxcor": 20},
         )
 
+    def on_boundary(self, theta: np.ndarray) -> bool:
+        """Whether a diagonal element of some ``Lambda`` is below lme4's singular tolerance."""
+        return any(np.diag(lam).min() < SINGULAR_TOL for lam in self.lambdas(theta))
+
+    def boundary_probes(self, theta: np.ndarray) -> list[np.ndarray]:
+        """Starting points with each parameter at its bound moved a little inside."""
+        theta = np.asarray(theta, dtype=float)
+        probes = []
+        for i in np.flatnonzero(np.isfinite(self.lower) & (theta < SINGULAR_TOL)):
+            for value in (0.01, 0.1, 0.5):
+                start = theta.copy()
+                start[i] = value
+                probes.append(start)
+        return probes
+
     def scaled_gradient(self, theta: np.ndarray) -> float:
         """lme4's convergence measure: largest ``|H^-1 g|`` over parameters off their bounds.
 
@@ -634,6 +649,35 @@ def fit_statsmodels(problem: LmmProblem) -> LmmFit:
     grad = prof.scaled_gradient(theta)
     converged = bool(grad < CONVERGENCE_TOL and np.isfinite(res.fun))
     optimizer = "statsmodels MixedLM + L-BFGS-B on lme4 deviance"
+    first_fun = res.fun
+    if from_statsmodels and (prof.on_boundary(theta) or not converged):
+        # A boundary optimum reached from statsmodels' start may be a local one: look again
+        # from lme4's default start, keep the better optimum.
+        default = prof.minimise(np.where(np.isfinite(prof.lower), 1.0, 0.0))
+        n_eval += int(default.nfev)
+        if default.fun < res.fun:
+            res = default
+    if prof.on_boundary(res.x):
+        # L-BFGS-B can stall on a bound; restart with each boundary parameter moved inside.
+        for start in prof.boundary_probes(res.x):
+            probe = prof.minimise(start)
+            n_eval += int(probe.nfev)
+            if probe.fun < res.fun:
+                res = probe
+    if first_fun - res.fun > 1e-6:
+        theta = np.asarray(res.x)
+        grad = prof.scaled_gradient(theta)
+        converged = bool(grad < CONVERGENCE_TOL and np.isfinite(res.fun))
+        optimizer += " (restarted)"
+        diagnostics.append(
+            Diagnostic(
+                "optimizer_retry",
+                "The first optimum was on the boundary or not converged; restarts (from lme4's "
+                "default start and from inside the boundary) found a better one (deviance "
+                f"lower by {first_fun - res.fun:.3g}), which is reported.",
+                "info",
+            )
+        )
     if not converged:
         nm = optimize.minimize(
             lambda t: prof.objective(np.maximum(t, prof.lower)),
