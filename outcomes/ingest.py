@@ -168,7 +168,7 @@ def read_feed(path: Path) -> pd.DataFrame:
     except Exception as err:  # any reader failure means an unreadable file, named as such
         raise InputError(f"{path}: cannot be read as {suffix[1:].upper()} ({err})") from None
     df.columns = [str(c).strip() for c in df.columns]
-    return df.astype("string")
+    return df.astype("string[pyarrow]")
 
 
 def load_mapping(path: Path) -> dict[str, Any]:
@@ -254,6 +254,12 @@ def prepare_feed(path: Path, d: Dictionary | None = None) -> _Feed:
     return _Feed(path, table, sha, data)
 
 
+def _stack(frames: list[pd.DataFrame | None]) -> pd.DataFrame:
+    """Concatenate the non-empty frames (an empty frame when there are none)."""
+    parts = [f for f in frames if f is not None and len(f)]
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+
+
 def _key_columns(df: pd.DataFrame, cols: tuple[str, ...]) -> pd.DataFrame:
     return df[list(cols)].drop_duplicates()
 
@@ -328,14 +334,13 @@ def _ingest(paths: list[Path], store: Store, *, strict: bool, note: str) -> Inge
             continue
         seen.add((feed.sha256, feed.table))
         refs = {
-            name: pd.concat([stored.get(name, pd.DataFrame()), *accepted[name]], ignore_index=True)
+            name: _stack([stored.get(name), *accepted[name]])
             for name in ("studies", "subjects", "units")
         }
         t = d.table(feed.table)
-        earlier = [stored.get(feed.table, pd.DataFrame()), *accepted[feed.table]]
-        earlier = [e for e in earlier if len(e)]
-        if earlier:
-            refs[f"stored_{feed.table}"] = _key_columns(pd.concat(earlier), t.primary_key)
+        earlier = _stack([stored.get(feed.table), *accepted[feed.table]])
+        if len(earlier):
+            refs[f"stored_{feed.table}"] = _key_columns(earlier, t.primary_key)
         check = validate_table(feed.data, feed.table, refs, d)
         accepted[feed.table].append(check.accepted)
         n_bad = len(check.rejected)

@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 import pandera.pandas as pa
+import pyarrow as pa_arrow
+import pyarrow.compute as pc
 from pandera.errors import SchemaErrors
 
 from outcomes.dictionary import Column, Dictionary, Table, load_dictionary
@@ -37,10 +39,11 @@ __all__ = [
 ]
 
 VIOLATION_COLUMNS = ("table", "row", "column", "value", "rule", "message")
+TEXT = "string[pyarrow]"  # Arrow-backed text: vectorised string operations on large feeds
 PANDAS_DTYPES = {
-    "string": "string",
-    "code": "string",
-    "instrument": "string",
+    "string": TEXT,
+    "code": TEXT,
+    "instrument": TEXT,
     "integer": "Int64",
     "number": "Float64",
     "boolean": "boolean",
@@ -50,7 +53,7 @@ FALSE_WORDS = frozenset({"false", "f", "no", "n", "0"})
 
 
 def _as_text(s: pd.Series) -> pd.Series:
-    return s.astype("string").str.strip()
+    return s if s.dtype == TEXT else s.astype(TEXT)
 
 
 def _parse_boolean(s: pd.Series) -> pd.Series:
@@ -61,8 +64,15 @@ def _parse_boolean(s: pd.Series) -> pd.Series:
     return out
 
 
+NUMBER = r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$"
+
+
 def _parse_number(s: pd.Series) -> pd.Series:
-    return pd.to_numeric(_as_text(s), errors="coerce")
+    """Numbers from text, NaN where a value is missing or not a plain decimal number."""
+    text = pa_arrow.array(_as_text(s).array)
+    numeric = pc.if_else(pc.match_substring_regex(text, NUMBER), text, None)
+    values = pc.cast(numeric, pa_arrow.float64()).to_numpy(zero_copy_only=False)
+    return pd.Series(values, index=s.index)
 
 
 def _parses(col: Column):
@@ -95,7 +105,7 @@ def parse_schema(table: Table) -> pa.DataFrameSchema:
     for col in table.columns.values():
         checks = [_parses(col)] if col.type in ("integer", "number", "boolean") else []
         columns[col.name] = pa.Column(
-            "string", nullable=True, required=col.required, checks=checks, coerce=True
+            TEXT, nullable=True, required=col.required, checks=checks, coerce=True
         )
     return pa.DataFrameSchema(columns, strict=True, name=table.name)
 
@@ -469,7 +479,7 @@ def validate_table(
     t = d.table(table)
     refs = dict(refs or {})
     df = df.reset_index(drop=True)
-    text = df.astype("string").apply(lambda s: s.str.strip()).replace("", pd.NA)
+    text = df.astype(TEXT).apply(lambda s: s.str.strip()).replace("", pd.NA)
     parse_fail = _failures(parse_schema(t), text, t, {})
     file_level = parse_fail[parse_fail["row"].isna()]
     if not file_level.empty:

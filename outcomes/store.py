@@ -37,7 +37,12 @@ SQL_TYPES = {
     "number": "DOUBLE",
     "boolean": "BOOLEAN",
 }
-PANDAS_TYPES = {"VARCHAR": "string", "BIGINT": "Int64", "DOUBLE": "Float64", "BOOLEAN": "boolean"}
+PANDAS_TYPES = {
+    "VARCHAR": "string[pyarrow]",
+    "BIGINT": "Int64",
+    "DOUBLE": "Float64",
+    "BOOLEAN": "boolean",
+}
 
 META_DDL = """
 CREATE TABLE IF NOT EXISTS snapshots (
