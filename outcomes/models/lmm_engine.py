@@ -42,11 +42,14 @@ user-facing API (:mod:`outcomes.models.mixed`) emits them.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 import scipy.optimize
 import scipy.sparse
+from threadpoolctl import ThreadpoolController
 
 from outcomes.errors import InputError, ModelError
 from outcomes.models.lmm_types import LmmFit, LmmProblem, RandomTerm
@@ -122,15 +125,45 @@ def _eye(q: int, g: int) -> np.ndarray:
     return out
 
 
-def _group_crossprod(
-    codes: np.ndarray, n_groups: int, left: np.ndarray, right: np.ndarray
-) -> np.ndarray:
-    """Per-group ``left_i' right_i`` as a (a, b, G) array, by weighted bincount (no sorting)."""
-    out = np.empty((left.shape[1], right.shape[1], n_groups))
-    for a in range(left.shape[1]):
-        for b in range(right.shape[1]):
-            out[a, b] = np.bincount(codes, weights=left[:, a] * right[:, b], minlength=n_groups)
-    return out
+def _gram(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``sum_g a[i, k, g] b[j, k, g]`` for (i, k, G) and (j, k, G) batches: one BLAS product."""
+    return a.reshape(a.shape[0], -1) @ b.reshape(b.shape[0], -1).T
+
+
+class _Groups:
+    """Row-to-group bookkeeping: per-group cross-products by sparse products over the rows."""
+
+    def __init__(self, codes: np.ndarray, n_groups: int) -> None:
+        self.n_groups = n_groups
+        n = len(codes)
+        pattern = scipy.sparse.csr_matrix((np.ones(n), (codes, np.arange(n))), shape=(n_groups, n))
+        self.indices, self.indptr = pattern.indices, pattern.indptr
+
+    def crossprod(self, left: np.ndarray, right: np.ndarray) -> np.ndarray:
+        """Per-group ``left_i' right_i`` as a (a, b, G) array.
+
+        For each column of ``left``, the sparse matrix whose row ``g`` holds that column's
+        values on group ``g``'s rows, times ``right``: no (rows x a x b) temporary.
+        """
+        out = np.empty((left.shape[1], right.shape[1], self.n_groups))
+        shape = (self.n_groups, len(left))
+        for a in range(left.shape[1]):
+            weights = scipy.sparse.csr_matrix(
+                (left[self.indices, a], self.indices, self.indptr), shape=shape
+            )
+            out[a] = (weights @ right).T
+        return out
+
+
+def _row_patterns(keys: np.ndarray) -> tuple[np.ndarray, int]:
+    """Integer label of each distinct row of ``keys`` (by hashing, not sorting)."""
+    label = np.zeros(len(keys), dtype=np.int64)
+    n_labels = 1
+    for col in keys.T:
+        codes, uniques = pd.factorize(col)
+        label, labels = pd.factorize(label * len(uniques) + codes)
+        n_labels = len(labels)
+    return label, n_labels
 
 
 # --------------------------------------------------------------------------------------------
@@ -181,26 +214,33 @@ class _ThetaBlock:
 
 
 class _OneLevel:
-    """One grouping factor with a q-dimensional random effect (unstructured covariance)."""
+    """One grouping factor with a q-dimensional random effect (unstructured covariance).
+
+    For each group ``i`` (or each pattern of groups sharing ``G_i = Z_i'Z_i``, weight
+    ``w_i`` groups), ``H_i = Lambda' G_i Lambda + I``; ``log|L|^2 = sum_i w_i log|H_i|`` and
+    ``A'Z Lambda H^-1 Lambda' Z'A = sum_i V_i' H_i^-1 V_i`` with ``V_i = Lambda' Z_i'A_i``.
+    """
 
     def __init__(self, term: RandomTerm, a: np.ndarray) -> None:
         self.block = _ThetaBlock(term.z.shape[1], 0)
         self.blocks = (self.block,)
         q = self.block.q
         g = term.n_groups
-        ztz = _group_crossprod(term.codes, g, term.z, term.z)
-        zta = _group_crossprod(term.codes, g, term.z, a)
+        groups = _Groups(np.asarray(term.codes), g)
+        z = np.asarray(term.z, dtype=float)
+        ztz = groups.crossprod(z, z)
+        zta = groups.crossprod(z, a)
         self.p_a = a.shape[1]
         # Groups sharing Z_i'Z_i share everything but their cross-products with [X y].
-        keys = ztz.reshape(q * q, g).T
-        patterns, first, inverse = np.unique(keys, axis=0, return_index=True, return_inverse=True)
-        k = len(patterns)
+        rows, cols = np.triu_indices(q)
+        pattern, k = _row_patterns(ztz[rows, cols].T)
         m = q * self.p_a
-        self.compressed = 4 * k <= g and k * m * m <= _TENSOR_BUDGET
+        self.compressed = 4 * k <= g and k <= 5_000 and k * m * m <= _TENSOR_BUDGET
         if self.compressed:
+            first = np.unique(pattern, return_index=True)[1]
             self.ztz = ztz[:, :, first]
-            self.weight = np.bincount(inverse.ravel(), minlength=k).astype(float)
-            self.tensor = self._pattern_tensor(zta, inverse.ravel(), k)
+            self.weight = np.bincount(pattern, minlength=k).astype(float)
+            self.tensor = self._pattern_tensor(zta, pattern, k)
         else:
             self.ztz = ztz
             self.weight = np.ones(g)
@@ -211,66 +251,68 @@ class _OneLevel:
         return self.block.size
 
     def _pattern_tensor(self, zta: np.ndarray, pattern: np.ndarray, k: int) -> np.ndarray:
-        """``T[(a, b, k), (c, d)] = sum over groups i of pattern k of ZtA_i[a, c] ZtA_i[b, d]``."""
+        """``T[(a, b, k), (c, d)] = sum over groups i of pattern k of ZtA_i[a, c] ZtA_i[b, d]``.
+
+        One BLAS product per pattern (there are at most 5,000 patterns, and at most a quarter
+        as many as groups).
+        """
         q, p_a, g = zta.shape
         flat = zta.transpose(2, 0, 1).reshape(g, q * p_a)
-        indicator = scipy.sparse.csr_matrix(
-            (np.ones(g), (pattern, np.arange(g))), shape=(k, g)
-        ).tocsc()
-        tensor = np.zeros((k, q * p_a * q * p_a))
-        step = max(1, 2_000_000 // (q * p_a) ** 2)
-        for lo in range(0, g, step):  # chunks bound the memory of the outer products
-            chunk = flat[lo : lo + step]
-            outer = (chunk[:, :, None] * chunk[:, None, :]).reshape(len(chunk), -1)
-            tensor += indicator[:, lo : lo + step] @ outer
+        order = np.argsort(pattern, kind="stable")
+        bounds = np.r_[0, np.cumsum(np.bincount(pattern, minlength=k))]
+        tensor = np.empty((k, q * p_a, q * p_a))
+        for j in range(k):
+            rows = flat[order[bounds[j] : bounds[j + 1]]]
+            tensor[j] = rows.T @ rows
         # (k, a, c, b, d) -> (a, b, k, c, d), matching the (q, q, K) batch layout
         tensor = tensor.reshape(k, q, p_a, q, p_a).transpose(1, 3, 0, 2, 4)
         return np.ascontiguousarray(tensor.reshape(q * q * k, p_a * p_a))
 
-    def _factor(self, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def parts(self, theta: np.ndarray) -> tuple[float, np.ndarray, dict]:
+        """``log|L|^2`` and ``sum_i A_i'Z_i Lambda H_i^-1 Lambda' Z_i'A_i``."""
         lam = self.block.lam(theta)
         q, _, u = self.ztz.shape
         h = _right(_left(lam.T, self.ztz), lam) + _eye(q, u)
         low = _chol(h)
-        return lam, low, _tril_inv(low)
-
-    def parts(self, theta: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
-        """``log|L|^2`` and ``sum_i A_i'Z_i Lambda H_i^-1 Lambda' Z_i'A_i``."""
-        lam, low, linv = self._factor(theta)
-        q = low.shape[0]
+        linv = _tril_inv(low)
+        hinv = _bmm(_bt(linv), linv)
         ld = 2.0 * np.sum(np.log(low[np.arange(q), np.arange(q)]), axis=0)
         ld_l2 = float(ld @ self.weight)
+        m = _right(_left(lam, hinv), lam.T)  # Lambda H^-1 Lambda'
         if self.compressed:
-            r = _left(lam, _bt(linv))  # Lambda L^-T; M = R R'
-            m = _bmm(r, _bt(r))
             quad = (m.reshape(-1) @ self.tensor).reshape(self.p_a, self.p_a)
         else:
-            c = _bmm(linv, _left(lam.T, self.zta))  # L^-1 Lambda' Z'A, (q, pA, G)
-            flat = c.transpose(1, 0, 2).reshape(self.p_a, -1)
-            quad = flat @ flat.T
-        return ld_l2, quad, linv
+            # sum_i ZtA_i' M_i ZtA_i, one BLAS product per pair of random effects
+            quad = np.zeros((self.p_a, self.p_a))
+            for a in range(q):
+                for b in range(a, q):
+                    part = (self.zta[a] * m[a, b]) @ self.zta[b].T
+                    quad += part if a == b else part + part.T
+        return ld_l2, quad, {"lam": lam, "hinv": hinv}
 
-    def grad(self, theta: np.ndarray, omega: np.ndarray, linv: np.ndarray) -> np.ndarray:
+    def grad(self, theta: np.ndarray, omega: np.ndarray, state: dict) -> np.ndarray:
         """Gradient of the profiled criterion with respect to theta.
 
         Uses the q x q matrix ``D`` whose ``[r, c]`` element is the derivative with respect
-        to ``Lambda[r, c]``: ``D = 2 sum_i w_i G_i Lambda H_i^-1
-        - 2 sum_i (I - G_i Lambda P_i) (Z_i'A_i Omega A_i'Z_i) P_i'`` with
-        ``P_i = H_i^-1 Lambda'`` and ``G_i = Z_i'Z_i``.
+        to ``Lambda[r, c]``: ``D = 2 sum_i w_i G_i Lambda H_i^-1 - 2 sum_i R_i Omega U_i'``,
+        with ``U_i = P_i Z_i'A_i``, ``P_i = H_i^-1 Lambda'`` and ``R_i = Z_i'A_i - G_i Lambda
+        U_i``, so that ``R_i Omega U_i' = (I - G_i Lambda P_i) (Z_i'A_i Omega A_i'Z_i) P_i'``
+        (summed within patterns by the tensor).
         """
-        lam = self.block.lam(theta)
-        q, _, u = linv.shape
-        hinv = _bmm(_bt(linv), linv)
+        lam, hinv = state["lam"], state["hinv"]
+        q, _, u = hinv.shape
         g_lam = _right(self.ztz, lam)  # G Lambda
+        d1 = _gram(g_lam * self.weight, _bt(hinv))
         p = _right(hinv, lam.T)  # P = H^-1 Lambda'
         if self.compressed:
             om = (self.tensor @ omega.reshape(-1)).reshape(q, q, u)
         else:
-            om = _bmm(
-                _bmm(self.zta, np.broadcast_to(omega[:, :, None], (*omega.shape, u))), _bt(self.zta)
-            )
+            om = np.empty((q, q, u))  # Z_i'A_i Omega A_i'Z_i
+            for a in range(q):
+                weighted = omega @ self.zta[a]
+                for b in range(a, q):
+                    om[a, b] = om[b, a] = np.einsum("cg,cg->g", weighted, self.zta[b])
         resid = _eye(q, u) - _bmm(g_lam, p)
-        d1 = np.einsum("ijg,g->ij", _bmm(g_lam, hinv), self.weight)
         d2 = np.sum(_bmm(_bmm(resid, om), _bt(p)), axis=2)
         full = 2.0 * d1 - 2.0 * d2
         rows, cols = self.block.index
@@ -296,15 +338,20 @@ class _TwoLevel:
             )
         # Inner levels without rows contribute nothing (H = I); give them any parent.
         parent[parent < 0] = 0
+        self.parent = parent
         self.p_a = a.shape[1]
-        self.ww = _group_crossprod(inner.codes, n_inner, inner.z, inner.z)
-        self.wz = _group_crossprod(inner.codes, n_inner, inner.z, outer.z)
-        self.wa = _group_crossprod(inner.codes, n_inner, inner.z, a)
-        self.zz = _group_crossprod(outer.codes, n_outer, outer.z, outer.z)
-        self.za = _group_crossprod(outer.codes, n_outer, outer.z, a)
-        # sum over the inner groups of each outer group: (..., S) @ (S, J)
+        z1 = np.asarray(outer.z, dtype=float)
+        z2 = np.asarray(inner.z, dtype=float)
+        inner_groups = _Groups(np.asarray(inner.codes), n_inner)
+        outer_groups = _Groups(np.asarray(outer.codes), n_outer)
+        self.ww = inner_groups.crossprod(z2, z2)
+        self.wz = inner_groups.crossprod(z2, z1)
+        self.wa = inner_groups.crossprod(z2, a)
+        self.zz = outer_groups.crossprod(z1, z1)
+        self.za = outer_groups.crossprod(z1, a)
+        # sums over the inner groups of each outer group: (J, S) @ (S, ...)
         self.to_outer = scipy.sparse.csr_matrix(
-            (np.ones(n_inner), (np.arange(n_inner), parent)), shape=(n_inner, n_outer)
+            (np.ones(n_inner), (parent, np.arange(n_inner))), shape=(n_outer, n_inner)
         )
 
     @property
@@ -314,16 +361,16 @@ class _TwoLevel:
     def _sum_to_outer(self, x: np.ndarray) -> np.ndarray:
         shape = x.shape[:-1]
         flat = x.reshape(-1, x.shape[-1])
-        return np.asarray(self.to_outer.T @ flat.T).T.reshape(*shape, -1)
+        return np.asarray(self.to_outer @ flat.T).T.reshape(*shape, -1)
 
-    def parts(self, theta: np.ndarray) -> tuple[float, np.ndarray, None]:
+    def parts(self, theta: np.ndarray) -> tuple[float, np.ndarray, dict]:
         """``log|L|^2`` and ``A'Z Lambda H^-1 Lambda' Z'A`` by the inner-first block Cholesky.
 
         With inner blocks first, ``L = [[L2, 0], [B, L1]]``: ``L2_s L2_s' = Lambda2' W_s'W_s
-        Lambda2 + I``; ``B_s' = L2_s^-1 Lambda2' W_s'Z_s Lambda1``; ``L1_j L1_j' = Lambda1'
-        Z_j'Z_j Lambda1 + I - sum_{s in j} B_s B_s'`` (the Schur complement); and the forward
-        solve gives ``c_s = L2_s^-1 Lambda2' W_s'A_s``, ``c_j = L1_j^-1 (Lambda1' Z_j'A_j -
-        sum_{s in j} B_s c_s)``.
+        Lambda2 + I``; ``B_s' = L2_s^-1 K_s`` with ``K_s = Lambda2' W_s'Z_s Lambda1``;
+        ``L1_j L1_j' = S_j = Lambda1' Z_j'Z_j Lambda1 + I - sum_{s in j} B_s B_s'`` (the Schur
+        complement); and the forward solve gives ``c_s = L2_s^-1 Lambda2' W_s'A_s``,
+        ``c_j = L1_j^-1 (Lambda1' Z_j'A_j - sum_{s in j} B_s c_s)``.
         """
         lam1 = self.outer_block.lam(theta)
         lam2 = self.inner_block.lam(theta)
@@ -345,7 +392,51 @@ class _TwoLevel:
         )
         f2 = c2.transpose(1, 0, 2).reshape(self.p_a, -1)
         f1 = c1.transpose(1, 0, 2).reshape(self.p_a, -1)
-        return ld_l2, f2 @ f2.T + f1 @ f1.T, None
+        state = {"linv2": linv2, "linv1": linv1, "bt": bt, "c2": c2, "c1": c1}
+        return ld_l2, f2 @ f2.T + f1 @ f1.T, state
+
+    def grad(self, theta: np.ndarray, omega: np.ndarray, state: dict) -> np.ndarray:
+        """Gradient of the profiled criterion with respect to theta.
+
+        For a term ``t`` the derivative with respect to ``Lambda_t[r, c]`` is element ``[r, c]``
+        of ``D_t = 2 sum_g sum_h (Z'Z)_gh Lambda_h (H^-1)_hg - 2 sum_g (Z'R)_g Omega U_g'``
+        over the blocks ``g`` of term ``t``, where ``U = H^-1 Lambda' Z'A`` (by back
+        substitution) and ``Z'R = Z'A - Z'Z Lambda U``. The blocks of ``H^-1`` come from the
+        partitioned inverse: ``(H^-1)_jj = S_j^-1``, ``(H^-1)_sj = -H2_s^-1 K_s S_j^-1`` and
+        ``(H^-1)_ss = H2_s^-1 + H2_s^-1 K_s S_j^-1 K_s' H2_s^-1``.
+        """
+        lam1 = self.outer_block.lam(theta)
+        lam2 = self.inner_block.lam(theta)
+        linv2, linv1, bt = state["linv2"], state["linv1"], state["bt"]
+        parent = self.parent
+        # back substitution L' U = c
+        u1 = _bmm(_bt(linv1), state["c1"])
+        u2 = _bmm(_bt(linv2), state["c2"] - _bmm(bt, u1[:, :, parent]))
+        # blocks of H^-1
+        s_inv = _bmm(_bt(linv1), linv1)
+        h2k = _bmm(_bt(linv2), bt)  # H2^-1 K
+        h_sj = -_bmm(h2k, s_inv[:, :, parent])
+        h_ss = _bmm(_bt(linv2), linv2) - _bmm(h_sj, _bt(h2k))
+        # Z'R for both levels
+        zr1 = (
+            self.za
+            - _bmm(_right(self.zz, lam1), u1)
+            - self._sum_to_outer(_bmm(_right(_bt(self.wz), lam2), u2))
+        )
+        zr2 = (
+            self.wa
+            - _bmm(_right(self.ww, lam2), u2)
+            - _bmm(_right(self.wz, lam1), u1[:, :, parent])
+        )
+        d1 = _bmm(_right(self.zz, lam1), s_inv) + self._sum_to_outer(
+            _bmm(_right(_bt(self.wz), lam2), h_sj)
+        )
+        d2 = _bmm(_right(self.ww, lam2), h_ss) + _bmm(_right(self.wz, lam1), _bt(h_sj))
+        d1 = 2.0 * d1.sum(axis=2) - 2.0 * _bmm(zr1, _bt(_right(u1, omega))).sum(axis=2)
+        d2 = 2.0 * d2.sum(axis=2) - 2.0 * _bmm(zr2, _bt(_right(u2, omega))).sum(axis=2)
+        rows1, cols1 = self.outer_block.index
+        rows2, cols2 = self.inner_block.index
+        return np.concatenate([d1[rows1, cols1], d2[rows2, cols2]])
 
 
 # --------------------------------------------------------------------------------------------
@@ -360,17 +451,18 @@ class _Pieces:
     r2: float
     beta: np.ndarray
     xtvx: np.ndarray  # X' V0^-1 X = R_X' R_X
-    linv: np.ndarray | None
+    state: object
 
 
 class _Criterion:
     """lme4's profiled deviance (REML or ML) as a function of theta."""
 
-    def __init__(self, problem: LmmProblem, structure: _OneLevel | _TwoLevel) -> None:
+    def __init__(
+        self, problem: LmmProblem, structure: _OneLevel | _TwoLevel, a: np.ndarray
+    ) -> None:
         self.structure = structure
         self.reml = problem.reml
         self.n, self.p = problem.x.shape
-        a = np.column_stack([problem.x, problem.y])
         self.ata = a.T @ a
         self.df = self.n - self.p if self.reml else self.n
         self.lower = np.concatenate([b.lower() for b in structure.blocks])
@@ -378,7 +470,7 @@ class _Criterion:
 
     def pieces(self, theta: np.ndarray) -> _Pieces:
         self.n_evaluations += 1
-        ld_l2, quad, linv = self.structure.parts(theta)
+        ld_l2, quad, state = self.structure.parts(theta)
         m = self.ata - quad  # A' V0^-1 A
         p = self.p
         chol = np.linalg.cholesky(m)  # raises LinAlgError if not positive definite
@@ -386,7 +478,7 @@ class _Criterion:
         ld_rx2 = 2.0 * float(np.sum(np.log(np.diag(chol)[:p])))
         xtvx = m[:p, :p]
         beta = np.linalg.solve(xtvx, m[:p, p])
-        return _Pieces(ld_l2, ld_rx2, r2, beta, xtvx, linv)
+        return _Pieces(ld_l2, ld_rx2, r2, beta, xtvx, state)
 
     def profiled(self, pieces: _Pieces) -> float:
         dev = pieces.ld_l2 + self.df * (1.0 + _LOG_2PI + np.log(pieces.r2 / self.df))
@@ -399,33 +491,22 @@ class _Criterion:
             return np.inf
 
     def value_and_grad(self, theta: np.ndarray) -> tuple[float, np.ndarray]:
+        """The profiled deviance and its analytic gradient.
+
+        The derivative of ``log|L|^2 + log|X'V0^-1 X|`` (REML) ``+ df log r^2`` with respect
+        to ``Lambda`` is ``2 tr(H^-1 Lambda'Z'Z dLambda) - 2 tr(Omega (Z'R)' dLambda U)``
+        with ``U = H^-1 Lambda'Z'A``, ``Z'R = Z'A - Z'Z Lambda U`` and
+        ``Omega = (df / r^2) w w' + [[C, 0], [0, 0]]`` (``w = (-beta, 1)``,
+        ``C = (X'V0^-1 X)^-1``, REML only): the envelope theorem on the profiled ``beta``
+        and ``d V0^-1 = -V0^-1 Z (dLambda Lambda' + Lambda dLambda') Z' V0^-1``.
+        """
         pieces = self.pieces(theta)
         value = self.profiled(pieces)
-        if isinstance(self.structure, _OneLevel):
-            # d/dtheta of log|L|^2 + log|X'V0^-1X| (REML) + df log r^2 equals
-            # 2 tr(H^-1 Lambda'Z'Z dLambda) - tr(Omega A' Z dV Z' A)-type terms, with
-            # Omega = (df / r^2) w w' + [[C, 0], [0, 0]], w = (-beta, 1), C = (X'V0^-1X)^-1.
-            w = np.append(-pieces.beta, 1.0)
-            omega = (self.df / pieces.r2) * np.outer(w, w)
-            if self.reml:
-                omega[: self.p, : self.p] += np.linalg.inv(pieces.xtvx)
-            return value, self.structure.grad(theta, omega, pieces.linv)
-        return value, self.fd_grad(theta, value)
-
-    def fd_grad(self, theta: np.ndarray, value: float) -> np.ndarray:
-        """Central-difference gradient (one-sided at a lower bound)."""
-        grad = np.empty_like(theta)
-        for k in range(len(theta)):
-            h = 1e-6 * max(1.0, abs(theta[k]))
-            up = theta.copy()
-            up[k] += h
-            down = theta.copy()
-            down[k] -= h
-            if down[k] < self.lower[k]:
-                grad[k] = (self(up) - value) / h
-            else:
-                grad[k] = (self(up) - self(down)) / (2 * h)
-        return grad
+        w = np.append(-pieces.beta, 1.0)
+        omega = (self.df / pieces.r2) * np.outer(w, w)
+        if self.reml:
+            omega[: self.p, : self.p] += np.linalg.inv(pieces.xtvx)
+        return value, self.structure.grad(theta, omega, pieces.state)
 
     def at_varpar(self, varpar: np.ndarray) -> tuple[_Pieces, float]:
         """Pieces at ``theta`` and ``sigma^2`` from ``varpar = (*theta, sigma)``."""
@@ -467,17 +548,52 @@ class _Optimum:
         return self.hessian_ok and self.decrement <= tol
 
 
+def _canonical(crit: _Criterion, theta: np.ndarray) -> np.ndarray:
+    """Flip the sign of every column of Lambda whose diagonal element is negative.
+
+    ``Lambda Lambda'`` (and so the criterion) does not change, and the result satisfies lme4's
+    bounds (diagonal elements non-negative).
+    """
+    theta = theta.copy()
+    for block in crit.structure.blocks:
+        rows, cols = block.index
+        for c in range(block.q):
+            at = block.start + np.flatnonzero(cols == c)
+            if theta[block.start + np.flatnonzero((cols == c) & (rows == c))[0]] < 0:
+                theta[at] = -theta[at]
+    return theta
+
+
 def _lbfgsb(crit: _Criterion, start: np.ndarray) -> np.ndarray:
-    bounds = [(lo if np.isfinite(lo) else None, None) for lo in crit.lower]
+    """L-BFGS-B on the unbounded problem, then the equivalent point within lme4's bounds.
+
+    Bounds are not imposed during the search: the criterion is even in each column of
+    Lambda, so a zero diagonal element is a stationary point of the bounded problem, where a
+    step that lands on the bound stalls however much better the interior is. Unbounded, such
+    a point is just a saddle the search moves through.
+    """
     res = scipy.optimize.minimize(
         crit.value_and_grad,
-        np.maximum(start, crit.lower),
+        start,
         jac=True,
         method="L-BFGS-B",
-        bounds=bounds,
-        options={"maxiter": 2000, "ftol": 1e-15, "gtol": 1e-10, "maxls": 50},
+        options={"maxiter": 2000, "ftol": 1e-12, "gtol": 1e-7, "maxls": 50},
     )
-    return np.maximum(res.x, crit.lower)
+    return _canonical(crit, res.x)
+
+
+def _snap_to_boundary(crit: _Criterion, theta: np.ndarray) -> np.ndarray | None:
+    """``theta`` with near-zero diagonal elements of Lambda set to zero (None if there are none).
+
+    An unbounded search approaches a boundary optimum only to within its tolerance; lme4
+    reports such a variance as exactly zero.
+    """
+    near = (crit.lower == 0) & (theta < 1e-3)
+    if not near.any():
+        return None
+    snapped = theta.copy()
+    snapped[near] = 0.0
+    return snapped
 
 
 def _free_hessian(crit: _Criterion, theta: np.ndarray, free: np.ndarray) -> np.ndarray:
@@ -537,15 +653,24 @@ def _polish(crit: _Criterion, theta: np.ndarray, steps: int = 6) -> _Optimum:
 
 
 def _nelder_mead(crit: _Criterion, start: np.ndarray) -> np.ndarray:
-    bounds = [(lo if np.isfinite(lo) else None, None) for lo in crit.lower]
     res = scipy.optimize.minimize(
         crit,
-        np.maximum(start, crit.lower),
+        start,
         method="Nelder-Mead",
-        bounds=bounds,
         options={"maxiter": 5000 * len(start), "xatol": 1e-10, "fatol": 1e-12},
     )
-    return np.maximum(res.x, crit.lower)
+    return _canonical(crit, res.x)
+
+
+def _search(crit: _Criterion, start: np.ndarray) -> _Optimum:
+    """L-BFGS-B, Newton polishing, and the boundary point when it is as good."""
+    best = _polish(crit, _lbfgsb(crit, start))
+    snapped = _snap_to_boundary(crit, best.theta)
+    if snapped is not None:
+        alt = _polish(crit, snapped)
+        if alt.value <= best.value + 1e-7 + 1e-12 * abs(best.value):
+            best = alt
+    return best
 
 
 def _boundary_probes(crit: _Criterion, opt: _Optimum) -> list[np.ndarray]:
@@ -569,22 +694,22 @@ def _boundary_probes(crit: _Criterion, opt: _Optimum) -> list[np.ndarray]:
 def _optimise(
     crit: _Criterion, start: np.ndarray, diagnostics: list[Diagnostic]
 ) -> tuple[_Optimum, bool, str]:
-    """L-BFGS-B then Newton polishing; refit from other starts when the optimum is in doubt.
+    """Search, then refit from other starts when the optimum is in doubt.
 
     In doubt means: the Newton decrement or Hessian check fails, or the optimum is on the
     boundary and a point just inside it is better.
     """
     tol = 1e-6  # Newton decrement in deviance units
-    first = _polish(crit, _lbfgsb(crit, start))
+    first = _search(crit, start)
     probes = _boundary_probes(crit, first)
     if first.ok(tol) and not probes:
         return first, True, "L-BFGS-B"
     candidates = [first]
-    candidates.extend(_polish(crit, _lbfgsb(crit, probe)) for probe in probes)
+    candidates.extend(_search(crit, probe) for probe in probes)
     if not first.ok(tol):
-        candidates.append(_polish(crit, _lbfgsb(crit, _nelder_mead(crit, first.theta))))
+        candidates.append(_search(crit, _nelder_mead(crit, first.theta)))
         alt = np.concatenate([b.start_values() * 0.1 for b in crit.structure.blocks])
-        candidates.append(_polish(crit, _lbfgsb(crit, alt)))
+        candidates.append(_search(crit, alt))
     best = min(candidates, key=lambda o: o.value)
     verified = best.ok(tol) and not _boundary_probes(crit, best)
     diagnostics.append(
@@ -603,6 +728,11 @@ def _optimise(
 # --------------------------------------------------------------------------------------------
 # Input checks and the entry point
 # --------------------------------------------------------------------------------------------
+
+
+def _min_relative_eigenvalue(matrix: np.ndarray) -> float:
+    eig = np.linalg.eigvalsh(matrix)
+    return float(eig[0] / eig[-1])
 
 
 def _check(problem: LmmProblem) -> None:
@@ -636,7 +766,7 @@ def _check(problem: LmmProblem) -> None:
             raise InputError(
                 f"The group codes of '{term.group}' must be integers 0 .. {term.n_groups - 1}."
             )
-        n_levels = len(np.unique(codes))
+        n_levels = int(np.count_nonzero(np.bincount(codes, minlength=term.n_groups)))
         if n_levels >= n:
             raise ModelError(
                 f"'{term.group}' has as many groups ({n_levels}) as observations ({n}); its "
@@ -650,7 +780,9 @@ def _check(problem: LmmProblem) -> None:
             )
     if n <= p:
         raise ModelError(f"{n} observations are too few for {p} fixed effects.")
-    if np.linalg.matrix_rank(x) < p:
+    xtx = x.T @ x
+    scale = np.sqrt(np.diag(xtx))
+    if scale.min() == 0 or _min_relative_eigenvalue(xtx / np.outer(scale, scale)) < 1e-12:
         raise ModelError(
             "The fixed-effects design is rank deficient (some terms are linear combinations of "
             "others, or a factor level has no observations); drop or recode those terms."
@@ -675,6 +807,12 @@ def _boundary_diagnostics(theta: np.ndarray, crit: _Criterion, problem: LmmProbl
                 )
             )
     return out
+
+
+@functools.cache
+def _blas_controller() -> ThreadpoolController:
+    """The BLAS thread pools, found once (finding them scans every loaded library)."""
+    return ThreadpoolController()
 
 
 def fit(problem: LmmProblem, *, start: np.ndarray | None = None) -> LmmFit:
@@ -722,7 +860,7 @@ def fit(problem: LmmProblem, *, start: np.ndarray | None = None) -> LmmFit:
         structure: _OneLevel | _TwoLevel = _OneLevel(terms[0], a)
     else:
         structure = _TwoLevel(terms[0], terms[1], a)
-    crit = _Criterion(problem, structure)
+    crit = _Criterion(problem, structure, a)
     if start is None:
         start_theta = np.concatenate([b.start_values() for b in structure.blocks])
     else:
@@ -732,7 +870,10 @@ def fit(problem: LmmProblem, *, start: np.ndarray | None = None) -> LmmFit:
                 f"start must have {structure.n_theta} theta values, got {start_theta.shape}."
             )
     diagnostics: list[Diagnostic] = []
-    optimum, verified, optimizer = _optimise(crit, start_theta, diagnostics)
+    # The algebra is many tiny BLAS calls (L-BFGS-B's own among them): threads only add
+    # synchronisation cost, which is large on a loaded machine.
+    with _blas_controller().limit(limits=1, user_api="blas"):
+        optimum, verified, optimizer = _optimise(crit, start_theta, diagnostics)
     theta = optimum.theta
     pieces = crit.pieces(theta)
     sigma = float(np.sqrt(pieces.r2 / crit.df))
