@@ -383,9 +383,10 @@ def derive_tte(
     if ep.kind == "retreatment":
         out = _retreatment(base)
     else:
-        visits = _visits(assessments, ep, base)
+        visits, baseline, assessed = _visits(assessments, ep, base)
         # units never assessed on the instrument (by the rater role) are not in the analysis
-        base = base.merge(visits.attrs["assessed"], on=["study_id", "unit_id"], how="inner")
+        base = base.merge(assessed, on=["study_id", "unit_id"], how="inner")
+        base = base.merge(baseline, on=["study_id", "unit_id"], how="left")
         out = _onset(base, visits, ep) if ep.kind == "onset" else _durability(base, visits, ep)
     out["paramcd"] = ep.name
     out["param"] = ep.description
@@ -418,7 +419,9 @@ def _resolve(endpoint: Endpoint | str | Mapping[str, Any]) -> Endpoint:
     )
 
 
-def _visits(assessments: pd.DataFrame, ep: Endpoint, base: pd.DataFrame) -> pd.DataFrame:
+def _visits(
+    assessments: pd.DataFrame, ep: Endpoint, base: pd.DataFrame
+) -> tuple[pd.DataFrame, pd.Series, pd.DataFrame]:
     """One row per unit and assessment day: the (rater-averaged) score and if it meets the rule."""
     a = assessments.loc[assessments["instrument"] == ep.instrument]
     if a.empty:
@@ -455,9 +458,8 @@ def _visits(assessments: pd.DataFrame, ep: Endpoint, base: pd.DataFrame) -> pd.D
         v["meets"] = pct >= ep.threshold - _TOL
     else:
         v["meets"] = sign * (v["value"] - ep.threshold) >= -_TOL
-    v.attrs["baseline"] = baseline
-    v.attrs["assessed"] = a[["study_id", "unit_id"]].drop_duplicates()
-    return v.reset_index(drop=True)
+    assessed = a[["study_id", "unit_id"]].drop_duplicates()
+    return v.reset_index(drop=True), baseline, assessed
 
 
 def _retreatment_days(sessions: pd.DataFrame, gap: float) -> pd.Series:
@@ -475,7 +477,7 @@ def _end_code(end_reason: pd.Series) -> pd.Series:
 
 def _onset(base: pd.DataFrame, visits: pd.DataFrame, ep: Endpoint) -> pd.DataFrame:
     key = ["study_id", "unit_id"]
-    out = base.merge(visits.attrs["baseline"], on=key, how="left")
+    out = base
     # a result seen after a retreatment is not a result of the first course
     retreat = visits.merge(base[[*key, "retreat_day"]], on=key, how="left")["retreat_day"]
     visits = visits.loc[~(visits["day"].to_numpy() >= retreat.to_numpy())]
@@ -509,9 +511,7 @@ def _onset(base: pd.DataFrame, visits: pd.DataFrame, ep: Endpoint) -> pd.DataFra
 def _durability(base: pd.DataFrame, visits: pd.DataFrame, ep: Endpoint) -> pd.DataFrame:
     key = ["study_id", "unit_id"]
     response = visits.loc[visits["meets"]].groupby(key)["day"].min().rename("start_day")
-    out = base.merge(visits.attrs["baseline"], on=key, how="left").merge(
-        response, on=key, how="inner"
-    )
+    out = base.merge(response, on=key, how="inner")
     v = visits.merge(response, on=key, how="inner")
     v = v.loc[v["day"] > v["start_day"]]
     loss = v.loc[~v["meets"]].groupby(key)["day"].min().rename("loss_day")
