@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -501,3 +502,28 @@ def test_registry_follow_up_durability_and_safety(big_registry):
     expected = (n_sess["MN+laser"] * mn_rate.reindex(n_sess["MN+laser"].index)).sum()
     ratio = n_pih["MN+laser"].sum() / expected
     assert abs(ratio - t["adverse_events"]["pih_relative_risk"]["MN+laser"]) < 0.6
+
+
+def test_lme4_recovers_the_stated_lmm(big_trial, tmp_path):
+    """lme4 fitted to this very trial (seed 21, 500 subjects) recovers every LMM parameter.
+
+    R: lmer(value ~ week * combo + (week | subject_id) + (1 | unit_id), REML = TRUE,
+            control = lmerControl(optimizer = "bobyqa"))
+    run by tests/r/simulate/trial_lmm.R on the CSV feeds written by write_feeds.
+    """
+    ref_path = Path(__file__).parent / "r" / "simulate" / "trial_lmm.json"
+    ref = json.loads(ref_path.read_text())
+    write_feeds(big_trial, tmp_path, format="csv")
+    md5 = hashlib.md5((tmp_path / "assessments.csv").read_bytes()).hexdigest()
+    assert md5 == ref["input_md5"], "simulator output changed: rerun trial_lmm.R"
+    t = big_trial.truth["lmm"]
+    for term, est in ref["fixed"].items():
+        assert abs(est - t["fixed"][term]) < 4 * ref["fixed_se"][term], term
+    # variance components: with 500 subjects and 1,000 units the SD estimates have a
+    # relative SE of a few percent (about 1 / sqrt(2 * n_groups)), so 15% is generous
+    for name in ("sd_subject_intercept", "sd_subject_week", "sd_unit"):
+        assert ref[name] == pytest.approx(t[name], rel=0.15), name
+    assert ref["corr_subject"] == pytest.approx(t["corr_subject"], abs=0.1)
+    # rounding to integers adds uniform(-0.5, 0.5) error: residual SD sqrt(1.5^2 + 1/12)
+    assert ref["sd_residual"] == pytest.approx(np.sqrt(t["sd_residual"] ** 2 + 1 / 12), rel=0.05)
+    assert not ref["singular"]
