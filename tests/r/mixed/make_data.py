@@ -9,6 +9,9 @@ side of each face gets microneedling alone ("MN"), the other one of two combinat
 singular.csv: 30 patients x 4 visits with no between-patient variation at all (each patient's
 residuals are centred on zero), so the patient variance is estimated at zero: a singular fit
 in lme4 and here.
+
+gee.csv: 150 subjects x 4 visits with a binary and an ordinal (0-3) outcome whose marginal
+models are known (see correlated_outcomes), for the GEE checks.
 """
 
 from pathlib import Path
@@ -67,6 +70,40 @@ def singular(seed: int = 7) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def correlated_outcomes(
+    n: int, seed: int, beta=(0.3, 0.8), alphas=(1.0, -0.5, -2.0), rho: float = 0.4
+) -> pd.DataFrame:
+    """Repeated binary and ordinal outcomes with exact marginal logit models.
+
+    A Gaussian copula with exchangeable correlation ``rho`` links a subject's visits; the
+    margins are ``P(grade > k) = expit(alphas[k] + beta_time * time + beta_arm * arm)`` and
+    ``responder = grade >= 2``, so ``logit P(responder) = alphas[1] + ...``.
+    """
+    from scipy import stats
+
+    rng = np.random.default_rng(seed)
+    t = 4
+    subject = np.repeat(np.arange(n), t)
+    time = np.tile(np.arange(t), n)
+    arm = np.repeat(rng.integers(0, 2, n), t)
+    z = np.sqrt(rho) * np.repeat(rng.normal(size=n), t) + np.sqrt(1 - rho) * rng.normal(size=n * t)
+    u = stats.norm.cdf(z)
+    lin = beta[0] * time + beta[1] * arm
+    p_above = 1 / (1 + np.exp(-(np.asarray(alphas)[None, :] + lin[:, None])))
+    grade = (u[:, None] < p_above).sum(axis=1)
+    return pd.DataFrame(
+        {
+            "subject": [f"G{i:03d}" for i in subject],
+            "time": time,
+            "visit": [f"v{k}" for k in time],
+            "arm": np.where(arm == 1, "combo", "control"),
+            "grade": grade,
+            "responder": (grade >= 2).astype(int),
+        }
+    )
+
+
 if __name__ == "__main__":
+    correlated_outcomes(150, seed=11).to_csv(HERE / "gee.csv", index=False)
     splitface().to_csv(HERE / "splitface.csv", index=False)
     singular().to_csv(HERE / "singular.csv", index=False)
