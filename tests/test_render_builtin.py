@@ -1,0 +1,159 @@
+"""The built-in engine on small reports: cell errors, warnings, output options, refusals.
+
+Each render starts a kernel (a few seconds), so each report here tests several things at once.
+"""
+
+from __future__ import annotations
+
+import sys
+import textwrap
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from outcomes.report import RenderError, render
+from outcomes.report.qmd import parse_qmd
+
+_cell_markdown = sys.modules["outcomes.report.render"]._cell_markdown
+
+FENCE = "```"
+
+
+def write(tmp_path: Path, text: str, name: str = "doc.qmd") -> Path:
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(text).replace("~~~", FENCE), encoding="utf-8")
+    return path
+
+
+def test_cell_error_names_the_file_and_the_failing_line(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """\
+        ---
+        title: Broken
+        ---
+
+        ~~~{python}
+        def ratio(a, b):
+            return a / b
+        ~~~
+
+        ~~~{python}
+        #| label: compute
+        x = 1
+        y = ratio(x, 0)
+        ~~~
+        """,
+    )
+    with pytest.raises(RenderError) as info:
+        render(path, to="html", out_dir=tmp_path / "out", engine="builtin")
+    # line 13 is `y = ratio(x, 0)`: the failing statement of the failing cell
+    assert str(info.value).startswith(f"{path}:13: cell failed: ZeroDivisionError")
+    assert not (tmp_path / "out" / "doc.html").exists()
+
+
+OPTIONS_REPORT = """\
+---
+title: Options
+execute:
+  echo: false
+---
+
+~~~{python}
+import warnings
+warnings.warn("first careful")
+~~~
+
+~~~{python}
+#| warning: false
+warnings.warn("second quiet")
+~~~
+
+~~~{python}
+#| output: asis
+print("**bold words**")
+~~~
+
+~~~{python}
+#| include: false
+print("included nowhere")
+~~~
+
+~~~{python}
+#| eval: false
+#| echo: true
+raise SystemExit("never run")
+~~~
+
+~~~{python}
+6 * 7
+~~~
+
+Value `{python} 2 + 2`, and a `{python} "string"`.
+"""
+
+
+def test_warnings_are_captured_not_printed_and_output_options_hold(tmp_path: Path) -> None:
+    path = write(tmp_path, OPTIONS_REPORT)
+    result = render(path, to="html", out_dir=tmp_path, engine="builtin")
+    assert [(w.line, w.source) for w in result.warnings] == [(7, "cell")]
+    assert "UserWarning: first careful" in result.warnings[0].text
+    html = result["html"].read_text(encoding="utf-8")
+    for leaked in ("careful", "quiet", "UserWarning", "included nowhere"):
+        assert leaked not in html
+    assert "<strong>bold words</strong>" in html  # output: asis is Markdown
+    assert "never run" in html  # eval: false, echo: true shows the code
+    assert "42" in html  # a plain value is shown as output
+    assert "Value 4, and a string." in html
+    with pytest.raises(RenderError, match=r"doc.qmd:7: warning while rendering: .*first careful"):
+        render(path, to="html", out_dir=tmp_path, engine="builtin", on_warning="error")
+
+
+@pytest.mark.parametrize(
+    ("output", "words"),
+    [
+        # what a bare DataFrame shows: HTML and plain text
+        ({"text/html": "<table></table>", "text/plain": "   a"}, "journal_table"),
+        # a figure in a cell without a fig- label
+        ({"image/png": "iVBORw0KGgo=", "text/plain": "<Figure>"}, "cell labelled 'fig-...'"),
+        ({"application/json": {"a": 1}, "text/plain": "{}"}, "application/json"),
+    ],
+    ids=["html-output", "unlabelled-figure", "json-output"],
+)
+def test_refuses_outputs_other_formats_cannot_carry(
+    tmp_path: Path, output: dict, words: str
+) -> None:
+    # what the kernel would return for the cell, built directly (no kernel needed)
+    path = tmp_path / "doc.qmd"
+    path.write_text(f"Intro.\n\n{FENCE}{{python}}\nx\n{FENCE}\n", encoding="utf-8")
+    doc = parse_qmd(path)
+    outputs = [nbformat.v4.new_output("display_data", data=output)]
+    with pytest.raises(RenderError, match=words) as info:
+        _cell_markdown(doc, doc.cells[0], outputs, tmp_path)
+    assert info.value.line == 3
+
+
+def test_numbered_cells_must_show_what_their_label_promises(tmp_path: Path) -> None:
+    path = tmp_path / "doc.qmd"
+    path.write_text(
+        f"{FENCE}{{python}}\n#| label: fig-a\n#| fig-cap: c\n#| fig-alt: a\n1\n{FENCE}\n\n"
+        f"{FENCE}{{python}}\n#| label: tbl-b\n#| tbl-cap: c\n1\n{FENCE}\n",
+        encoding="utf-8",
+    )
+    doc = parse_qmd(path)
+    fig, tbl = doc.cells
+    text = [nbformat.v4.new_output("execute_result", data={"text/plain": "1"})]
+    with pytest.raises(RenderError, match="'fig-a' showed no figure"):
+        _cell_markdown(doc, fig, text, tmp_path)
+    with pytest.raises(RenderError, match="'tbl-b' showed no Markdown table"):
+        _cell_markdown(doc, tbl, text, tmp_path)
+    captioned = [
+        nbformat.v4.new_output(
+            "display_data", data={"text/markdown": "| a |\n|--|\n| 1 |\n\n: cap"}
+        )
+    ]
+    with pytest.raises(RenderError, match="already has a caption"):
+        _cell_markdown(doc, tbl, captioned, tmp_path)
+    table = [nbformat.v4.new_output("display_data", data={"text/markdown": "| a |\n|--|\n| 1 |"})]
+    assert _cell_markdown(doc, tbl, table, tmp_path).endswith(": **Table 1.** c {#tbl-b}")
