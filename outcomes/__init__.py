@@ -1,6 +1,45 @@
-"""outcomes: clinical outcomes research on microneedling (collagen induction therapy)."""
+"""outcomes: clinical outcomes research on microneedling (collagen induction therapy).
+
+The Python API in one namespace. Data: :func:`ingest`, :func:`open_store`, :func:`validate`,
+:func:`simulate_trial`, :func:`simulate_registry`, :func:`load_dictionary`. Models are
+imported on first use (statsmodels, lifelines and plotnine are slow to import), so the
+command line starts quickly.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 from outcomes.dictionary import load_dictionary
+from outcomes.ingest import ingest
+from outcomes.schema import validate_table as validate
+from outcomes.simulate import simulate_registry, simulate_trial
+from outcomes.store import open_store
 
 __version__ = "0.1.0"
-__all__ = ["__version__", "load_dictionary"]
+
+# public name -> module that defines it (imported lazily)
+_LAZY: dict[str, str] = {}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'outcomes' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_LAZY])
+
+
+__all__ = [
+    "__version__",
+    "ingest",
+    "load_dictionary",
+    "open_store",
+    "simulate_registry",
+    "simulate_trial",
+    "validate",
+    *_LAZY,
+]
