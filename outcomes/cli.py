@@ -280,7 +280,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--table", required=True)
     p.add_argument("--snapshot", type=int)
     p.add_argument("--out", required=True)
+
+    # Subcommands of other modules: each block adds its parser here and sets
+    # func=_lazy("module", "function"); the handler lives in its own module.
+    # --- run / audit (declared analyses) ---
+    # --- compare (combinations vs microneedling alone) ---
+    # --- report (Quarto reports) ---
     return parser
+
+
+def _lazy(module: str, function: str) -> Callable[[argparse.Namespace], int]:
+    """A handler imported on use, so `outcomes --help` stays fast."""
+
+    def handler(args: argparse.Namespace) -> int:
+        import importlib
+
+        return int(getattr(importlib.import_module(module), function)(args))
+
+    return handler
 
 
 def main(argv: Sequence[str] | None = None) -> int:
