@@ -16,7 +16,26 @@ models can be checked by recovery.
   take seconds.
 
 Same seed, same bytes: all randomness comes from ``numpy.random.SeedSequence(seed)``, rows are
-in a fixed order and floats are written with a fixed format.
+in a fixed order and floats are written with a fixed format (CSV and Parquet; XLSX workbooks
+store the time they were written).
+
+``truth.json`` of a trial: ``simulator, seed, study_id, design, options`` (every argument),
+``arms``, ``lmm`` (``formula``; ``fixed`` with terms ``(Intercept), week, combo, week:combo``;
+``sd_subject_intercept, sd_subject_week, corr_subject, sd_unit, sd_residual``; ``n_clipped``;
+notes on rounding and clipping), ``survival`` (``endpoint, instrument, definition,
+weibull_shape, control_scale_days, control_median_days, hazard_ratio,
+combination_scale_days``), ``event_times.first_improvement`` (every unit id -> true day of the
+first one-grade improvement, including units censored in the data), ``raters``,
+``patient_reported``, ``follow_up``, ``adverse_events``.
+
+``truth.json`` of a registry: ``simulator, seed, study_id, design, options``, ``effects``
+(``outcome: "pct_improvement_day168", vs: "MN"``, and the true effect in percentage points of
+``MN+PRP, MN+RF, MN+laser``), ``confounders`` (``phototype, baseline_severity, site_id``),
+``outcome``, ``baseline_severity``, ``phototype_model``, ``treatment_model`` (coefficients and
+clinic preferences), ``outcome_model`` (coefficients and clinic effects),
+``durability``, ``event_times.loss_of_response`` (unit id -> true day the improvement fell
+below 50%, for the responders who lose it, including days after the end of follow-up),
+``retreatment``, ``follow_up``, ``gais``, ``pain_vas``, ``adverse_events``.
 """
 
 from __future__ import annotations
@@ -310,7 +329,7 @@ def _adverse_events(
     subj = unit_subject[unit]
     photo = subject_phototype[subj]
     mods = np.asarray(session_modality, dtype=object)
-    rr = np.array([pih_rr.get(m, 1.0) for m in mods])
+    rr = pd.Series(mods).map(pih_rr).fillna(1.0).to_numpy(dtype=float)
     # severe erythema: per unit, at one random session of the unit
     n_units = len(unit_subject)
     counts = np.bincount(unit, minlength=n_units)
@@ -319,7 +338,7 @@ def _adverse_events(
     order = np.arange(n) - first[unit]  # rows are sorted by unit, then session
     unit_mod = np.empty(n_units, dtype=object)
     unit_mod[unit] = mods
-    unit_or = np.array([severe_erythema_or.get(m, 1.0) if m is not None else 1.0 for m in unit_mod])
+    unit_or = pd.Series(unit_mod).map(severe_erythema_or).fillna(1.0).to_numpy(dtype=float)
     p_sev = _expit(_logit(params["p_severe_erythema_unit"]) + np.log(unit_or))
     severe_unit = rng.random(n_units) < p_sev
     pick = np.floor(rng.random(n_units) * np.maximum(counts, 1)).astype(np.int64)
@@ -579,7 +598,7 @@ def simulate_trial(
     Returns
     -------
     Feeds
-        The six tables and the truth (see ``truth.json`` keys in the module documentation).
+        The six tables and the truth (``truth.json`` keys: see the module documentation).
 
     Examples
     --------
@@ -1053,7 +1072,7 @@ def simulate_registry(
     Returns
     -------
     Feeds
-        The six tables and the truth.
+        The six tables and the truth (``truth.json`` keys: see the module documentation).
 
     Examples
     --------
