@@ -85,7 +85,7 @@ def icc(
     import pingouin
 
     df, rater_levels = _long(data, targets, raters, ratings)
-    wide = df.pivot(index="_target", columns=raters, values=ratings).dropna()
+    wide = df.pivot_table(index="_target", columns=raters, values=ratings, aggfunc="first").dropna()
     if len(wide) < 3:
         raise InputError("Fewer than 3 targets were rated by every rater: no ICC.")
     long = wide.reset_index().melt(id_vars="_target", var_name="rater", value_name="rating")
@@ -164,7 +164,9 @@ def weighted_kappa(
     unknown = sorted(set(df[ratings].unique()) - set(cats))
     if unknown:
         raise InputError(f"Ratings {unknown} are not among categories={cats}.")
-    wide = df.assign(_r=df[raters].astype(str)).pivot(index="_target", columns="_r", values=ratings)
+    wide = df.assign(_r=df[raters].astype(str)).pivot_table(
+        index="_target", columns="_r", values=ratings, aggfunc="first"
+    )
     q = stats.norm.ppf(0.5 + level / 2)
     rows = []
     for a, b in itertools.combinations(rater_levels, 2):
@@ -214,7 +216,7 @@ def fleiss_kappa(
     from statsmodels.stats.inter_rater import fleiss_kappa as sm_fleiss
 
     df, rater_levels = _long(data, targets, raters, ratings)
-    wide = df.pivot(index="_target", columns=raters, values=ratings).dropna()
+    wide = df.pivot_table(index="_target", columns=raters, values=ratings, aggfunc="first").dropna()
     counts, _ = aggregate_raters(wide.to_numpy())
     return tidy_frame(
         pd.DataFrame(
