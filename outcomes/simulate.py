@@ -113,7 +113,7 @@ BODY_SITES = {
 }
 # Baseline value = centre + scale * severity_z, rounded and bounded as below; severity_z is
 # then recomputed from the recorded baseline, so the confounder is observed exactly.
-PRIMARY_INSTRUMENT = {
+PRIMARY_INSTRUMENT: dict[str, dict[str, Any]] = {
     "acne_scars": {
         "instrument": "gb_quant",
         "centre": 30.0,
@@ -142,7 +142,7 @@ MU_INDICATION = {
 }
 REGISTRY_EFFECTS = {"MN+PRP": 10.0, "MN+RF": 6.0, "MN+laser": 9.0}
 # Treatment choice: multinomial logit, reference MN.
-CHOICE_MODEL = {
+CHOICE_MODEL: dict[str, Any] = {
     "intercept": {"MN+PRP": 0.0, "MN+RF": -0.5, "MN+laser": -0.3},
     "severity_z": {"MN+PRP": -0.6, "MN+RF": 0.9, "MN+laser": 0.3},
     "phototype": {"MN+PRP": 0.0, "MN+RF": 0.1, "MN+laser": -0.9},
@@ -222,7 +222,7 @@ def _choice(rng: np.random.Generator, options: Mapping[str, float], n: int) -> n
 
 def _frame(d: Dictionary, name: str, data: Mapping[str, Any], n: int) -> pd.DataFrame:
     """A DataFrame with exactly the dictionary's columns, in order, with plain dtypes."""
-    out = {}
+    out: dict[str, Any] = {}
     for col in d.table(name).columns.values():
         values = data.get(col.name)
         if col.type in ("string", "code", "instrument"):
@@ -301,7 +301,7 @@ def _session_settings(
         "numbing_agent": numbing_unit[unit_of_row],
         "prp_volume_ml": np.where(has_prp, prp, np.nan),
         "rf_energy_mj": np.where(has_rf, rf, np.nan),
-        "laser_type": np.where(has_laser, laser_unit[unit_of_row], None).astype(object),
+        "laser_type": np.asarray(np.where(has_laser, laser_unit[unit_of_row], None), dtype=object),
         "laser_fluence_j_cm2": np.where(has_laser, fluence, np.nan),
     }
 
@@ -1146,12 +1146,12 @@ def simulate_registry(
     combos = REGISTRY_MODALITIES[1:]
     pref = CHOICE_MODEL["clinic_preference_sd"] * r_choice.standard_normal((n_c, 3))
     eta = np.zeros((n, 4))
-    for j, m in enumerate(combos):
-        eta[:, j + 1] = (
+    for col, m in enumerate(combos):
+        eta[:, col + 1] = (
             CHOICE_MODEL["intercept"][m]
             + CHOICE_MODEL["severity_z"][m] * severity
             + CHOICE_MODEL["phototype"][m] * (photo_num - 3)
-            + pref[clinic, j]
+            + pref[clinic, col]
         )
     probs = np.exp(eta - eta.max(axis=1, keepdims=True))
     probs /= probs.sum(axis=1, keepdims=True)
