@@ -53,6 +53,14 @@ def test_cell_error_names_the_file_and_the_failing_line(tmp_path: Path) -> None:
     assert not (tmp_path / "out" / "doc.html").exists()
 
 
+@pytest.mark.slow  # a second kernel start; the cell-error path above is the same code
+def test_inline_expression_error_names_its_line(tmp_path: Path) -> None:
+    path = write(tmp_path, "First line.\n\nThe value is `{python} undefined_name + 1`.\n")
+    with pytest.raises(RenderError) as info:
+        render(path, to="html", out_dir=tmp_path, engine="builtin")
+    assert str(info.value).startswith(f"{path}:3: inline expression failed: NameError")
+
+
 OPTIONS_REPORT = """\
 ---
 title: Options
@@ -96,8 +104,9 @@ Value `{python} 2 + 2`, and a `{python} "string"`.
 
 def test_warnings_are_captured_not_printed_and_output_options_hold(tmp_path: Path) -> None:
     path = write(tmp_path, OPTIONS_REPORT)
-    result = render(path, to="html", out_dir=tmp_path, engine="builtin")
+    result = render(path, to="html", out_dir=tmp_path, engine="builtin", keep_intermediate=True)
     assert [(w.line, w.source) for w in result.warnings] == [(7, "cell")]
+    assert "Value 4, and a string." in (tmp_path / "doc_files" / "report.md").read_text()
     assert "UserWarning: first careful" in result.warnings[0].text
     html = result["html"].read_text(encoding="utf-8")
     for leaked in ("careful", "quiet", "UserWarning", "included nowhere"):
@@ -106,6 +115,11 @@ def test_warnings_are_captured_not_printed_and_output_options_hold(tmp_path: Pat
     assert "never run" in html  # eval: false, echo: true shows the code
     assert "42" in html  # a plain value is shown as output
     assert "Value 4, and a string." in html
+
+
+@pytest.mark.slow  # renders the options report a second time
+def test_on_warning_error_fails_the_render(tmp_path: Path) -> None:
+    path = write(tmp_path, OPTIONS_REPORT)
     with pytest.raises(RenderError, match=r"doc.qmd:7: warning while rendering: .*first careful"):
         render(path, to="html", out_dir=tmp_path, engine="builtin", on_warning="error")
 

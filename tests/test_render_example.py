@@ -140,7 +140,11 @@ def test_render_returns_the_three_files_and_no_warnings(rendered: Any) -> None:
 
 def test_html_is_self_contained(rendered: Any, page: Page) -> None:
     assert [str(i["src"]).startswith("data:image/png;base64,") for i in page.images] == [True]
-    assert '<link rel="stylesheet"' not in rendered["html"].read_text(encoding="utf-8")
+    html = rendered["html"].read_text(encoding="utf-8")
+    assert '<link rel="stylesheet"' not in html
+    assert (
+        '<html xmlns="http://www.w3.org/1999/xhtml" lang="en"' in html or '<html lang="en"' in html
+    )
 
 
 def test_html_figure_has_alt_text_caption_and_anchor(page: Page, expected: dict) -> None:

@@ -64,14 +64,20 @@ TYPST_TEMPLATE = """\
     ]
   },
 )
-#set text(font: ("Libertinus Serif",), size: 11pt, lang: "en")
+#set text(font: ("Libertinus Serif",), size: 11pt, lang: "$lang$".split("-").first())
 #set par(justify: true, leading: 0.62em, spacing: 1.1em)
 #show heading: set block(above: 1.5em, below: 0.8em)
 #show heading.where(level: 1): set text(size: 13.5pt)
 #show heading.where(level: 2): set text(size: 12pt)
 #show link: set text(fill: rgb("#1a4f8b"))
 #show raw: set text(font: ("DejaVu Sans Mono",), size: 8.5pt)
-#show raw.where(block: true): block.with(fill: luma(246), inset: 8pt, width: 100%)
+#show raw.where(block: true): it => {
+  if it.lang == "output" {
+    block(stroke: (left: 2pt + luma(190)), inset: (left: 8pt, y: 5pt), width: 100%, it)
+  } else {
+    block(fill: luma(246), inset: 8pt, width: 100%, it)
+  }
+}
 // Figures and tables are numbered by the renderer (the number is in the caption text).
 #set figure(numbering: none, gap: 0.8em)
 #show figure: set block(breakable: false, above: 1.6em, below: 1.6em)

@@ -22,7 +22,18 @@ __all__ = ["CodeCell", "InlineExpr", "MarkdownChunk", "QmdDocument", "RenderErro
 
 #: Front-matter keys the renderer understands.
 FRONT_MATTER_KEYS = frozenset(
-    {"title", "subtitle", "author", "date", "abstract", "format", "execute", "jupyter", "toc"}
+    {
+        "title",
+        "subtitle",
+        "author",
+        "date",
+        "abstract",
+        "lang",
+        "format",
+        "execute",
+        "jupyter",
+        "toc",
+    }
 )
 #: Output formats that may carry options in ``format:``; ``typst`` is Quarto's PDF-via-Typst.
 FORMAT_KEYS = frozenset({"html", "docx", "typst"})
@@ -205,7 +216,7 @@ def parse_qmd(path: str | Path) -> QmdDocument:
 
 def _front_matter(path: Path, lines: list[str]) -> tuple[dict[str, Any], int]:
     if not lines or lines[0].strip() != "---":
-        return {"execute": {}, "format": {}}, 0
+        return {"lang": "en", "execute": {}, "format": _formats(path, 1, None, None)}, 0
     end = next((i for i in range(1, len(lines)) if lines[i].strip() in ("---", "...")), None)
     if end is None:
         raise RenderError(path, 1, "front matter opened with --- is never closed")
@@ -238,7 +249,8 @@ def _front_matter(path: Path, lines: list[str]) -> tuple[dict[str, Any], int]:
                 f"{', '.join(sorted(FRONT_MATTER_KEYS))})",
             )
     out: dict[str, Any] = {}
-    for key in ("title", "subtitle", "abstract"):
+    out["lang"] = "en"
+    for key in ("title", "subtitle", "abstract", "lang"):
         if key in meta:
             if not isinstance(meta[key], str):
                 raise RenderError(path, line_of(key), f"{key!r} must be text")

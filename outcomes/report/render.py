@@ -164,6 +164,7 @@ def render(
     engine: str = "auto",
     on_warning: str = "record",
     timeout: float = 600,
+    keep_intermediate: bool = False,
 ) -> RenderResult:
     """Render a ``.qmd`` report to HTML, PDF and/or Word.
 
@@ -185,6 +186,9 @@ def render(
         warning fails the render).
     timeout
         Seconds one cell may run (built-in engine).
+    keep_intermediate
+        Built-in engine: also keep the pandoc Markdown, the Typst markup and the figure PNGs
+        in ``<out_dir>/<stem>_files/`` (for checking what pandoc and Typst were given).
 
     Returns
     -------
@@ -224,7 +228,7 @@ def render(
         paths, found = _render_quarto(str(quarto), doc, formats, params, out)
         used = "quarto"
     else:
-        paths, found = _render_builtin(doc, formats, params, out, timeout)
+        paths, found = _render_builtin(doc, formats, params, out, timeout, keep_intermediate)
         used = "builtin"
     if on_warning == "error" and found:
         raise RenderError(
@@ -276,8 +280,7 @@ def _render_quarto(
     quarto: str, doc: QmdDocument, formats: list[str], params: dict[str, Any], out: Path
 ) -> tuple[dict[str, Path], list[CellWarning]]:
     cmd = [quarto, "render", str(doc.path), "--output-dir", str(out), "-M", "embed-resources:true"]
-    for fmt in formats:
-        cmd += ["--to", QUARTO_FORMATS[fmt]]
+    cmd += ["--to", ",".join(QUARTO_FORMATS[fmt] for fmt in formats)]
     for name, value in params.items():
         cmd += ["-P", f"{name}:{json.dumps(value)}"]
     proc = subprocess.run(cmd, cwd=doc.path.parent, capture_output=True, text=True)
@@ -302,7 +305,12 @@ class _Step:
 
 
 def _render_builtin(
-    doc: QmdDocument, formats: list[str], params: dict[str, Any], out: Path, timeout: float
+    doc: QmdDocument,
+    formats: list[str],
+    params: dict[str, Any],
+    out: Path,
+    timeout: float,
+    keep: bool,
 ) -> tuple[dict[str, Path], list[CellWarning]]:
     with tempfile.TemporaryDirectory(prefix="outcomes-render-") as tmp:
         work = Path(tmp)
@@ -315,6 +323,13 @@ def _render_builtin(
             target = out / (doc.path.stem + FORMATS[fmt])
             _PANDOC_WRITERS[fmt](doc, work, target, found)
             paths[fmt] = target
+        if keep:
+            kept = out / f"{doc.path.stem}_files"
+            shutil.rmtree(kept, ignore_errors=True)
+            shutil.copytree(work / "figures", kept / "figures")
+            for name in ("report.md", "report.typ"):
+                if (work / name).exists():
+                    shutil.copy2(work / name, kept / name)
     return paths, found
 
 
@@ -375,7 +390,7 @@ def _execute(
         warnings.simplefilter("ignore", DeprecationWarning)
         import nbformat
         from nbclient import NotebookClient
-        from nbclient.exceptions import CellExecutionError, CellTimeoutError
+        from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
 
     steps = _steps(doc, params)
     nb = nbformat.v4.new_notebook()
@@ -404,6 +419,10 @@ def _execute(
                         ) from None
                     except CellExecutionError as exc:
                         raise _cell_error(doc, step, cell, exc) from None
+                    except DeadKernelError:
+                        raise RenderError(
+                            doc.path, _step_line(step), "the kernel died while running this cell"
+                        ) from None
         finally:
             manager.context.destroy(linger=0)
     return steps, [list(cell.outputs) for cell in nb.cells]
@@ -499,7 +518,7 @@ def _metadata_block(doc: QmdDocument) -> str:
     meta = {
         k: v
         for k, v in doc.meta.items()
-        if k in ("title", "subtitle", "author", "date", "abstract")
+        if k in ("title", "subtitle", "author", "date", "abstract", "lang")
     }
     if "title" not in meta:
         meta["pagetitle"] = doc.path.stem
