@@ -233,12 +233,8 @@ def _frame(d: Dictionary, name: str, data: Mapping[str, Any], n: int) -> pd.Data
                 out[col.name] = pd.array([pd.NA] * n, dtype="Int64")
             else:
                 arr = np.asarray(values, dtype=float)
-                if np.isnan(arr).any():
-                    out[col.name] = pd.array(
-                        [pd.NA if math.isnan(v) else int(v) for v in arr], dtype="Int64"
-                    )
-                else:
-                    out[col.name] = arr.astype(np.int64)
+                has_na = bool(np.isnan(arr).any())
+                out[col.name] = pd.array(arr, dtype="Int64") if has_na else arr.astype(np.int64)
         elif col.type == "number":
             out[col.name] = np.full(n, np.nan) if values is None else np.asarray(values, float)
         elif col.type == "boolean":

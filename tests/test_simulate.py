@@ -212,6 +212,14 @@ def test_xlsx_writes_one_workbook_per_table(tmp_path):
     assert len(paths) == 7
 
 
+def test_xlsx_refuses_tables_longer_than_a_sheet(tmp_path, monkeypatch):
+    import outcomes.simulate as sim
+
+    monkeypatch.setattr(sim, "XLSX_MAX_ROWS", 10)
+    with pytest.raises(InputError, match="more than an xlsx sheet holds"):
+        write_feeds(simulate_trial(seed=3, n_subjects=4), tmp_path, format="xlsx")
+
+
 def test_truth_is_json_and_has_the_documented_keys(small_trial, small_registry):
     t = json.loads(json.dumps(small_trial.truth))
     assert t["design"] == "split_body"
