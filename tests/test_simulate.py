@@ -144,6 +144,30 @@ def test_every_table_follows_the_dictionary(which, dictionary, request):
         assert len(feeds.tables[name]) > 0, name
 
 
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"n_sessions": 6, "session_interval_days": 14, "combination": "MN+RF"},
+        {"visit_days": (0, 14, 30, 45, 90), "combination": "MN+laser", "control": "MN+saline"},
+        {"design": "parallel", "dropout": 0.5, "missed_visit": 0.3, "n_sessions": 4},
+    ],
+)
+def test_trial_options_give_valid_tables(options, dictionary):
+    feeds = simulate_trial(seed=31, n_subjects=40, **options)
+    assert dictionary_problems(feeds.tables, dictionary) == []
+    sessions = feeds.tables["sessions"]
+    n_sessions = options.get("n_sessions", 3)
+    assert sessions["session_number"].max() == n_sessions
+    combination = options.get("combination", "MN+PRP")
+    assert set(sessions["modality"]) == {combination, options.get("control", "MN")}
+    adjunct = {"MN+RF": "rf_energy_mj", "MN+laser": "laser_fluence_j_cm2"}.get(combination)
+    if adjunct:
+        assert sessions.loc[sessions.modality == combination, adjunct].notna().all()
+    last = max(options.get("visit_days", (168,)))
+    assert feeds.tables["assessments"]["day"].max() == last
+    assert feeds.truth["options"]["n_sessions"] == n_sessions
+
+
 def test_checker_catches_broken_tables(small_trial, dictionary):
     tables = {k: v.copy() for k, v in small_trial.tables.items()}
     tables["assessments"].loc[0, "value"] = 99.0  # outside every instrument used
