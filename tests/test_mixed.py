@@ -199,7 +199,7 @@ def test_design_structure_codes():
         ({"formula": "Reaction ~ Dayz"}, "Cannot build the model"),
         ({"formula": "Reaction Days"}, "formula must look like"),
         ({"groups": "Patient"}, "not in the data"),
-        ({"formula": "Missing ~ Days"}, "response 'Missing'"),
+        ({"formula": "Missing ~ Days"}, "response 'Missing' must name one column"),
         ({"engine": "sas"}, "engine='sas'"),
     ],
 )

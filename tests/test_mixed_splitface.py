@@ -229,3 +229,47 @@ def test_deliberately_singular_data_give_a_singular_fit_diagnostic():
     # the warning is carried into every ARD row
     ard = fit.to_ard(analysis="singular")
     assert ard["warning"].str.contains("Singular").all()
+
+
+def test_transformed_response_and_emmeans_on_the_model_scale():
+    """np.log(score) as response: the fit and the reference grid still work."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fit = lmm(
+            DATA,
+            "np.log(score) ~ visit * arm",
+            groups="patient",
+            nested="side",
+            engine="statsmodels",
+        )
+    emm = fit.emmeans("arm", by="visit")
+    assert len(emm) == 12 and np.all(np.isfinite(emm["estimate"]))
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("outcomes.models.lmm_engine") is None,
+    reason="the toolkit's LMM engine is not installed",
+)
+def test_outcomes_engine_through_lmm_matches_lme4():
+    """The same API on the toolkit's engine gives lme4's numbers (shared LmmFit contract)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fit = lmm(
+            DATA,
+            "score ~ week * arm",
+            groups="patient",
+            re_formula="~week",
+            nested="side",
+            engine="outcomes",
+        )
+    assert fit.engine == "outcomes"
+    ref = REF["week"]
+    r = rref.r_fixed(ref, FACTORS)
+    ours = fit.fixed.set_index("term").loc[r.index]
+    rref.assert_rel(ours["estimate"], r["estimate"], 1e-6, "estimate", atol=1e-9)
+    rref.assert_rel(ours["std_error"], r["std_error"], 1e-4, "std_error")
+    rref.assert_rel(ours["df"], r["df"], 1e-3, "df")
+    rref.assert_rel(fit.loglik, ref["loglik"], 1e-6, "logLik")
+    con = fit.contrasts("arm", at={"week": 12}).set_index("contrast")
+    rc = _r_emm(REF["week"]["contrast"], ["contrast"])
+    rref.assert_rel(con.loc[rc.index, "df"], rc["df"], 1e-3, "contrast df")

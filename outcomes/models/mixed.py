@@ -180,9 +180,11 @@ def build_problem(
     _check_columns(data, [groups, *nested], "grouping")
     fixed_vars = _formula_variables(formula, list(data.columns))
     re_vars = _formula_variables(re_formula, list(data.columns))
-    response = formula.split("~")[0].strip()
-    if response not in data.columns:
-        raise InputError(f"The response {response!r} is not a column of the data.")
+    lhs = formula.split("~")[0].strip()
+    responses = _formula_variables(lhs, list(data.columns))
+    if len(responses) != 1:
+        raise InputError(f"The response {lhs!r} must name one column of the data.")
+    response = responses[0]
     used = list(dict.fromkeys([*fixed_vars, *re_vars, groups, *nested]))
     frame = data[used].dropna()
     n_dropped = len(data) - len(frame)
@@ -1050,9 +1052,7 @@ class LmmResult:
                 raise InputError(
                     f"{name!r} is not a variable of the fixed effects ({', '.join(grid.columns)})."
                 )
-        response = self.spec.formula.split("~")[0].strip()
-        grid_y = grid.assign(**{response: 0.0}) if response not in grid else grid
-        (xg,) = patsy.build_design_matrices([self.spec.design_info], grid_y)
+        (xg,) = patsy.build_design_matrices([self.spec.design_info], grid)
         xg = np.asarray(xg)
         keys = [*by, *specs]
         cells = grid[keys].drop_duplicates().reset_index(drop=True)
