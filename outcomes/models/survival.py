@@ -131,6 +131,7 @@ def _km_curve(t: np.ndarray, d: np.ndarray, z: float) -> pd.DataFrame:
         se_log = np.sqrt(greenwood)
         lower = surv * np.exp(-z * se_log)
         upper = np.minimum(surv * np.exp(z * se_log), 1.0)
+        std_err = surv * se_log
     undefined = (surv == 0) | ~np.isfinite(se_log)
     lower[undefined] = np.nan
     upper[undefined] = np.nan
@@ -141,7 +142,7 @@ def _km_curve(t: np.ndarray, d: np.ndarray, z: float) -> pd.DataFrame:
             "n_event": n_event,
             "n_censor": n_removed - n_event,
             "surv": surv,
-            "std_err": surv * se_log,
+            "std_err": std_err,
             "conf_low": lower,
             "conf_high": upper,
         }
@@ -376,8 +377,8 @@ def kaplan_meier(
     for keys, g in _groups(df, by_cols):
         curve = _km_curve(g[time].to_numpy(float), g[event].to_numpy(float), z)
         label = _label(keys, by_cols)
-        for b, k in zip(by_cols, keys, strict=True):
-            curve.insert(len(by_cols) - 1, b, k)
+        for j, (b, k) in enumerate(zip(by_cols, keys, strict=True)):
+            curve.insert(j, b, k)
         curve.insert(len(by_cols), "strata", label)
         tables.append(curve)
         counts.append(
@@ -442,7 +443,8 @@ def _km_plot(km: KaplanMeierResult, conf_int: bool, title: str | None) -> Any:
     ribbon = []
     for _, g in steps.groupby("strata", sort=False):
         nxt = g.assign(time=g["time"].shift(-1)).dropna(subset=["time"])
-        ribbon.append(pd.concat([g, nxt]).sort_values("time", kind="stable"))
+        # at a shared time the previous level comes first, so the ribbon steps vertically
+        ribbon.append(pd.concat([nxt, g]).sort_values("time", kind="stable"))
     ribbon_df = pd.concat(ribbon, ignore_index=True)
     censored = km.table.loc[km.table["n_censor"] > 0]
     breaks = _breaks(km.table["time"].max())
@@ -859,6 +861,14 @@ class CoxResult:
 def _design(df: pd.DataFrame, formula: str) -> tuple[pd.DataFrame, dict[str, list[int]]]:
     from formulaic import model_matrix
 
+    # text columns (object or pandas "string" dtype, which formulaic would not treat as a
+    # factor) become categoricals with sorted levels: treatment contrasts vs the first level
+    df = df.copy()
+    for col in df.columns:
+        if not pd.api.types.is_numeric_dtype(df[col]) and not isinstance(
+            df[col].dtype, pd.CategoricalDtype
+        ):
+            df[col] = pd.Categorical(df[col].astype(str))
     try:
         mm = model_matrix(formula, df, na_action="raise")
     except Exception as exc:  # formulaic raises many types for a bad formula
