@@ -180,6 +180,7 @@ def test_html_inline_text_uses_parameters_and_data(page: Page, expected: dict) -
 def test_docx_figure_alt_text_captions_links_and_numbers(rendered: Any, expected: dict) -> None:
     with zipfile.ZipFile(rendered["docx"]) as docx:
         root = ET.fromstring(docx.read("word/document.xml"))
+        styles = ET.fromstring(docx.read("word/styles.xml"))
         media = [n for n in docx.namelist() if n.startswith("word/media/")]
     assert len(media) == 1
     descriptions = [e.get("descr") for e in root.iter() if e.tag.endswith("}docPr")]
@@ -199,6 +200,16 @@ def test_docx_figure_alt_text_captions_links_and_numbers(rendered: Any, expected
         check_row(cells, row)
     text = " ".join(paragraphs)
     assert "We simulated 120 treated units" in text
+    # the reference document's journal styles reached the file: rules above and below tables,
+    # black bold headings (no theme colour, which Word would prefer)
+    style = {s.get(f"{W}styleId"): s for s in styles.iter(f"{W}style")}
+    borders = style["Table"].find(f"{W}tblPr/{W}tblBorders")
+    assert borders is not None
+    assert [b.get(f"{W}val") for b in borders] == ["single", "single"]
+    heading = style["Heading2"].find(f"{W}rPr")
+    assert heading is not None and heading.find(f"{W}b") is not None
+    colour = heading.find(f"{W}color")
+    assert colour is not None and colour.attrib == {f"{W}val": "000000"}
     assert not [w for w in LEAKS if w in text]
 
 

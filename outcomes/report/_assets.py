@@ -9,6 +9,7 @@ import io
 import re
 import subprocess
 import zipfile
+from collections.abc import Callable
 
 HTML_CSS = """\
 html { background: #fff; }
@@ -155,9 +156,7 @@ def _adjust_styles(xml: str) -> str:
     xml = re.sub(r'w:hAnsiTheme="\w+"', f'w:hAnsi="{_SERIF}"', xml)
     xml = re.sub(r'w:cstheme="\w+"', f'w:cs="{_SERIF}"', xml)
     xml = re.sub(
-        r'<w:rFonts w:eastAsiaTheme="majorEastAsia"\s+w:cs="[^"]*" />',
-        f"<w:rFonts {font} />",
-        xml,
+        r'<w:rFonts w:eastAsiaTheme="majorEastAsia"\s+w:cs="[^"]*" />', f"<w:rFonts {font} />", xml
     )
     # body text 11 pt instead of 12 pt
     xml = xml.replace(
@@ -165,28 +164,50 @@ def _adjust_styles(xml: str) -> str:
         '<w:sz w:val="22" />\n        <w:szCs w:val="22" />',
         1,
     )
-    for colour in ("4F81BD", "365F91", "0F4761"):
-        xml = xml.replace(f'w:val="{colour}"', 'w:val="000000"')
-    # captions upright, not italic
+    # black headings: drop the theme colour too, which Word prefers to the plain value
     xml = re.sub(
-        r'(<w:style w:type="paragraph" w:styleId="Caption">.*?)<w:i />',
-        r"\1",
+        r"<w:color\b[^>]*?w:val=\"(?:4F81BD|365F91|0F4761)\"[^>]*/>",
+        '<w:color w:val="000000" />',
         xml,
-        count=1,
         flags=re.S,
     )
+    # bold title and headings, in journal sizes (half-points)
+    for style_id, size in (("Title", 40), ("Heading1", 32), ("Heading2", 26), ("Heading3", 24)):
+        xml = _edit_style(xml, style_id, lambda block, size=size: _bold_size(block, size))
+    # the title block's other lines inherit from Title: plain weight, no letter spacing
+    for style_id in ("Subtitle", "Author", "Date"):
+        xml = _edit_style(
+            xml,
+            style_id,
+            lambda block: block.replace('<w:spacing w:val="15" />', "").replace(
+                "<w:rPr>", '<w:rPr>\n      <w:b w:val="0" />', 1
+            ),
+        )
+    # captions upright, not italic
+    xml = _edit_style(xml, "Caption", lambda block: block.replace("<w:i />", ""))
+    # three rules: above and below the table, and under the header row
     rule = '<w:{side} w:val="single" w:sz="8" w:space="0" w:color="000000" />'
     borders = (
         "<w:tblBorders>" + rule.format(side="top") + rule.format(side="bottom") + "</w:tblBorders>"
     )
-    table_style = re.search(
-        r'<w:style w:type="table" w:default="1" w:styleId="Table">.*?</w:style>', xml, flags=re.S
+    return _edit_style(
+        xml,
+        "Table",
+        lambda block: block.replace("<w:tblPr>", "<w:tblPr>" + borders, 1).replace(
+            '<w:bottom w:val="single"/>',
+            '<w:bottom w:val="single" w:sz="4" w:space="0" w:color="000000"/>',
+        ),
     )
-    if table_style is None:
-        raise RuntimeError("pandoc's reference.docx has no 'Table' style to adjust")
-    block = table_style.group(0)
-    new_block = block.replace("<w:tblPr>", "<w:tblPr>" + borders, 1).replace(
-        '<w:bottom w:val="single"/>',
-        '<w:bottom w:val="single" w:sz="4" w:space="0" w:color="000000"/>',
-    )
-    return xml.replace(block, new_block)
+
+
+def _edit_style(xml: str, style_id: str, edit: Callable[[str], str]) -> str:
+    found = re.search(rf'<w:style [^>]*w:styleId="{style_id}"[^>]*>.*?</w:style>', xml, flags=re.S)
+    if found is None:
+        raise RuntimeError(f"pandoc's reference.docx has no {style_id!r} style to adjust")
+    return xml.replace(found.group(0), edit(found.group(0)))
+
+
+def _bold_size(block: str, size: int) -> str:
+    block = re.sub(r'<w:sz w:val="\d+" />', f'<w:sz w:val="{size}" />', block)
+    block = re.sub(r'<w:szCs w:val="\d+" />', f'<w:szCs w:val="{size}" />', block)
+    return block.replace("<w:rPr>", "<w:rPr>\n      <w:b />", 1)

@@ -11,7 +11,8 @@ Supported subset
 ----------------
 Front matter (YAML between ``---`` lines at the top):
   ``title``, ``subtitle``, ``abstract`` (text); ``author`` (a name, or a list of names or of
-  ``{name: ...}``); ``date`` (a date, text, or ``today``); ``toc`` (true/false);
+  ``{name: ...}``); ``date`` (a date, text, or ``today``); ``lang`` (default ``en``);
+  ``toc`` (true/false);
   ``jupyter: python3``; ``execute:`` document defaults for ``echo``, ``eval``, ``output``,
   ``include``, ``warning``; ``format:`` a name or mapping among ``html``, ``docx``, ``typst``,
   each ``default`` or with the option ``toc``. Refused: ``params:`` (Quarto takes Jupyter
@@ -692,10 +693,22 @@ def _write_docx(doc: QmdDocument, work: Path, target: Path, found: list[CellWarn
     reference = work / "reference.docx"
     if not reference.exists():
         reference.write_bytes(_assets.reference_docx(pypandoc.get_pandoc_path()))
+    # --columns=1: every pipe table counts as "wide", so pandoc gives Word the column widths
+    # in proportion to the separator dashes (journal_table sizes them to the contents) instead
+    # of equal columns, which Word may autofit but LibreOffice does not.
     _pandoc(
         doc,
         work,
-        ["-t", "docx", "--reference-doc", str(reference), "-o", str(target), *_toc(doc, "docx")],
+        [
+            "-t",
+            "docx",
+            "--columns=1",
+            "--reference-doc",
+            str(reference),
+            "-o",
+            str(target),
+            *_toc(doc, "docx"),
+        ],
         found,
     )
 
