@@ -118,11 +118,31 @@ def _tril_inv(low: np.ndarray) -> np.ndarray:
     return inv
 
 
-def _eye(q: int, g: int) -> np.ndarray:
-    out = np.zeros((q, q, g))
-    for j in range(q):
-        out[j, j] = 1.0
-    return out
+def _plus_identity(h: np.ndarray, sign: float = 1.0) -> np.ndarray:
+    """``I + sign * h`` for a (q, q, G) batch, in place."""
+    if sign != 1.0:
+        h *= sign
+    for j in range(h.shape[0]):
+        h[j, j] += 1.0
+    return h
+
+
+def _spd_inverse(h: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Inverse and log-determinant of a (q, q, G) batch of symmetric positive definite
+    matrices: closed forms for q <= 2 (the common case), Cholesky otherwise."""
+    q = h.shape[0]
+    if q == 1:
+        return 1.0 / h, np.log(h[0, 0])
+    if q == 2:
+        det = h[0, 0] * h[1, 1] - h[0, 1] * h[1, 0]
+        inv = np.empty_like(h)
+        inv[0, 0] = h[1, 1] / det
+        inv[1, 1] = h[0, 0] / det
+        inv[0, 1] = inv[1, 0] = -h[0, 1] / det
+        return inv, np.log(det)
+    low = _chol(h)
+    linv = _tril_inv(low)
+    return _bmm(_bt(linv), linv), 2.0 * np.sum(np.log(low[np.arange(q), np.arange(q)]), axis=0)
 
 
 def _gram(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -271,13 +291,9 @@ class _OneLevel:
     def parts(self, theta: np.ndarray) -> tuple[float, np.ndarray, dict]:
         """``log|L|^2`` and ``sum_i A_i'Z_i Lambda H_i^-1 Lambda' Z_i'A_i``."""
         lam = self.block.lam(theta)
-        q, _, u = self.ztz.shape
-        h = _right(_left(lam.T, self.ztz), lam) + _eye(q, u)
-        low = _chol(h)
-        linv = _tril_inv(low)
-        hinv = _bmm(_bt(linv), linv)
-        ld = 2.0 * np.sum(np.log(low[np.arange(q), np.arange(q)]), axis=0)
-        ld_l2 = float(ld @ self.weight)
+        q = lam.shape[0]
+        hinv, logdet = _spd_inverse(_plus_identity(_right(_left(lam.T, self.ztz), lam)))
+        ld_l2 = float(logdet @ self.weight)
         m = _right(_left(lam, hinv), lam.T)  # Lambda H^-1 Lambda'
         if self.compressed:
             quad = (m.reshape(-1) @ self.tensor).reshape(self.p_a, self.p_a)
@@ -312,8 +328,8 @@ class _OneLevel:
                 weighted = omega @ self.zta[a]
                 for b in range(a, q):
                     om[a, b] = om[b, a] = np.einsum("cg,cg->g", weighted, self.zta[b])
-        resid = _eye(q, u) - _bmm(g_lam, p)
-        d2 = np.sum(_bmm(_bmm(resid, om), _bt(p)), axis=2)
+        resid = _plus_identity(_bmm(g_lam, p), -1.0)  # I - G Lambda P
+        d2 = _gram(_bmm(resid, om), p)
         full = 2.0 * d1 - 2.0 * d2
         rows, cols = self.block.index
         return full[rows, cols]
@@ -375,13 +391,13 @@ class _TwoLevel:
         lam1 = self.outer_block.lam(theta)
         lam2 = self.inner_block.lam(theta)
         q1, q2 = lam1.shape[0], lam2.shape[0]
-        h2 = _right(_left(lam2.T, self.ww), lam2) + _eye(q2, self.ww.shape[2])
+        h2 = _plus_identity(_right(_left(lam2.T, self.ww), lam2))
         low2 = _chol(h2)
         linv2 = _tril_inv(low2)
         bt = _bmm(linv2, _right(_left(lam2.T, self.wz), lam1))  # B_s', (q2, q1, S)
         c2 = _bmm(linv2, _left(lam2.T, self.wa))  # (q2, pA, S)
         bb = self._sum_to_outer(_bmm(_bt(bt), bt))
-        h1 = _right(_left(lam1.T, self.zz), lam1) + _eye(q1, self.zz.shape[2]) - bb
+        h1 = _plus_identity(_right(_left(lam1.T, self.zz), lam1) - bb)
         low1 = _chol(h1)
         linv1 = _tril_inv(low1)
         rhs = _left(lam1.T, self.za) - self._sum_to_outer(_bmm(_bt(bt), c2))
@@ -572,12 +588,15 @@ def _lbfgsb(crit: _Criterion, start: np.ndarray) -> np.ndarray:
     step that lands on the bound stalls however much better the interior is. Unbounded, such
     a point is just a saddle the search moves through.
     """
+    # Moderate tolerances (the gradient scales with the criterion): Newton polishing, which
+    # converges quadratically, finishes the job.
+    scale = max(1.0, abs(crit(start)))
     res = scipy.optimize.minimize(
         crit.value_and_grad,
         start,
         jac=True,
         method="L-BFGS-B",
-        options={"maxiter": 2000, "ftol": 1e-12, "gtol": 1e-7, "maxls": 50},
+        options={"maxiter": 2000, "ftol": 1e-11, "gtol": 1e-9 * scale},
     )
     return _canonical(crit, res.x)
 
@@ -596,58 +615,51 @@ def _snap_to_boundary(crit: _Criterion, theta: np.ndarray) -> np.ndarray | None:
     return snapped
 
 
-def _free_hessian(crit: _Criterion, theta: np.ndarray, free: np.ndarray) -> np.ndarray:
-    """Hessian over the free coordinates by central differences of the gradient."""
+def _free_hessian(
+    crit: _Criterion, theta: np.ndarray, grad: np.ndarray, free: np.ndarray
+) -> np.ndarray:
+    """Hessian over the free coordinates by forward differences of the analytic gradient."""
     idx = np.flatnonzero(free)
     hess = np.empty((len(idx), len(idx)))
     for col, k in enumerate(idx):
         h = 1e-4 * max(1.0, abs(theta[k]))
         up = theta.copy()
         up[k] += h
-        down = theta.copy()
-        down[k] -= h
-        if down[k] < crit.lower[k]:
-            down[k] = theta[k]
-            g_down = crit.value_and_grad(down)[1]
-            hess[:, col] = (crit.value_and_grad(up)[1][idx] - g_down[idx]) / h
-        else:
-            g_up = crit.value_and_grad(up)[1]
-            g_down = crit.value_and_grad(down)[1]
-            hess[:, col] = (g_up[idx] - g_down[idx]) / (2 * h)
+        hess[:, col] = (crit.value_and_grad(up)[1][idx] - grad[idx]) / h
     return (hess + hess.T) / 2
 
 
-def _polish(crit: _Criterion, theta: np.ndarray, steps: int = 6) -> _Optimum:
-    """Newton steps on the free coordinates; the last Hessian verifies the optimum.
+def _polish(crit: _Criterion, theta: np.ndarray, steps: int = 8) -> _Optimum:
+    """Newton steps on the free coordinates; the Hessian also verifies the optimum.
 
-    A coordinate at its lower bound whose gradient points outward (positive) is held there
-    (a KKT boundary optimum); the rest are free.
+    A coordinate at its lower bound whose gradient points outward (non-negative) is held
+    there (a KKT boundary optimum); the rest are free. The Hessian is computed once per set of
+    free coordinates and reused (a chord method: each step costs one evaluation).
     """
     value, grad = crit.value_and_grad(theta)
-    for _ in range(steps + 1):
-        at_bound = (theta <= crit.lower + 1e-12) & (grad >= 0)
-        free = ~at_bound
-        if not free.any():
-            return _Optimum(theta, value, grad, free, True, 0.0)
-        hess = _free_hessian(crit, theta, free)
-        g = grad[free]
-        try:
+    free, hess, hessian_ok, decrement = None, None, False, np.inf
+    for _ in range(steps):
+        now_free = ~((theta <= crit.lower + 1e-12) & (grad >= 0))
+        if not now_free.any():
+            return _Optimum(theta, value, grad, now_free, True, 0.0)
+        if hess is None or not np.array_equal(now_free, free):
+            free = now_free
+            hess = _free_hessian(crit, theta, grad, free)
             eig = np.linalg.eigvalsh(hess)
-            hessian_ok = bool(eig.min() > 1e-10 * max(1.0, abs(eig.max())))
-            step = np.linalg.solve(hess, g) if hessian_ok else None
-        except np.linalg.LinAlgError:
-            hessian_ok, step = False, None
-        if step is None:
-            return _Optimum(theta, value, grad, free, False, np.inf)
+            hessian_ok = bool(eig[0] > 1e-10 * max(1.0, abs(eig[-1])))
+            if not hessian_ok:
+                return _Optimum(theta, value, grad, free, False, np.inf)
+        g = grad[free]
+        step = np.linalg.solve(hess, g)
         decrement = float(g @ step)
         if decrement <= 1e-14 * max(1.0, abs(value)):
-            return _Optimum(theta, value, grad, free, True, decrement)
+            break
         candidate = theta.copy()
         candidate[free] -= step
         candidate = np.maximum(candidate, crit.lower)
         new_value, new_grad = crit.value_and_grad(candidate)
         if not new_value <= value:
-            return _Optimum(theta, value, grad, free, hessian_ok, decrement)
+            break
         theta, value, grad = candidate, new_value, new_grad
     return _Optimum(theta, value, grad, free, hessian_ok, decrement)
 
