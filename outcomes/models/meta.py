@@ -476,7 +476,7 @@ def _fit(
             1,
             float(y[0]),
             float(np.sqrt(v[0])),
-            np.inf,
+            np.nan,
             np.nan,
             np.nan,
             np.nan,
@@ -504,7 +504,7 @@ def _fit(
     sw = w.sum()
     estimate = float((w * y).sum() / sw)
     se = float(np.sqrt(1 / sw))
-    df = np.inf
+    df = np.nan  # normal-theory inference: no degrees of freedom
     if knapp_hartung:
         s2 = float((w * (y - estimate) ** 2).sum() / (k - 1))
         se = float(np.sqrt(s2 / sw))

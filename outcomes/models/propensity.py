@@ -240,6 +240,19 @@ def _fit_ps(y_codes: np.ndarray, x: pd.DataFrame, n_levels: int):
     return res, probs, diags
 
 
+def _empty_cells(data: pd.DataFrame, treatment: str, covariates: Sequence[str]) -> list[str]:
+    """Levels of categorical covariates in which some modality has no patient."""
+    out = []
+    for c in covariates:
+        if _is_categorical(data[c]):
+            table = pd.crosstab(data[c].astype(str), data[treatment].astype(str))
+            for level, row in table.iterrows():
+                missing = row.index[row == 0].tolist()
+                if missing:
+                    out.append(f"{c} = {level} (no {', '.join(missing)})")
+    return out
+
+
 def propensity_weights(
     data: pd.DataFrame,
     treatment: str,
@@ -313,6 +326,7 @@ def propensity_weights(
 
     t = data[treatment].astype(str).to_numpy()
     codes = np.array([levels.index(v) for v in t])
+    empty = _empty_cells(data, treatment, covariates)
     x = _design(data, covariates)
     if x.shape[0] <= x.shape[1] * (len(levels) - 1):
         raise InputError(
@@ -320,6 +334,15 @@ def propensity_weights(
             "parameters: too few patients for these covariates."
         )
     model, probs, diags = _fit_ps(codes, x, len(levels))
+    if empty:
+        diags.append(
+            Diagnostic(
+                "empty_cells",
+                f"No patients received some modality in: {'; '.join(empty)}. Their scores for "
+                "that modality go to 0 (positivity violated): merge levels, drop them, or use "
+                "overlap weights, which give such patients (almost) no weight.",
+            )
+        )
     rows = np.arange(len(data))
     own = probs[rows, codes]
     if estimand == "ATE":
@@ -378,8 +401,10 @@ def propensity_weights(
         .reindex(levels)
         .reset_index()
     )
+    # Overlap weights shrink the patients far from equipoise by design, so a low ESS there is
+    # not a warning sign; for ATE/ATT weights it means a few patients dominate.
     low_ess = summary[summary["ess"] < 0.5 * summary["n"]]
-    if len(low_ess):
+    if len(low_ess) and estimand != "overlap":
         groups = ", ".join(
             f"{r[treatment]} (ESS {r['ess']:.0f} of {r['n']})" for _, r in low_ess.iterrows()
         )
@@ -663,7 +688,7 @@ def weighted_effect(
             )
     else:
         res = model.fit(cov_type=cov_type)
-        df = np.inf
+        df = np.nan  # normal-theory inference: no degrees of freedom
     crit = stats.t.isf((1 - level) / 2, df) if np.isfinite(df) else stats.norm.isf((1 - level) / 2)
     rows = []
     for lv in levels[1:]:
