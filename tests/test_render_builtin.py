@@ -5,8 +5,10 @@ Each render starts a kernel (a few seconds), so each report here tests several t
 
 from __future__ import annotations
 
+import base64
 import sys
 import textwrap
+import zipfile
 from pathlib import Path
 
 import nbformat
@@ -171,3 +173,27 @@ def test_numbered_cells_must_show_what_their_label_promises(tmp_path: Path) -> N
         _cell_markdown(doc, tbl, captioned, tmp_path)
     table = [nbformat.v4.new_output("display_data", data={"text/markdown": "| a |\n|--|\n| 1 |"})]
     assert _cell_markdown(doc, tbl, table, tmp_path).endswith(": **Table 1.** c {#tbl-b}")
+
+
+def test_markdown_only_report_images_next_to_it_and_pandoc_warnings(tmp_path: Path) -> None:
+    # no code: no kernel is started; a picture beside the report is found, a missing one is
+    # reported as a pandoc warning instead of silently dropped
+    report_dir = tmp_path / "reports"
+    (report_dir / "img").mkdir(parents=True)
+    png = base64.b64decode(
+        "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8DwHwAFBQIAX8jx0gAAAABJRU5ErkJggg=="
+    )
+    (report_dir / "img" / "dot.png").write_bytes(png)
+    path = report_dir / "notes.qmd"
+    path.write_text(
+        "---\ntitle: Notes\n---\n\nA picture: ![a dot](img/dot.png)\n\n"
+        "Gone: ![gone](img/gone.png)\n",
+        encoding="utf-8",
+    )
+    result = render(path, to=("html", "docx"), out_dir=tmp_path / "out", engine="builtin")
+    html = result["html"].read_text(encoding="utf-8")
+    assert 'src="data:image/png;base64,' in html
+    assert [w.source for w in result.warnings] == ["pandoc"] * len(result.warnings)
+    assert any("img/gone.png" in w.text for w in result.warnings)
+    with zipfile.ZipFile(result["docx"]) as docx:
+        assert len([n for n in docx.namelist() if n.startswith("word/media/")]) == 1

@@ -5,6 +5,7 @@ Kept as Python text so they ship inside the package without package-data rules.
 
 from __future__ import annotations
 
+import functools
 import io
 import re
 import subprocess
@@ -34,7 +35,7 @@ figure { margin: 1.8em 0; }
 figure img { display: block; max-width: 100%; height: auto; margin: 0 auto; }
 figcaption { font-size: 0.92em; margin-top: 0.6em; }
 table {
-  border-collapse: collapse; margin: 1.8em auto; font-size: 0.92em; min-width: 60%;
+  border-collapse: collapse; margin: 1.8em auto; font-size: 0.92em; min-width: 80%;
   border-top: 2px solid #000; border-bottom: 2px solid #000;
   font-variant-numeric: tabular-nums lining-nums;
 }
@@ -173,7 +174,7 @@ def _adjust_styles(xml: str) -> str:
     )
     # bold title and headings, in journal sizes (half-points)
     for style_id, size in (("Title", 40), ("Heading1", 32), ("Heading2", 26), ("Heading3", 24)):
-        xml = _edit_style(xml, style_id, lambda block, size=size: _bold_size(block, size))
+        xml = _edit_style(xml, style_id, functools.partial(_bold_size, size=size))
     # the title block's other lines inherit from Title: plain weight, no letter spacing
     for style_id in ("Subtitle", "Author", "Date"):
         xml = _edit_style(

@@ -394,6 +394,8 @@ def _execute(
         from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
 
     steps = _steps(doc, params)
+    if len(steps) == 1:  # nothing to run but the set-up: no kernel needed
+        return steps, [[]]
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_code_cell(_step_source(s, params)) for s in steps]
     manager = _kernel_manager(work)
@@ -652,7 +654,17 @@ def _pandoc(
 ) -> subprocess.CompletedProcess[bytes]:
     import pypandoc
 
-    cmd = [pypandoc.get_pandoc_path(), "report.md", "-f", "markdown-citations", "-s", *args]
+    # images written in the Markdown are found relative to the report, like Quarto does
+    resources = os.pathsep.join([str(work), str(doc.path.parent)])
+    cmd = [
+        pypandoc.get_pandoc_path(),
+        "report.md",
+        "-f",
+        "markdown-citations",
+        "-s",
+        f"--resource-path={resources}",
+        *args,
+    ]
     proc = subprocess.run(cmd, cwd=work, capture_output=True)
     stderr = proc.stderr.decode("utf-8", "replace")
     if proc.returncode != 0:
