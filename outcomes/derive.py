@@ -112,8 +112,8 @@ _REQUIRED = {
 _KEYS = {
     "units": ("study_id", "unit_id"),
     "subjects": ("study_id", "subject_id"),
-    "assessments": ("study_id", "unit_id", "instrument", "day", "rater_id"),
 }
+_ASSESSMENT_KEY = ["study_id", "unit_id", "instrument", "day", "rater_id"]
 _TOL = 1e-9  # scores are compared with thresholds up to floating-point noise
 
 
@@ -339,17 +339,21 @@ def derive_tte(
     subjects = _check_table(tables, "subjects", required=ep.kind == "retreatment")
     assessments = _check_table(tables, "assessments", required=ep.kind != "retreatment")
 
+    # one integer key per unit: every later grouping and merge uses it, not the string ids
+    unit_index = pd.MultiIndex.from_frame(units[["study_id", "unit_id"]])
     base = units[["study_id", "unit_id", "subject_id", "modality"]].rename(
         columns={"modality": "arm"}
     )
     base["side"] = units.get("side", "whole")
-    start = (
-        sessions.assign(day=_as_day(sessions["day"], "sessions.day"))
-        .groupby(["study_id", "unit_id"], as_index=False)["day"]
-        .min()
-        .rename(columns={"day": "first_session_day"})
+    base["uid"] = np.arange(len(base))
+    sess = pd.DataFrame(
+        {
+            "uid": _unit_keys(unit_index, sessions, "sessions"),
+            "day": _as_day(sessions["day"], "sessions.day"),
+        }
     )
-    base = base.merge(start, on=["study_id", "unit_id"], how="left")
+    start = sess.groupby("uid")["day"].min().rename("first_session_day")
+    base = base.merge(start, on="uid", how="left")
     untreated = base["first_session_day"].isna()
     if untreated.any():
         warnings.warn(
@@ -369,24 +373,28 @@ def derive_tte(
         if col not in base:
             base[col] = np.nan
     base["end_day"] = _as_day(base["end_day"], "subjects.end_day")
-    contact = [sessions[["study_id", "unit_id", "day"]]]
-    if assessments is not None:
-        contact.append(assessments[["study_id", "unit_id", "day"]])
-    last_contact = pd.concat(contact).groupby(["study_id", "unit_id"])["day"].max()
-    base = base.merge(last_contact.rename("last_contact").astype(float), on=["study_id", "unit_id"])
-    base = base.merge(
-        _retreatment_days(sessions, retreatment_gap), on=["study_id", "unit_id"], how="left"
-    )
+    base = base.merge(_retreatment_days(sess, retreatment_gap), on="uid", how="left")
     fallback = (base["end_reason"] == "retreated") & base["retreat_day"].isna()
     base.loc[fallback, "retreat_day"] = base.loc[fallback, "end_day"]
 
     if ep.kind == "retreatment":
-        out = _retreatment(base)
+        contact = [sess]
+        if assessments is not None:
+            contact.append(
+                pd.DataFrame(
+                    {
+                        "uid": _unit_keys(unit_index, assessments, "assessments"),
+                        "day": _as_day(assessments["day"], "assessments.day"),
+                    }
+                )
+            )
+        last_contact = pd.concat(contact).groupby("uid")["day"].max().rename("last_contact")
+        out = _retreatment(base.merge(last_contact, on="uid", how="left"))
     else:
-        visits, baseline, assessed = _visits(assessments, ep, base)
+        visits, baseline, assessed = _visits(assessments, ep, base, unit_index)
         # units never assessed on the instrument (by the rater role) are not in the analysis
-        base = base.merge(assessed, on=["study_id", "unit_id"], how="inner")
-        base = base.merge(baseline, on=["study_id", "unit_id"], how="left")
+        base = base.merge(assessed, on="uid", how="inner")
+        base = base.merge(baseline, on="uid", how="left")
         out = _onset(base, visits, ep) if ep.kind == "onset" else _durability(base, visits, ep)
     out["paramcd"] = ep.name
     out["param"] = ep.description
@@ -419,10 +427,25 @@ def _resolve(endpoint: Endpoint | str | Mapping[str, Any]) -> Endpoint:
     )
 
 
+def _unit_keys(unit_index: pd.MultiIndex, df: pd.DataFrame, name: str) -> np.ndarray:
+    """Integer unit key of each row; rows of units missing from ``units`` are an error."""
+    keys = unit_index.get_indexer(pd.MultiIndex.from_frame(df[["study_id", "unit_id"]]))
+    if (keys < 0).any():
+        row = df.loc[keys < 0, ["study_id", "unit_id"]].iloc[0].to_dict()
+        raise InputError(
+            f"{int((keys < 0).sum())} {name} row(s) refer to units not in the units table, "
+            f"e.g. {row}"
+        )
+    return keys
+
+
 def _visits(
-    assessments: pd.DataFrame, ep: Endpoint, base: pd.DataFrame
+    assessments: pd.DataFrame, ep: Endpoint, base: pd.DataFrame, unit_index: pd.MultiIndex
 ) -> tuple[pd.DataFrame, pd.Series, pd.DataFrame]:
-    """One row per unit and assessment day: the (rater-averaged) score and if it meets the rule."""
+    """One row per unit and assessment day: the (rater-averaged) score and if it meets the rule.
+
+    Also returns the baseline value per unit and the units assessed at all.
+    """
     a = assessments.loc[assessments["instrument"] == ep.instrument]
     if a.empty:
         present = ", ".join(sorted(map(str, assessments["instrument"].unique())))
@@ -437,20 +460,31 @@ def _visits(
                 f"no {ep.instrument!r} assessments by rater role {ep.rater_role!r}; present: "
                 f"{', '.join(roles)}"
             )
+    dup = a.duplicated(_ASSESSMENT_KEY, keep=False)
+    if dup.any():
+        first = a.loc[dup, _ASSESSMENT_KEY].iloc[0].to_dict()
+        raise InputError(
+            f"table 'assessments' has {int(dup.sum())} rows with duplicate key "
+            f"({', '.join(_ASSESSMENT_KEY)}), e.g. {first}"
+        )
     value = pd.to_numeric(a["value"], errors="coerce")
     if value.isna().any():
         raise InputError(f"assessments.value has missing or non-numeric {ep.instrument!r} scores")
-    a = a.assign(day=_as_day(a["day"], "assessments.day"), value=value.astype(float))
-    v = a.groupby(["study_id", "unit_id", "day"], as_index=False)["value"].mean()
-    v = v.merge(
-        base[["study_id", "unit_id", "first_session_day"]], on=["study_id", "unit_id"], how="inner"
+    a = pd.DataFrame(
+        {
+            "uid": _unit_keys(unit_index, a, "assessments"),
+            "day": _as_day(a["day"], "assessments.day").to_numpy(),
+            "value": value.astype(float).to_numpy(),
+        }
     )
+    v = a.groupby(["uid", "day"], as_index=False)["value"].mean()
+    v = v.merge(base[["uid", "first_session_day"]], on="uid", how="inner")
     inst = load_dictionary().instruments[ep.instrument]  # type: ignore[index]
     sign = 1.0 if inst.higher_is_better else -1.0
     pre = v.loc[v["day"] <= v["first_session_day"]].sort_values("day")
-    baseline = pre.groupby(["study_id", "unit_id"])["value"].last().rename("base")
-    v = v.merge(baseline, on=["study_id", "unit_id"], how="left")
-    v = v.loc[v["day"] > v["first_session_day"]].sort_values(["study_id", "unit_id", "day"])
+    baseline = pre.groupby("uid")["value"].last().rename("base")
+    v = v.merge(baseline, on="uid", how="left")
+    v = v.loc[v["day"] > v["first_session_day"]].sort_values(["uid", "day"])
     if ep.rule == "improvement":
         v["meets"] = sign * (v["value"] - v["base"]) >= ep.threshold - _TOL
     elif ep.rule == "percent_improvement":
@@ -458,17 +492,15 @@ def _visits(
         v["meets"] = pct >= ep.threshold - _TOL
     else:
         v["meets"] = sign * (v["value"] - ep.threshold) >= -_TOL
-    assessed = a[["study_id", "unit_id"]].drop_duplicates()
+    assessed = a[["uid"]].drop_duplicates()
     return v.reset_index(drop=True), baseline, assessed
 
 
-def _retreatment_days(sessions: pd.DataFrame, gap: float) -> pd.Series:
+def _retreatment_days(sess: pd.DataFrame, gap: float) -> pd.Series:
     """First session that follows the unit's previous session by more than ``gap`` days."""
-    s = sessions.assign(day=_as_day(sessions["day"], "sessions.day")).sort_values(
-        ["study_id", "unit_id", "day"]
-    )
-    since = s.groupby(["study_id", "unit_id"])["day"].diff()
-    return s.loc[since > gap].groupby(["study_id", "unit_id"])["day"].min().rename("retreat_day")
+    s = sess.sort_values(["uid", "day"])
+    since = s.groupby("uid")["day"].diff()
+    return s.loc[since > gap].groupby("uid")["day"].min().rename("retreat_day")
 
 
 def _end_code(end_reason: pd.Series) -> pd.Series:
@@ -476,7 +508,7 @@ def _end_code(end_reason: pd.Series) -> pd.Series:
 
 
 def _onset(base: pd.DataFrame, visits: pd.DataFrame, ep: Endpoint) -> pd.DataFrame:
-    key = ["study_id", "unit_id"]
+    key = ["uid"]
     out = base
     # a result seen after a retreatment is not a result of the first course
     retreat = visits.merge(base[[*key, "retreat_day"]], on=key, how="left")["retreat_day"]
@@ -509,7 +541,7 @@ def _onset(base: pd.DataFrame, visits: pd.DataFrame, ep: Endpoint) -> pd.DataFra
 
 
 def _durability(base: pd.DataFrame, visits: pd.DataFrame, ep: Endpoint) -> pd.DataFrame:
-    key = ["study_id", "unit_id"]
+    key = ["uid"]
     response = visits.loc[visits["meets"]].groupby(key)["day"].min().rename("start_day")
     out = base.merge(response, on=key, how="inner")
     v = visits.merge(response, on=key, how="inner")
