@@ -19,18 +19,22 @@ unrolled over ``q``, so there is no Python loop over groups.
 Two further exact devices keep evaluations cheap:
 
 * with one grouping factor, groups with identical ``Z_i'Z_i`` (a fixed visit schedule, possibly
-  with dropout) share their Cholesky factor, and the cross-products with ``[X y]`` are summed
+  with dropout) share their factorisation, and the cross-products with ``[X y]`` are summed
   within each such pattern once, as a fourth-order tensor; an evaluation then costs as many
   small factorisations as there are distinct patterns, not groups;
 * with two nested levels the inner blocks are factorised first and the outer block is their
   Schur complement (the sparse Cholesky factor of lme4 with inner levels ordered first, which
   has no fill-in), batched over inner and outer groups.
 
-The gradient of the profiled criterion is analytic (one grouping factor) or by central
-differences of the exact criterion (nested); the optimiser is L-BFGS-B with lme4's bounds
-(diagonal elements of ``Lambda`` non-negative), followed by Newton polishing on the free
-parameters with a finite-difference Hessian, which also verifies the optimum. A doubtful
-optimum is refitted from other starts (Nelder-Mead, then L-BFGS-B) and the best kept.
+The gradient of the profiled criterion is analytic for both structures. The optimiser is
+L-BFGS-B on the unbounded problem (the criterion is even in each column of ``Lambda``, so the
+result is mapped to lme4's parameterisation with non-negative diagonal), then Newton steps on
+the free parameters with a finite-difference Hessian of the analytic gradient, which also
+verifies the optimum; diagonal elements that end up near zero are tried at exactly zero (a
+boundary fit, as lme4 reports it) and kept there when the criterion is as good. A doubtful
+optimum -- failed gradient or Hessian check, or a boundary point with a better point just
+inside -- is refitted from other starts (Nelder-Mead, a smaller start) and the best kept, with
+an ``optimizer_retry`` diagnostic.
 
 ``theta`` is ordered as ``problem.terms`` (outermost term first); within a term, the non-zero
 elements of the lower-triangular ``Lambda`` are taken column by column, as in lme4. (lme4 itself
@@ -228,8 +232,8 @@ class _ThetaBlock:
 
 
 # --------------------------------------------------------------------------------------------
-# Criteria. Each exposes n_theta, lower, parts(theta) -> (log|L|^2, A'V0^-1 A) where A = [X y]
-# and V0 = I + Z Lambda Lambda' Z'; and optionally grad(theta, omega).
+# Structures. Each exposes blocks, n_theta, parts(theta) -> (log|L|^2, A'Z Lambda H^-1 Lambda'
+# Z'A, state) with A = [X y] and H = Lambda'Z'Z Lambda + I, and grad(theta, omega, state).
 # --------------------------------------------------------------------------------------------
 
 
@@ -345,8 +349,7 @@ class _TwoLevel:
         n_outer, n_inner = outer.n_groups, inner.n_groups
         parent = np.full(n_inner, -1)
         parent[inner.codes] = outer.codes
-        pairs = np.unique(np.column_stack([inner.codes, outer.codes]), axis=0)
-        if len(pairs) != len(np.unique(inner.codes)):
+        if np.any(parent[inner.codes] != outer.codes):
             raise InputError(
                 f"The groups of '{inner.group}' are not nested within '{outer.group}': some "
                 f"'{inner.group}' group has rows in more than one '{outer.group}' group. Code "
@@ -555,10 +558,8 @@ class _Criterion:
 class _Optimum:
     theta: np.ndarray
     value: float
-    grad: np.ndarray
-    free: np.ndarray
     hessian_ok: bool
-    decrement: float
+    decrement: float  # Newton decrement g' H^-1 g on the free parameters
 
     def ok(self, tol: float) -> bool:
         return self.hessian_ok and self.decrement <= tol
@@ -641,14 +642,14 @@ def _polish(crit: _Criterion, theta: np.ndarray, steps: int = 8) -> _Optimum:
     for _ in range(steps):
         now_free = ~((theta <= crit.lower + 1e-12) & (grad >= 0))
         if not now_free.any():
-            return _Optimum(theta, value, grad, now_free, True, 0.0)
+            return _Optimum(theta, value, True, 0.0)
         if hess is None or not np.array_equal(now_free, free):
             free = now_free
             hess = _free_hessian(crit, theta, grad, free)
             eig = np.linalg.eigvalsh(hess)
             hessian_ok = bool(eig[0] > 1e-10 * max(1.0, abs(eig[-1])))
             if not hessian_ok:
-                return _Optimum(theta, value, grad, free, False, np.inf)
+                return _Optimum(theta, value, False, np.inf)
         g = grad[free]
         step = np.linalg.solve(hess, g)
         decrement = float(g @ step)
@@ -661,7 +662,7 @@ def _polish(crit: _Criterion, theta: np.ndarray, steps: int = 8) -> _Optimum:
         if not new_value <= value:
             break
         theta, value, grad = candidate, new_value, new_grad
-    return _Optimum(theta, value, grad, free, hessian_ok, decrement)
+    return _Optimum(theta, value, hessian_ok, decrement)
 
 
 def _nelder_mead(crit: _Criterion, start: np.ndarray) -> np.ndarray:
@@ -715,7 +716,7 @@ def _optimise(
     first = _search(crit, start)
     probes = _boundary_probes(crit, first)
     if first.ok(tol) and not probes:
-        return first, True, "L-BFGS-B"
+        return first, True, "L-BFGS-B + Newton"
     candidates = [first]
     candidates.extend(_search(crit, probe) for probe in probes)
     if not first.ok(tol):
@@ -734,7 +735,7 @@ def _optimise(
             "info",
         )
     )
-    return best, verified, "L-BFGS-B with restarts" if len(candidates) > 1 else "L-BFGS-B"
+    return best, verified, "L-BFGS-B + Newton, with restarts"
 
 
 # --------------------------------------------------------------------------------------------
