@@ -420,3 +420,13 @@ def test_no_warnings_on_clean_data(lung):
         warnings.simplefilter("error")
         kaplan_meier(lung, by="sex")
         logrank(lung, by="sex")
+
+
+def test_cox_cluster_and_strata(splitface, r_split):
+    # R: coxph(Surv(time, event) ~ arm + phototype + strata(sex), data = d, cluster = subject_id)
+    fit = cox(splitface, "arm + phototype", cluster="subject_id", strata="sex")
+    r = r_split["cox_cluster_strata"]
+    np.testing.assert_allclose(fit.table["estimate"], r["coef"], rtol=EST)
+    np.testing.assert_allclose(fit.table["std_error"], r["se"], rtol=SE)
+    np.testing.assert_allclose(fit.naive_std_error, r["naive_se"], rtol=SE)
+    np.testing.assert_allclose(fit.ph_test["chisq"], r["zph_chisq"], rtol=SE)

@@ -20,6 +20,8 @@ out$cox_cluster_efron <- cox_out(coxph(Surv(time, event) ~ arm + phototype, data
 out$cox_cluster_breslow <- cox_out(coxph(Surv(time, event) ~ arm + phototype, data = d,
                                          cluster = subject_id, ties = "breslow"))
 out$cox_strata_efron <- cox_out(coxph(Surv(time, event) ~ arm + strata(sex), data = d))
+out$cox_cluster_strata <- cox_out(coxph(Surv(time, event) ~ arm + phototype + strata(sex),
+                                        data = d, cluster = subject_id))
 
 # interval-censored AFT: lower = 0 is left-censoring (NA), upper = Inf is right-censoring (NA)
 l <- ifelse(d$lower == 0, NA, d$lower)
