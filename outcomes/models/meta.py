@@ -126,11 +126,11 @@ def _hedges_j(m: np.ndarray) -> np.ndarray:
     return np.exp(special.gammaln(m / 2) - np.log(np.sqrt(m / 2)) - special.gammaln((m - 1) / 2))
 
 
-def _numeric(data: pd.DataFrame, col: str, rows: pd.Series) -> np.ndarray:
-    values = pd.to_numeric(data.loc[rows, col], errors="coerce")
+def _numeric(data: pd.DataFrame, col: str) -> np.ndarray:
+    values = pd.to_numeric(data[col], errors="coerce")
     bad = values.isna()
     if bad.any():
-        studies = ", ".join(map(str, data.loc[rows].loc[bad, "study"].tolist()))
+        studies = ", ".join(map(str, data.loc[bad, "study"].tolist()))
         raise InputError(f"Column {col!r} must be a number for every study; check: {studies}.")
     return values.to_numpy(dtype=float)
 
@@ -202,8 +202,7 @@ def _check_sizes(data: pd.DataFrame, paired: np.ndarray, n1: np.ndarray) -> np.n
 
 
 def _continuous(data, measure, paired, r):
-    rows = pd.Series(True, index=data.index)
-    m1, sd1, n1, m2, sd2 = (_numeric(data, c, rows) for c in _CONTINUOUS)
+    m1, sd1, n1, m2, sd2 = (_numeric(data, c) for c in _CONTINUOUS)
     n2 = _check_sizes(data, paired, n1)
     if (sd1 < 0).any() or (sd2 < 0).any():
         raise InputError("Standard deviations must not be negative.")
@@ -233,8 +232,7 @@ def _continuous(data, measure, paired, r):
 
 
 def _binary(data, measure, paired, r):
-    rows = pd.Series(True, index=data.index)
-    a, n1, c = (_numeric(data, col, rows) for col in _BINARY)
+    a, n1, c = (_numeric(data, col) for col in _BINARY)
     n2 = _check_sizes(data, paired, n1)
     if (a < 0).any() or (c < 0).any() or (a > n1).any() or (c > n2).any():
         raise InputError("Event counts must lie between 0 and the arm's sample size.")
@@ -314,12 +312,11 @@ def escalc(
     paired = _paired_mask(data)
     if measure == "GEN":
         _require(data, ["yi"], measure)
-        rows = pd.Series(True, index=data.index)
-        yi = _numeric(data, "yi", rows)
+        yi = _numeric(data, "yi")
         if "vi" in data.columns:
-            vi = _numeric(data, "vi", rows)
+            vi = _numeric(data, "vi")
         elif "sei" in data.columns:
-            vi = _numeric(data, "sei", rows) ** 2
+            vi = _numeric(data, "sei") ** 2
         else:
             raise InputError("measure='GEN' needs a 'vi' (variance) or 'sei' (SE) column.")
         corrected = np.zeros(len(data), dtype=bool)
@@ -904,10 +901,9 @@ def _forest(result: MetaAnalysisResult, exponentiate: bool):
             )
             labels.append((y, f"  {st['study']}" if group is not None else str(st["study"])))
         if group is not None:
-            k = int(summary.loc[str(group), "k"])
-            diamond(str(group), f"  {group} (k = {k})")
+            diamond(str(group), f"  {group} (k = {result.fits[str(group)].k})")
     y -= 0.5
-    diamond("overall", f"Overall ({result.method}, k = {int(summary.loc['overall', 'k'])})")
+    diamond("overall", f"Overall ({result.method}, k = {result.fits['overall'].k})")
     pts = pd.DataFrame(rows)
     dia = pd.concat(diamonds, ignore_index=True)
     ypos, ytext = zip(*labels, strict=True)
@@ -931,7 +927,7 @@ def _funnel(result: MetaAnalysisResult):
     import plotnine as p9
 
     studies = result.studies
-    mu = float(result.summary.set_index("term").loc["overall", "estimate"])
+    mu = result.fits["overall"].estimate
     top = float(studies["sei"].max()) * 1.05
     z = stats.norm.isf(0.025)
     limits = pd.DataFrame({"x": [mu - z * top, mu, mu + z * top], "y": [top, 0.0, top]})

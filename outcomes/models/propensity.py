@@ -351,7 +351,7 @@ def propensity_weights(
             share = np.bincount(codes, minlength=len(levels)) / len(codes)
             w = w * share[codes]
     elif estimand == "ATT":
-        w = probs[:, levels.index(target)] / own
+        w = probs[:, levels.index(str(target))] / own
     else:
         w = (1 / own) / (1 / probs).sum(axis=1)
 
