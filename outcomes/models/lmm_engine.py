@@ -447,12 +447,11 @@ class _TwoLevel:
             - _bmm(_right(self.ww, lam2), u2)
             - _bmm(_right(self.wz, lam1), u1[:, :, parent])
         )
-        d1 = _bmm(_right(self.zz, lam1), s_inv) + self._sum_to_outer(
-            _bmm(_right(_bt(self.wz), lam2), h_sj)
-        )
-        d2 = _bmm(_right(self.ww, lam2), h_ss) + _bmm(_right(self.wz, lam1), _bt(h_sj))
-        d1 = 2.0 * d1.sum(axis=2) - 2.0 * _bmm(zr1, _bt(_right(u1, omega))).sum(axis=2)
-        d2 = 2.0 * d2.sum(axis=2) - 2.0 * _bmm(zr2, _bt(_right(u2, omega))).sum(axis=2)
+        # sums over groups of products X_g Y_g are single BLAS products: _gram(X, Y')
+        d1 = _gram(_right(self.zz, lam1), _bt(s_inv)) + _gram(_right(_bt(self.wz), lam2), _bt(h_sj))
+        d2 = _gram(_right(self.ww, lam2), _bt(h_ss)) + _gram(_right(self.wz, lam1), h_sj)
+        d1 = 2.0 * d1 - 2.0 * _gram(_right(zr1, omega), u1)
+        d2 = 2.0 * d2 - 2.0 * _gram(_right(zr2, omega), u2)
         rows1, cols1 = self.outer_block.index
         rows2, cols2 = self.inner_block.index
         return np.concatenate([d1[rows1, cols1], d2[rows2, cols2]])
