@@ -12,9 +12,10 @@ import zipfile
 from pathlib import Path
 
 import nbformat
+import pandas as pd
 import pytest
 
-from outcomes.report import RenderError, render
+from outcomes.report import RenderError, journal_table, render
 from outcomes.report.qmd import parse_qmd
 
 _cell_markdown = sys.modules["outcomes.report.render"]._cell_markdown
@@ -173,6 +174,13 @@ def test_numbered_cells_must_show_what_their_label_promises(tmp_path: Path) -> N
         _cell_markdown(doc, tbl, captioned, tmp_path)
     table = [nbformat.v4.new_output("display_data", data={"text/markdown": "| a |\n|--|\n| 1 |"})]
     assert _cell_markdown(doc, tbl, table, tmp_path).endswith(": **Table 1.** c {#tbl-b}")
+    noted = journal_table(pd.DataFrame({"a": [1]}), note="A note.")._repr_markdown_()
+    shown = [nbformat.v4.new_output("display_data", data={"text/markdown": noted})]
+    markdown = _cell_markdown(doc, tbl, shown, tmp_path)
+    assert markdown.index("| 1 |") < markdown.index("{#tbl-b}") < markdown.index("A note.")
+    extra = [nbformat.v4.new_output("display_data", data={"text/markdown": noted + "\nMore."})]
+    with pytest.raises(RenderError, match="exactly one Markdown pipe table"):
+        _cell_markdown(doc, tbl, extra, tmp_path)
 
 
 def test_markdown_only_report_images_next_to_it_and_pandoc_warnings(tmp_path: Path) -> None:

@@ -28,6 +28,7 @@ PARAMS = {"n_per_arm": 30, "seed": 7}
 MINUS = "\N{MINUS SIGN}"
 LEAKS = ("Traceback", "Warning", "Error", "_outcomes", "stderr")
 W = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"
+NOTE = "CI, confidence interval. p: one-sample t-test of no change."
 
 
 @pytest.fixture(scope="module")
@@ -158,6 +159,7 @@ def test_html_figure_has_alt_text_caption_and_anchor(page: Page, expected: dict)
 def test_html_table_prints_the_data(page: Page, expected: dict) -> None:
     summary = expected["summary"]
     assert page.captions == [f"Table 1. {expected['tbl']['tbl-cap']}"]
+    assert NOTE in " ".join("".join(page.text).split())
     header, *body = page.rows
     assert header == ["Modality", "n", "Mean change (95% CI)", "p"]
     assert len(body) == len(summary)
@@ -186,6 +188,13 @@ def test_docx_figure_alt_text_captions_links_and_numbers(rendered: Any, expected
     descriptions = [e.get("descr") for e in root.iter() if e.tag.endswith("}docPr")]
     assert descriptions == [expected["fig"]["fig-alt"]]
     paragraphs = ["".join(t.text or "" for t in p.iter(f"{W}t")) for p in root.iter(f"{W}p")]
+    notes = [
+        "".join(t.text or "" for t in p.iter(f"{W}t"))
+        for p in root.iter(f"{W}p")
+        if (p.find(f"{W}pPr/{W}pStyle") is not None)
+        and p.find(f"{W}pPr/{W}pStyle").get(f"{W}val") == "TableNote"  # type: ignore[union-attr]
+    ]
+    assert notes == [NOTE]
     assert f"Figure 1. {expected['fig']['fig-cap']}" in paragraphs
     assert f"Table 1. {expected['tbl']['tbl-cap']}" in paragraphs
     anchors = {e.get(f"{W}anchor") for e in root.iter(f"{W}hyperlink")}
@@ -231,6 +240,7 @@ def test_pdf_captions_references_and_numbers(pdf_text: str, expected: dict) -> N
     assert f"Figure 1. {expected['fig']['fig-cap']}" in flat
     assert f"Table 1. {expected['tbl']['tbl-cap']}" in flat
     assert "(Table 1). Figure 1 shows" in flat
+    assert NOTE in flat
     lines = [ln.split() for ln in pdf_text.splitlines()]
     for _, row in expected["summary"].iterrows():
         printed = next(ln for ln in lines if ln and ln[0] == row["term"])

@@ -156,3 +156,13 @@ def test_theme_and_scale_draw_each_modality_in_its_colour() -> None:
         for m in df["modality"]
     ]
     assert drawn == expected
+
+
+def test_note_goes_under_the_table_in_small_type() -> None:
+    table = journal_table(tidy(), caption="Effects", note="CI, confidence interval.")
+    markdown = table.to_markdown()
+    html = pypandoc.convert_text(markdown, "html", format="markdown")
+    assert '<div class="table-note" data-custom-style="Table Note">' in html
+    assert html.index("</table>") < html.index("CI, confidence interval.")
+    typst = pypandoc.convert_text(markdown, "typst", format="markdown")
+    assert "#set text(size: 9pt)" in typst

@@ -42,6 +42,9 @@ table {
 caption { caption-side: top; text-align: left; padding-bottom: 0.5em; font-size: 1.087em; }
 thead th { border-bottom: 1px solid #000; font-weight: bold; vertical-align: bottom; }
 th, td { padding: 0.3em 0.9em; vertical-align: top; }
+div.table-note {
+  font-size: 0.82em; line-height: 1.4; max-width: 80%; margin: -1.2em auto 1.8em;
+}
 pre, code { font-family: "DejaVu Sans Mono", Menlo, Consolas, monospace; font-size: 0.82em; }
 pre { background: #f6f6f6; padding: 0.7em 1em; overflow-x: auto; line-height: 1.35; }
 pre.output { background: #fff; border-left: 3px solid #ccc; }
@@ -124,6 +127,12 @@ $body$
 """
 
 _SERIF = "Times New Roman"
+_TABLE_NOTE_STYLE = (
+    '<w:style w:type="paragraph" w:customStyle="1" w:styleId="TableNote">'
+    '<w:name w:val="Table Note" /><w:basedOn w:val="Normal" /><w:qFormat />'
+    '<w:pPr><w:spacing w:before="60" w:after="240" /></w:pPr>'
+    '<w:rPr><w:sz w:val="18" /><w:szCs w:val="18" /></w:rPr></w:style>'
+)
 
 
 def reference_docx(pandoc: str) -> bytes:
@@ -186,6 +195,8 @@ def _adjust_styles(xml: str) -> str:
         )
     # captions upright, not italic
     xml = _edit_style(xml, "Caption", lambda block: block.replace("<w:i />", ""))
+    # small type for notes under tables (journal_table(..., note=...))
+    xml = xml.replace("</w:styles>", _TABLE_NOTE_STYLE + "</w:styles>")
     # three rules: above and below the table, and under the header row
     rule = '<w:{side} w:val="single" w:sz="8" w:space="0" w:color="000000" />'
     borders = (

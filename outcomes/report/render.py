@@ -53,6 +53,7 @@ from __future__ import annotations
 
 import ast
 import base64
+import itertools
 import json
 import os
 import re
@@ -629,21 +630,25 @@ def _png_size(png: bytes) -> tuple[int, float]:
 def _table(doc: QmdDocument, cell: CodeCell, text: str, count: int) -> str:
     label = cell.options["label"]
     lines = text.splitlines()
-    if count > 1 or not lines or not lines[0].lstrip().startswith("|"):
-        raise RenderError(
-            doc.path,
-            cell.line,
-            f"cell {label!r} must show exactly one Markdown pipe table "
-            "(journal_table(df)) and nothing else",
-        )
+    rows = len(list(itertools.takewhile(lambda ln: ln.lstrip().startswith("|"), lines)))
+    rest = "\n".join(lines[rows:]).strip()
     if any(re.match(r"^\s*(:|Table:)\s", ln) for ln in lines):
         raise RenderError(
             doc.path,
             cell.line,
             f"the table of cell {label!r} already has a caption; give it only with tbl-cap",
         )
+    note = re.fullmatch(r"::: \{\.table-note[^\n]*\}\n.*\n:::", rest, flags=re.S)
+    if count > 1 or rows == 0 or (rest and note is None):
+        raise RenderError(
+            doc.path,
+            cell.line,
+            f"cell {label!r} must show exactly one Markdown pipe table "
+            "(journal_table(df), with an optional note) and nothing else",
+        )
     caption = f"**Table {doc.numbers[label]}.** {cell.options['tbl-cap']}"
-    return f"{text}\n\n: {caption} {{#{label}}}"
+    table = "\n".join(lines[:rows])
+    return f"{table}\n\n: {caption} {{#{label}}}" + (f"\n\n{rest}" if rest else "")
 
 
 # --------------------------------------------------------------------------- pandoc and Typst

@@ -133,15 +133,21 @@ class JournalTable:
     caption
         Optional caption used by :meth:`to_markdown`. In a report, give the caption with the
         cell option ``tbl-cap`` instead, so the table is numbered.
+    note
+        Optional footnote set in small type under the table (abbreviations, tests used).
     """
 
     data: pd.DataFrame
     display: pd.DataFrame
     align: tuple[str, ...]
     caption: str | None = None
+    note: str | None = None
 
     def to_markdown(self) -> str:
-        """Return a pandoc pipe table (with a ``: caption`` line when a caption is set).
+        """Return a pandoc pipe table, then a ``: caption`` line and the note, when set.
+
+        The note is a ``table-note`` div: small type in HTML (the built-in stylesheet), the
+        "Table Note" paragraph style in Word, and 9 pt text in Typst.
 
         Separator dashes are proportional to each column's widest cell, so when pandoc has to
         wrap a wide table it keeps the columns in proportion.
@@ -158,6 +164,12 @@ class JournalTable:
         text = "\n".join(lines) + "\n"
         if self.caption:
             text += f"\n: {self.caption}\n"
+        if self.note:
+            text += (
+                '\n::: {.table-note custom-style="Table Note"}\n'
+                "```{=typst}\n#set text(size: 9pt)\n```\n\n"
+                f"{self.note}\n:::\n"
+            )
         return text
 
     def _repr_markdown_(self) -> str:
@@ -171,6 +183,7 @@ def journal_table(
     df: pd.DataFrame,
     *,
     caption: str | None = None,
+    note: str | None = None,
     digits: int | Mapping[str, int] = 2,
     labels: Mapping[str, str] | None = None,
     ci_label: str = "95% CI",
@@ -186,6 +199,8 @@ def journal_table(
         (reset it first if it carries data).
     caption
         Caption for standalone use; in a report use the cell option ``tbl-cap``.
+    note
+        Footnote under the table (Markdown), e.g. ``"CI, confidence interval."``.
     digits
         Decimal places for floats: one number, or a mapping from (original) column name to
         decimals, with the rest at 2.
@@ -249,7 +264,9 @@ def journal_table(
             raise InputError(f"journal_table: two columns would both be labelled {header!r}")
         display[header] = cells
         align.append("right" if is_number else "left")
-    return JournalTable(data=df, display=pd.DataFrame(display), align=tuple(align), caption=caption)
+    return JournalTable(
+        data=df, display=pd.DataFrame(display), align=tuple(align), caption=caption, note=note
+    )
 
 
 def _format_column(values: pd.Series, digits: int) -> tuple[list[str], bool]:
