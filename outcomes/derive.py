@@ -37,7 +37,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -254,15 +254,15 @@ ENDPOINTS: dict[str, Endpoint] = {
 }
 
 
-def _check_table(
-    tables: Mapping[str, pd.DataFrame], name: str, required: bool = True
-) -> pd.DataFrame | None:
+def _optional_table(tables: Mapping[str, pd.DataFrame], name: str) -> pd.DataFrame | None:
     if name not in tables or tables[name] is None:
-        if required:
-            raise InputError(
-                f"derive_tte needs the {name!r} table; got tables: {', '.join(tables)}"
-            )
         return None
+    return _check_table(tables, name)
+
+
+def _check_table(tables: Mapping[str, pd.DataFrame], name: str) -> pd.DataFrame:
+    if name not in tables or tables[name] is None:
+        raise InputError(f"derive_tte needs the {name!r} table; got tables: {', '.join(tables)}")
     df = tables[name]
     if not isinstance(df, pd.DataFrame):
         raise InputError(f"table {name!r} must be a pandas DataFrame, got {type(df).__name__}")
@@ -336,8 +336,14 @@ def derive_tte(
     ep = _resolve(endpoint)
     units = _check_table(tables, "units")
     sessions = _check_table(tables, "sessions")
-    subjects = _check_table(tables, "subjects", required=ep.kind == "retreatment")
-    assessments = _check_table(tables, "assessments", required=ep.kind != "retreatment")
+    subjects: pd.DataFrame | None
+    assessments: pd.DataFrame | None
+    if ep.kind == "retreatment":
+        subjects = _check_table(tables, "subjects")
+        assessments = _optional_table(tables, "assessments")
+    else:
+        subjects = _optional_table(tables, "subjects")
+        assessments = _check_table(tables, "assessments")
 
     # one integer key per unit: every later grouping and merge uses it, not the string ids
     unit_index = pd.MultiIndex.from_frame(units[["study_id", "unit_id"]])
@@ -391,7 +397,7 @@ def derive_tte(
         last_contact = pd.concat(contact).groupby("uid")["day"].max().rename("last_contact")
         out = _retreatment(base.merge(last_contact, on="uid", how="left"))
     else:
-        visits, baseline, assessed = _visits(assessments, ep, base, unit_index)
+        visits, baseline, assessed = _visits(cast(pd.DataFrame, assessments), ep, base, unit_index)
         # units never assessed on the instrument (by the rater role) are not in the analysis
         base = base.merge(assessed, on="uid", how="inner")
         base = base.merge(baseline, on="uid", how="left")
@@ -479,19 +485,20 @@ def _visits(
     )
     v = a.groupby(["uid", "day"], as_index=False)["value"].mean()
     v = v.merge(base[["uid", "first_session_day"]], on="uid", how="inner")
-    inst = load_dictionary().instruments[ep.instrument]  # type: ignore[index]
+    inst = load_dictionary().instruments[cast(str, ep.instrument)]
     sign = 1.0 if inst.higher_is_better else -1.0
+    threshold = cast(float, ep.threshold)
     pre = v.loc[v["day"] <= v["first_session_day"]].sort_values("day")
     baseline = pre.groupby("uid")["value"].last().rename("base")
     v = v.merge(baseline, on="uid", how="left")
     v = v.loc[v["day"] > v["first_session_day"]].sort_values(["uid", "day"])
     if ep.rule == "improvement":
-        v["meets"] = sign * (v["value"] - v["base"]) >= ep.threshold - _TOL
+        v["meets"] = sign * (v["value"] - v["base"]) >= threshold - _TOL
     elif ep.rule == "percent_improvement":
         pct = 100 * sign * (v["value"] - v["base"]) / v["base"].abs().where(v["base"] != 0)
-        v["meets"] = pct >= ep.threshold - _TOL
+        v["meets"] = pct >= threshold - _TOL
     else:
-        v["meets"] = sign * (v["value"] - ep.threshold) >= -_TOL
+        v["meets"] = sign * (v["value"] - threshold) >= -_TOL
     assessed = a[["uid"]].drop_duplicates()
     return v.reset_index(drop=True), baseline, assessed
 

@@ -881,7 +881,7 @@ def _design(df: pd.DataFrame, formula: str) -> tuple[pd.DataFrame, dict[str, lis
     for term, cols in mm.model_spec.term_slices.items():
         if str(term) == "1":
             continue
-        assign[str(term)] = [x.columns.get_loc(c) for c in all_columns[cols]]
+        assign[str(term)] = [list(x.columns).index(c) for c in all_columns[cols]]
     return x, assign
 
 
@@ -1372,14 +1372,12 @@ class CumulativeIncidenceResult:
         rows = []
         for strata, g in self.table.groupby("strata", sort=False):
             t = g["time"].to_numpy()
-            keys = g.iloc[0][self.by].to_dict()
+            keys: dict[str, Any] = {b: g[b].iloc[0] for b in self.by}
+            cols = ["estimate", "std_error", "conf_low", "conf_high"]
             for ti in times:
                 k = np.searchsorted(t, ti, side="right") - 1
-                vals = (
-                    {"estimate": 0.0, "std_error": 0.0, "conf_low": np.nan, "conf_high": np.nan}
-                    if k < 0
-                    else g.iloc[k][["estimate", "std_error", "conf_low", "conf_high"]].to_dict()
-                )
+                values = [0.0, 0.0, np.nan, np.nan] if k < 0 else list(g.iloc[k][cols])
+                vals: dict[str, Any] = dict(zip(cols, values, strict=True))
                 rows.append({**keys, "strata": strata, "time": float(ti), **vals})
         return pd.DataFrame(rows)
 
