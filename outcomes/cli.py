@@ -284,7 +284,67 @@ def build_parser() -> argparse.ArgumentParser:
     # Subcommands of other modules: each block adds its parser here and sets
     # func=_lazy("module", "function"); the handler lives in its own module.
     # --- run / audit (declared analyses) ---
+    p = add(
+        "run",
+        _lazy("outcomes.analysis", "cli_run"),
+        "run declared analyses (YAML) into results/NAME/ with a manifest",
+        "outcomes run analyses/trial_lmm_gb_quant.yaml",
+    )
+    p.add_argument("specs", nargs="+", help="analysis specs (YAML) or folders of them")
+    p.add_argument("--results", default="results", help="results root (default: results)")
+    p.add_argument(
+        "--save-expected",
+        action="store_true",
+        help="also copy the results to each spec's expected/NAME/ (the audit's reference)",
+    )
+
+    p = add(
+        "audit",
+        _lazy("outcomes.analysis", "cli_audit"),
+        "re-run declared analyses and compare with their expected results (exit 6 if they differ)",
+        "outcomes audit analyses --strict --check-lock",
+    )
+    p.add_argument("paths", nargs="*", help="specs or folders of specs (default: analyses)")
+    p.add_argument(
+        "--strict",
+        action="store_true",
+        help="fail when package or Python versions differ from the expected manifest",
+    )
+    p.add_argument(
+        "--check-lock",
+        action="store_true",
+        help="compile the lock file again with uv and fail if it differs",
+    )
+    p.add_argument("--lock", default="requirements.lock", help="lock file to check")
+    p.add_argument("--compiled-lock", help="a fresh compile to compare --lock with (skips uv)")
+    p.add_argument("--project", default=".", help="folder with pyproject.toml")
+    p.add_argument("--keep", help="write the re-run results here (default: a temporary folder)")
     # --- compare (combinations vs microneedling alone) ---
+    p = add(
+        "compare",
+        _lazy("outcomes.models.comparison", "cli_compare"),
+        "compare each combination with microneedling alone, by indication: table and forest plot",
+        "outcomes compare --store outcomes.duckdb --out results/compare",
+    )
+    p.add_argument("--store", required=True, help="DuckDB store file")
+    p.add_argument("--snapshot", type=int, help="snapshot to read (default: the latest)")
+    p.add_argument(
+        "--out", help="folder for comparison.csv/.parquet, comparison_ard.csv, forest.png/.pdf"
+    )
+    p.add_argument(
+        "--primary-day", type=float, default=168, help="primary visit, study day (default 168)"
+    )
+    p.add_argument(
+        "--estimand",
+        choices=["overlap", "ATE"],
+        default="overlap",
+        help="registry weights: overlap (default) or stabilised inverse-probability (ATE)",
+    )
+    p.add_argument(
+        "--published",
+        action="store_true",
+        help="also pool the shipped published study summaries (random-effects meta-analysis)",
+    )
     # --- report (Quarto reports) ---
     return parser
 

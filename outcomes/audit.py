@@ -1,0 +1,511 @@
+"""Provenance and audit: what produced a result, and whether re-running it gives the same.
+
+Two halves:
+
+- *fingerprints* written into every run manifest by :mod:`outcomes.analysis`: the code
+  (git commit and dirty flag of the checkout, SHA-256 of every module of the installed
+  ``outcomes`` package), the environment (Python, platform, versions of ``outcomes``'
+  runtime dependencies) -- :func:`code_fingerprint`, :func:`environment_fingerprint`;
+- the *audit*: :func:`compare_ard` compares a re-run analysis results dataset with the
+  committed expected one (counts exactly, other statistics within a relative tolerance),
+  :func:`explain` lists what changed between the two manifests (input tables, source files,
+  data dictionary, analysis spec option by option, code modules, package versions), and
+  :func:`check_lock` says whether ``requirements.lock`` is what ``uv pip compile`` gives
+  today. :func:`outcomes.analysis.audit` puts them together.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata as md
+import math
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from outcomes.errors import InputError
+from outcomes.results import ARD_COLUMNS
+
+__all__ = [
+    "COUNT_STATS",
+    "DEFAULT_RELATIVE_TOLERANCE",
+    "LOCK_COMMAND",
+    "Difference",
+    "check_lock",
+    "code_fingerprint",
+    "compare_ard",
+    "compare_lock",
+    "environment_fingerprint",
+    "explain",
+    "git_state",
+    "is_count",
+    "package_differences",
+]
+
+#: Default relative tolerance of re-run estimates.
+DEFAULT_RELATIVE_TOLERANCE = 1e-9
+#: Statistic names that are counts and must match exactly (as must any name ``n_*``).
+COUNT_STATS = frozenset({"n", "nobs", "records", "events", "rows", "subjects", "units"})
+#: How ``requirements.lock`` is made (README); :func:`check_lock` runs it again.
+LOCK_COMMAND = (
+    "uv",
+    "pip",
+    "compile",
+    "pyproject.toml",
+    "--extra",
+    "reports",
+    "--extra",
+    "test",
+    "--extra",
+    "lint",
+    "--python-version",
+    "3.11",
+)
+KEY = ["analysis", "group", "term", "stat_name"]
+
+
+# --------------------------------------------------------------------------------------------
+# fingerprints
+# --------------------------------------------------------------------------------------------
+
+
+def sha256_file(path: str | Path) -> str:
+    """SHA-256 of a file's bytes."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def git_state(path: str | Path) -> dict[str, Any]:
+    """The git commit of the checkout holding ``path`` and whether tracked files differ from it.
+
+    Returns ``{"commit": None, "dirty": None, "note": ...}`` when ``path`` is not in a git
+    checkout or git is not installed. Untracked files (``results/``, ``.nox/``) do not make
+    the tree dirty; modified or staged tracked files do.
+    """
+    where = Path(path)
+    where = where if where.is_dir() else where.parent
+    git = shutil.which("git")
+    if git is None:
+        return {"commit": None, "dirty": None, "note": "git is not installed"}
+
+    def call(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [git, "-C", str(where), *args], capture_output=True, text=True, check=False
+        )
+
+    head = call("rev-parse", "HEAD")
+    if head.returncode != 0:
+        return {"commit": None, "dirty": None, "note": f"{where} is not in a git checkout"}
+    status = call("status", "--porcelain", "--untracked-files=no")
+    changed = [line[3:] for line in status.stdout.splitlines() if line.strip()]
+    return {
+        "commit": head.stdout.strip(),
+        "dirty": bool(changed),
+        "changed_files": sorted(changed),
+        "note": "",
+    }
+
+
+def code_fingerprint() -> dict[str, Any]:
+    """Version and SHA-256 of every module of the ``outcomes`` package that is running.
+
+    The hashes are of the installed files (site-packages in a nox session, the checkout in
+    an editable install), so they say what code ran whatever the git state. ``package_sha256``
+    hashes the sorted list of ``path sha256`` lines, one number for the whole package.
+    """
+    import outcomes
+
+    root = Path(outcomes.__file__).parent
+    files = {}
+    for p in sorted(root.rglob("*")):
+        if p.is_file() and "__pycache__" not in p.parts and p.suffix in (".py", ".yaml", ".csv"):
+            files[p.relative_to(root.parent).as_posix()] = sha256_file(p)
+    listing = "".join(f"{k} {v}\n" for k, v in files.items())
+    return {
+        "outcomes_version": outcomes.__version__,
+        "package_sha256": hashlib.sha256(listing.encode()).hexdigest(),
+        "files": files,
+    }
+
+
+def _canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def runtime_packages(root: str = "outcomes") -> dict[str, str]:
+    """Installed versions of ``root`` and every package it needs at run time (no extras).
+
+    The closure of ``Requires-Dist`` (markers evaluated for this interpreter), by canonical
+    name; a requirement that is not installed is listed as ``"not installed"``.
+    """
+    from packaging.requirements import Requirement
+
+    seen: dict[str, str] = {}
+    todo = [root]
+    while todo:
+        name = _canonical(todo.pop())
+        if name in seen:
+            continue
+        try:
+            dist = md.distribution(name)
+        except md.PackageNotFoundError:
+            seen[name] = "not installed"
+            continue
+        seen[name] = dist.version
+        for text in dist.requires or []:
+            req = Requirement(text)
+            if req.marker is None or req.marker.evaluate({"extra": ""}):
+                todo.append(req.name)
+    return dict(sorted(seen.items()))
+
+
+def environment_fingerprint() -> dict[str, Any]:
+    """Python, platform and the versions of ``outcomes`` and its runtime dependencies."""
+    return {
+        "python": platform.python_version(),
+        "implementation": platform.python_implementation(),
+        "executable": sys.executable,
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "packages": runtime_packages(),
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# comparing results
+# --------------------------------------------------------------------------------------------
+
+
+def is_count(stat_name: str) -> bool:
+    """Whether a statistic is a count (compared exactly): :data:`COUNT_STATS` or ``n_*``."""
+    return stat_name in COUNT_STATS or stat_name.startswith("n_")
+
+
+@dataclass(frozen=True)
+class Difference:
+    """One statistic that differs between the expected and the re-run results.
+
+    ``kind`` is ``"value"`` (beyond tolerance), ``"count"`` (a count, compared exactly),
+    ``"missing"`` (expected, not produced), ``"new"`` (produced, not expected) or
+    ``"warning"``/``"error"`` (the caveat text of a statistic changed).
+    """
+
+    analysis: str
+    group: str
+    term: str
+    stat_name: str
+    kind: str
+    old: Any
+    new: Any
+    relative: float = math.nan
+
+    def row(self) -> dict[str, Any]:
+        """A plain dict, for tables."""
+        return {
+            "analysis": self.analysis,
+            "group": self.group,
+            "term": self.term,
+            "stat_name": self.stat_name,
+            "kind": self.kind,
+            "old": self.old,
+            "new": self.new,
+            "relative": self.relative,
+        }
+
+
+def _close(old: float, new: float, rtol: float, atol: float) -> tuple[bool, float]:
+    if math.isnan(old) and math.isnan(new):
+        return True, 0.0
+    if math.isnan(old) or math.isnan(new):
+        return False, math.inf
+    if old == new:
+        return True, 0.0
+    if math.isinf(old) or math.isinf(new):
+        return False, math.inf
+    scale = max(abs(old), abs(new))
+    rel = abs(new - old) / scale
+    return abs(new - old) <= atol + rtol * scale, rel
+
+
+def compare_ard(
+    expected: pd.DataFrame,
+    new: pd.DataFrame,
+    *,
+    relative: float = DEFAULT_RELATIVE_TOLERANCE,
+    absolute: float = 0.0,
+) -> list[Difference]:
+    """Statistics of two analysis results datasets that differ.
+
+    Rows are matched on ``analysis, group, term, stat_name`` (row order does not matter).
+    Counts (:func:`is_count`) must be equal; other values must satisfy
+    ``|new - old| <= absolute + relative * max(|old|, |new|)``; two missing values are equal.
+    The ``warning`` and ``error`` texts must be equal.
+
+    Parameters
+    ----------
+    expected, new
+        Frames with :data:`~outcomes.results.ARD_COLUMNS`.
+    relative, absolute
+        Tolerances of non-count statistics.
+
+    Returns
+    -------
+    list of Difference
+        In the expected file's row order, then rows only in ``new``.
+    """
+    for what, df in (("expected", expected), ("new", new)):
+        missing = [c for c in ARD_COLUMNS if c not in df.columns]
+        if missing:
+            raise InputError(f"{what} results lack column(s): {', '.join(missing)}")
+        if df.duplicated(KEY).any():
+            dup = df.loc[df.duplicated(KEY), KEY].iloc[0].to_dict()
+            raise InputError(f"{what} results have duplicate statistic {dup}")
+    old_rows = expected[list(ARD_COLUMNS)].assign(_order_old=range(len(expected)))
+    new_rows = new[list(ARD_COLUMNS)].assign(_order_new=range(len(new)))
+    merged = old_rows.merge(
+        new_rows, on=KEY, how="outer", suffixes=("_old", "_new"), indicator=True
+    ).sort_values(["_order_old", "_order_new"], na_position="last", kind="stable")
+    out: list[Difference] = []
+    for r in merged.to_dict("records"):
+        key = (r["analysis"], r["group"], r["term"], r["stat_name"])
+        old, newv = r["stat_value_old"], r["stat_value_new"]
+        if r["_merge"] == "left_only":
+            out.append(Difference(*key, "missing", old, None))
+            continue
+        if r["_merge"] == "right_only":
+            out.append(Difference(*key, "new", None, newv))
+            continue
+        old, newv = float(old), float(newv)
+        if is_count(r["stat_name"]):
+            same = (old == newv) or (math.isnan(old) and math.isnan(newv))
+            if not same:
+                out.append(Difference(*key, "count", old, newv, _close(old, newv, 0, 0)[1]))
+        else:
+            ok, rel = _close(old, newv, relative, absolute)
+            if not ok:
+                out.append(Difference(*key, "value", old, newv, rel))
+        for col in ("warning", "error"):
+            a, b = _text(r[f"{col}_old"]), _text(r[f"{col}_new"])
+            if a != b:
+                out.append(Difference(*key, col, a, b))
+    return out
+
+
+def _text(value: Any) -> str:
+    return "" if value is None or (isinstance(value, float) and math.isnan(value)) else str(value)
+
+
+# --------------------------------------------------------------------------------------------
+# explaining differences
+# --------------------------------------------------------------------------------------------
+
+
+def _flatten(obj: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(obj, Mapping):
+        out: dict[str, Any] = {}
+        for k, v in obj.items():
+            out.update(_flatten(v, f"{prefix}.{k}" if prefix else str(k)))
+        return out or {prefix: {}}
+    if isinstance(obj, list) and any(isinstance(v, Mapping | list) for v in obj):
+        out = {}
+        for i, v in enumerate(obj):
+            out.update(_flatten(v, f"{prefix}[{i}]"))
+        return out or {prefix: []}
+    return {prefix: obj}
+
+
+def _short(h: Any) -> str:
+    return str(h)[:12] if h else "none"
+
+
+def package_differences(old: Mapping[str, str], new: Mapping[str, str]) -> list[str]:
+    """Lines naming each package whose version differs (or that is only on one side)."""
+    lines = []
+    for name in sorted(set(old) | set(new)):
+        a, b = old.get(name, "absent"), new.get(name, "absent")
+        if a != b:
+            lines.append(f"package {name}: {a} -> {b}")
+    return lines
+
+
+def explain(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, list[str]]:
+    """What changed between two run manifests, grouped by kind.
+
+    Returns
+    -------
+    dict
+        ``inputs`` (input tables, source files, data dictionary, snapshot), ``spec`` (each
+        changed option of the analysis spec, as ``key: old -> new``), ``code`` (changed,
+        added and removed modules; the git commit), ``environment`` (package versions,
+        Python, platform). Empty lists mean no change of that kind.
+    """
+    causes: dict[str, list[str]] = {"inputs": [], "spec": [], "code": [], "environment": []}
+    od, nd = old.get("data", {}), new.get("data", {})
+    if od.get("snapshot") != nd.get("snapshot"):
+        causes["inputs"].append(f"snapshot: {od.get('snapshot')} -> {nd.get('snapshot')}")
+    ot, nt = od.get("tables", {}), nd.get("tables", {})
+    for name in sorted(set(ot) | set(nt)):
+        a, b = ot.get(name, {}), nt.get(name, {})
+        if a.get("sha256") != b.get("sha256"):
+            causes["inputs"].append(
+                f"input table {name}: content sha256 {_short(a.get('sha256'))} -> "
+                f"{_short(b.get('sha256'))} (rows {a.get('rows')} -> {b.get('rows')})"
+            )
+    of = {f["path"]: f for f in od.get("files", [])}
+    nf = {f["path"]: f for f in nd.get("files", [])}
+    for path in sorted(set(of) | set(nf)):
+        a, b = of.get(path, {}), nf.get(path, {})
+        if a.get("sha256") != b.get("sha256"):
+            causes["inputs"].append(
+                f"source file {path}: sha256 {_short(a.get('sha256'))} -> {_short(b.get('sha256'))}"
+            )
+    if od.get("dictionary_sha256") != nd.get("dictionary_sha256"):
+        causes["inputs"].append(
+            f"data dictionary: sha256 {_short(od.get('dictionary_sha256'))} -> "
+            f"{_short(nd.get('dictionary_sha256'))}"
+        )
+    if od.get("rows_quarantined") != nd.get("rows_quarantined"):
+        causes["inputs"].append(
+            f"rows quarantined at ingest: {od.get('rows_quarantined')} -> "
+            f"{nd.get('rows_quarantined')}"
+        )
+    ospec = _flatten(old.get("spec", {}).get("content", {}))
+    nspec = _flatten(new.get("spec", {}).get("content", {}))
+    for key in sorted(set(ospec) | set(nspec)):
+        a, b = ospec.get(key, "(absent)"), nspec.get(key, "(absent)")
+        if a != b:
+            causes["spec"].append(f"analysis spec {key}: {a!r} -> {b!r}")
+    oc, nc = old.get("code", {}), new.get("code", {})
+    ofiles, nfiles = oc.get("files", {}), nc.get("files", {})
+    for path in sorted(set(ofiles) | set(nfiles)):
+        if path not in nfiles:
+            causes["code"].append(f"code {path}: removed")
+        elif path not in ofiles:
+            causes["code"].append(f"code {path}: added")
+        elif ofiles[path] != nfiles[path]:
+            causes["code"].append(
+                f"code {path}: sha256 {_short(ofiles[path])} -> {_short(nfiles[path])}"
+            )
+    og, ng = oc.get("git", {}), nc.get("git", {})
+    if og.get("commit") != ng.get("commit") and causes["code"]:
+        causes["code"].append(
+            f"git commit {_short(og.get('commit'))} -> {_short(ng.get('commit'))}"
+        )
+    oe, ne = old.get("environment", {}), new.get("environment", {})
+    causes["environment"] += package_differences(oe.get("packages", {}), ne.get("packages", {}))
+    for key in ("python", "platform"):
+        if oe.get(key) != ne.get(key):
+            causes["environment"].append(f"{key}: {oe.get(key)} -> {ne.get(key)}")
+    return causes
+
+
+# --------------------------------------------------------------------------------------------
+# lock file
+# --------------------------------------------------------------------------------------------
+
+
+def _lock_body(text: str) -> list[str]:
+    """The lines of a lock file after its header comment (``uv`` writes its command there)."""
+    lines = text.splitlines()
+    i = 0
+    while i < len(lines) and (lines[i].startswith("#") or not lines[i].strip()):
+        i += 1
+    return lines[i:]
+
+
+def compare_lock(current: str, compiled: str) -> list[str]:
+    """Unified-diff lines between a lock file and a fresh compile, header comments ignored."""
+    import difflib
+
+    return list(
+        difflib.unified_diff(
+            _lock_body(current),
+            _lock_body(compiled),
+            "requirements.lock (committed)",
+            "requirements.lock (compiled now)",
+            lineterm="",
+        )
+    )
+
+
+def check_lock(
+    lock: str | Path = "requirements.lock",
+    project: str | Path = ".",
+    *,
+    uv: str | None = None,
+    command: Sequence[str] = LOCK_COMMAND,
+) -> list[str]:
+    """Compile the lock file again with ``uv`` and return its differences (empty: current).
+
+    The committed lock is copied to a temporary folder and compiled onto that copy, so ``uv``
+    keeps its pins as preferences: the result differs only if ``pyproject.toml`` asks for
+    something the pins no longer satisfy (or the pins were edited by hand).
+
+    Raises
+    ------
+    InputError
+        ``uv`` is not installed, or the compile fails.
+    """
+    lock, project = Path(lock), Path(project)
+    if not lock.exists():
+        raise InputError(f"{lock}: no such lock file")
+    exe = uv or shutil.which("uv")
+    if exe is None:
+        raise InputError("checking the lock file needs uv (python3 -m pip install uv)")
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "requirements.lock"
+        shutil.copy(lock, out)
+        proc = subprocess.run(
+            [exe, *command[1:], "-o", str(out), "--quiet"],
+            cwd=project,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if proc.returncode != 0:
+            raise InputError(f"uv pip compile failed: {proc.stderr.strip()}")
+        return compare_lock(lock.read_text(), out.read_text())
+
+
+def format_table(rows: Iterable[Mapping[str, Any]], columns: Sequence[str]) -> str:
+    """A plain fixed-width text table (for terminal reports)."""
+    rows = [[_cell(r.get(c)) for c in columns] for r in rows]
+    widths = [max([len(c), *(len(r[i]) for r in rows)]) for i, c in enumerate(columns)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True))]
+    lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)) for r in rows]
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def _cell(v: Any) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return "-" if math.isnan(v) else f"{v:.17g}"
+    text = str(v)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+@dataclass
+class AuditEntry:
+    """The audit of one declared analysis."""
+
+    name: str
+    spec: str
+    differences: list[Difference] = field(default_factory=list)
+    causes: dict[str, list[str]] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    tolerance: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        """No difference and no problem."""
+        return not self.differences and not self.problems
