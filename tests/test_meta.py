@@ -135,6 +135,18 @@ def test_escalc_smd_and_md_match_metafor_on_normand1999():
     np.testing.assert_allclose(e["vi"], R["normand_md_escalc"]["vi"], rtol=1e-10)
 
 
+def test_metafor_column_names_are_accepted():
+    b = R["bcg_data"]
+    table = pd.DataFrame({"ai": b["tpos"], "bi": b["tneg"], "ci": b["cpos"], "di": b["cneg"]})
+    # escalc(measure="RR", ai=tpos, bi=tneg, ci=cpos, di=cneg, data=dat.bcg)
+    e = escalc(table, "RR")
+    np.testing.assert_allclose(e["yi"], R["bcg_rr_escalc"]["yi"], rtol=1e-10)
+    assert e["study"].tolist()[:3] == ["1", "2", "3"]
+    raw = pd.DataFrame(R["normand_data"]).drop(columns=["study"])
+    # rma(yi, vi, data=escalc("SMD", m1i=m1i, ...), method="REML")
+    check_fit(meta_analysis(raw, "SMD", "REML"), R["normand_smd_reml"])
+
+
 def paired_continuous() -> pd.DataFrame:
     p = R["paired_data"]
     return pd.DataFrame(

@@ -276,11 +276,13 @@ def escalc(
     Parameters
     ----------
     data
-        One row per study with a ``study`` column and, by ``measure``: ``mean1, sd1, n1,
-        mean2, sd2, n2`` (``"MD"``, ``"SMD"``); ``events1, n1, events2, n2`` (``"OR"``,
-        ``"RR"``, ``"RD"``); ``yi`` and ``vi`` or ``sei`` (``"GEN"``). Optional ``design``
-        (``"parallel"``, the default, or ``"split_body"``/``"paired"``) and ``r``
-        (within-patient correlation of paired rows).
+        One row per study with a ``study`` label (numbered 1..k when absent) and, by
+        ``measure``: ``mean1, sd1, n1, mean2, sd2, n2`` (``"MD"``, ``"SMD"``); ``events1, n1,
+        events2, n2`` (``"OR"``, ``"RR"``, ``"RD"``); ``yi`` and ``vi`` or ``sei``
+        (``"GEN"``). Optional ``design`` (``"parallel"``, the default, or
+        ``"split_body"``/``"paired"``) and ``r`` (within-patient correlation of paired rows).
+        metafor's names are accepted too: ``m1i, sd1i, n1i, m2i, sd2i, n2i, ri`` and a 2x2
+        table ``ai, bi, ci, di``.
     measure
         One of :data:`MEASURES` (see the module documentation for the formulas).
     r
@@ -304,7 +306,7 @@ def escalc(
         raise InputError("data must be a pandas DataFrame with one row per study.")
     if len(data) == 0:
         raise InputError("data has no studies.")
-    _require(data, ["study"], measure)
+    data = _metafor_names(data)
     if data["study"].duplicated().any():
         dups = sorted(set(data.loc[data["study"].duplicated(), "study"].astype(str)))
         raise InputError(f"Study labels must be unique; repeated: {', '.join(dups)}.")
@@ -340,6 +342,37 @@ def escalc(
     out["sei"] = np.sqrt(vi)
     out["paired"] = paired
     out["continuity_corrected"] = corrected
+    return out
+
+
+_METAFOR_NAMES = {
+    "m1i": "mean1",
+    "sd1i": "sd1",
+    "n1i": "n1",
+    "m2i": "mean2",
+    "sd2i": "sd2",
+    "n2i": "n2",
+    "ri": "r",
+}
+
+
+def _metafor_names(data: pd.DataFrame) -> pd.DataFrame:
+    """Accept metafor's argument names as columns, and number the studies if unlabelled.
+
+    ``m1i, sd1i, n1i, m2i, sd2i, n2i, ri`` become ``mean1 ... r``; a 2x2 table ``ai, bi, ci,
+    di`` becomes ``events1 = ai, n1 = ai + bi, events2 = ci, n2 = ci + di``. Columns with the
+    toolkit's own names win.
+    """
+    out = data.copy()
+    for old, new in _METAFOR_NAMES.items():
+        if old in out.columns and new not in out.columns:
+            out[new] = out[old]
+    table = {"ai", "bi", "ci", "di"}
+    if table <= set(out.columns) and not {"events1", "events2"} & set(out.columns):
+        ai, bi, ci, di = (pd.to_numeric(out[c], errors="coerce") for c in ("ai", "bi", "ci", "di"))
+        out["events1"], out["n1"], out["events2"], out["n2"] = ai, ai + bi, ci, ci + di
+    if "study" not in out.columns:
+        out.insert(0, "study", [str(i) for i in range(1, len(out) + 1)])
     return out
 
 
@@ -712,7 +745,7 @@ def meta_analysis(
     >>> import pandas as pd
     >>> d = pd.DataFrame({"study": ["a", "b", "c"], "yi": [0.1, 0.3, 0.2],
     ...                   "vi": [0.01, 0.02, 0.015]})
-    >>> round(meta_analysis(d, method="FE").summary["estimate"].iloc[0], 4)
+    >>> round(float(meta_analysis(d, method="FE").summary["estimate"].iloc[0]), 4)
     0.1769
     """
     measure = _check_measure(measure)
