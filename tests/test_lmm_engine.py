@@ -277,3 +277,13 @@ def statsmodels_fit(name: str):
 def test_at_least_as_good_as_statsmodels(name: str, fits: dict) -> None:
     sm = statsmodels_fit(name)
     assert fits[name].loglik >= sm.llf - 1e-6 * abs(sm.llf)
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_satterthwaite_df_from_the_engine_match_lmertest(name: str, fits: dict) -> None:
+    from outcomes.models.satterthwaite import satterthwaite_df
+
+    result = fits[name]
+    # R: summary(m)$coefficients[, "df"] (lmerTest, Satterthwaite)
+    df = satterthwaite_df(result, np.eye(len(result.beta)))
+    np.testing.assert_allclose(df, REFERENCE[name]["satterthwaite_df"], rtol=1e-4)
