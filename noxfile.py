@@ -73,3 +73,36 @@ def recovery(session: nox.Session) -> None:
     """Slow recovery studies: simulate many data sets with known truth, check CI coverage."""
     install(session)
     session.run("pytest", "-m", "slow", "-p", "no:cacheprovider", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def audit(session: nox.Session) -> None:
+    """Re-run every declared analysis in analyses/ and compare with its committed expected
+    results; check that requirements.lock is what `uv pip compile` gives now. Any difference
+    fails with a readable diff (`nox -s audit -- --strict` also fails on package versions)."""
+    import shutil
+    from pathlib import Path
+
+    install(session)
+    compiled = Path(session.create_tmp()) / "requirements.lock"
+    shutil.copy(LOCK, compiled)  # compile onto a copy: uv keeps the pins as preferences
+    session.run(
+        "uv",
+        "pip",
+        "compile",
+        "pyproject.toml",
+        "--extra",
+        "reports",
+        "--extra",
+        "test",
+        "--extra",
+        "lint",
+        "--python-version",
+        PYTHON,
+        "-o",
+        str(compiled),
+        "--quiet",
+        external=True,
+    )
+    lock = ("--lock", LOCK, "--compiled-lock", str(compiled))
+    session.run("outcomes", "audit", "analyses", *lock, *session.posargs)
