@@ -554,24 +554,30 @@ class ProfiledDeviance:
 # --------------------------------------------------------------------------------------------
 
 
-def _statsmodels_vc(problem: LmmProblem) -> dict[str, dict[int, np.ndarray]] | None:
-    """statsmodels ``exog_vc`` (per top-level group, one indicator column per nested group)."""
+def _statsmodels_vc(problem: LmmProblem) -> Any:
+    """statsmodels ``exog_vc`` as a ``VCSpec``: per top-level group, one indicator column per
+    nested group, for each nested term."""
+    from statsmodels.regression.mixed_linear_model import VCSpec
+
     terms = problem.terms
     if len(terms) == 1:
         return None
     top = terms[0].codes
     order = np.argsort(top, kind="stable")
     splits = np.split(order, np.cumsum(np.bincount(top, minlength=terms[0].n_groups))[:-1])
-    exog_vc: dict[str, dict[int, np.ndarray]] = {}
+    names, colnames, mats = [], [], []
     for term in terms[1:]:
-        blocks = {}
-        for g, rows in enumerate(splits):
-            _, inv = np.unique(term.codes[rows], return_inverse=True)
-            mat = np.zeros((len(rows), inv.max() + 1))
+        term_cols, term_mats = [], []
+        for rows in splits:
+            levels, inv = np.unique(term.codes[rows], return_inverse=True)
+            mat = np.zeros((len(rows), len(levels)))
             mat[np.arange(len(rows)), inv] = term.z[rows, 0]
-            blocks[g] = mat
-        exog_vc[term.group] = blocks
-    return exog_vc
+            term_mats.append(mat)
+            term_cols.append([str(v) for v in levels])
+        names.append(term.group)
+        colnames.append(term_cols)
+        mats.append(term_mats)
+    return VCSpec(names, colnames, mats)
 
 
 def _run_statsmodels(problem: LmmProblem, method: list[str] | None) -> tuple[Any, list[str]]:
@@ -1057,7 +1063,7 @@ class LmmResult:
         keys = [*by, *specs]
         cells = grid[keys].drop_duplicates().reset_index(drop=True)
         lmat = np.empty((len(cells), xg.shape[1]))
-        for i, row in cells.iterrows():
+        for i, (_, row) in enumerate(cells.iterrows()):
             mask = np.ones(len(grid), dtype=bool)
             for k in keys:
                 mask &= (grid[k] == row[k]).to_numpy()
@@ -1181,7 +1187,7 @@ class LmmResult:
                 table["p_value"] = multipletests(table["p_value"], method=adjust_key)[1]
             keyt = key if isinstance(key, tuple) else (key,)
             for name, value in zip(by_l, keyt, strict=True):
-                table[name] = value
+                table[name] = pd.Series([value] * len(table), index=table.index)
             table["contrast"] = labels
             table["adjust"] = adjust_key
             tables.append(table)
@@ -1246,14 +1252,18 @@ class LmmResult:
                     index=False, float_format=lambda v: f"{v:.4g}"
                 ),
             ]
-            if len(self._diagnostics):
+            serious = [d for d in self._diagnostics if d.severity != "info"]
+            notes = [d.code for d in self._diagnostics if d.severity == "info"]
+            if serious:
                 parts.append("\nDiagnostics:")
                 parts += [
                     textwrap.fill(
                         f"[{d.severity}] {d.code}: {d.message}", width=100, subsequent_indent="  "
                     )
-                    for d in self._diagnostics
+                    for d in serious
                 ]
+            if notes:
+                parts.append(f"\nNotes: {', '.join(notes)} (see .diagnostics)")
         return "\n".join(parts)
 
     def _repr_html_(self) -> str:
