@@ -345,31 +345,6 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="also pool the shipped published study summaries (random-effects meta-analysis)",
     )
-    p = add(
-        "compare",
-        _lazy("outcomes.models.comparison", "cli_compare"),
-        "compare each combination with microneedling alone, by indication: table and forest plot",
-        "outcomes compare --store outcomes.duckdb --out results/compare",
-    )
-    p.add_argument("--store", required=True, help="DuckDB store file")
-    p.add_argument("--snapshot", type=int, help="snapshot to read (default: the latest)")
-    p.add_argument(
-        "--out", help="folder for comparison.csv/.parquet, comparison_ard.csv, forest.png/.pdf"
-    )
-    p.add_argument(
-        "--primary-day", type=float, default=168, help="primary visit, study day (default 168)"
-    )
-    p.add_argument(
-        "--estimand",
-        choices=["overlap", "ATE"],
-        default="overlap",
-        help="registry weights: overlap (default) or stabilised inverse-probability (ATE)",
-    )
-    p.add_argument(
-        "--published",
-        action="store_true",
-        help="also pool the shipped published study summaries (random-effects meta-analysis)",
-    )
     # --- report (Quarto reports) ---
     return parser
 
