@@ -430,3 +430,12 @@ def test_cox_cluster_and_strata(splitface, r_split):
     np.testing.assert_allclose(fit.table["std_error"], r["se"], rtol=SE)
     np.testing.assert_allclose(fit.naive_std_error, r["naive_se"], rtol=SE)
     np.testing.assert_allclose(fit.ph_test["chisq"], r["zph_chisq"], rtol=SE)
+
+
+def test_logrank_flags_small_expected_counts():
+    df = pd.DataFrame(
+        {"time": [1, 2, 3, 4, 5, 6, 7, 8], "event": [1, 1, 0, 1, 1, 0, 1, 1], "arm": ["a", "b"] * 4}
+    )
+    with pytest.warns(StatisticalWarning, match="fewer than 5 expected events"):
+        lr = logrank(df, by="arm")
+    assert "few_events" in lr.diagnostics["code"].tolist()
