@@ -243,6 +243,20 @@ def test_knapp_hartung_matches_metafor(method, key):
     assert s["conf_high"] == pytest.approx(ref["ci_ub"], **EST)
 
 
+def test_study_weights_and_other_levels_match_metafor():
+    res = meta_analysis(bcg(), "RR", "REML")
+    # weights(rma(yi, vi, data=dat, method="REML"))
+    np.testing.assert_allclose(res.studies["weight"], R["bcg_rr_reml_weights"], rtol=1e-6)
+    # rma(yi, vi, data=dat, method="REML", level=90) and predict() of it
+    res90 = meta_analysis(bcg(), "RR", "REML", level=0.90)
+    s, p = res90.summary.iloc[0], res90.predict().iloc[0]
+    ref = R["bcg_rr_reml_level90"]
+    assert s["conf_low"] == pytest.approx(ref["ci_lb"], **EST)
+    assert s["conf_high"] == pytest.approx(ref["ci_ub"], **EST)
+    assert p["pi_low"] == pytest.approx(ref["pi_lb"], **EST)
+    assert p["pi_high"] == pytest.approx(ref["pi_ub"], **EST)
+
+
 def test_prediction_intervals_match_metafor_predict():
     res = meta_analysis(bcg(), "RR", "REML")
     p = res.predict().iloc[0]

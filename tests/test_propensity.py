@@ -220,6 +220,9 @@ def test_weighted_outcome_model_and_robust_ses_match_r(estimand, key):
     assert s["conf_high"] == pytest.approx(ref["ci_cluster"][1], rel=1e-5)
     assert s["p_value"] == pytest.approx(ref["p_cluster"], rel=1e-4)
     assert "few_clusters" in set(cl.diagnostics["code"])
+    ard = cl.to_ard()
+    assert ard["warning"].str.contains("only 10 clusters").all()
+    assert set(ard["stat_name"]) >= {"estimate", "std_error", "conf_low", "n_clusters"}
 
 
 def test_naive_model_matches_r():

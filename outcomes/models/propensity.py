@@ -43,7 +43,7 @@ import statsmodels.api as sm
 from scipy import stats
 
 from outcomes.errors import ConvergenceWarning, InputError, StatisticalWarning
-from outcomes.results import Diagnostic, diagnostics_frame, tidy_frame
+from outcomes.results import Diagnostic, diagnostics_frame, tidy_frame, to_ard
 
 __all__ = [
     "ESTIMANDS",
@@ -606,6 +606,10 @@ class WeightedEffect:
     summary: pd.DataFrame
     model: object = field(repr=False)
     diagnostics: pd.DataFrame = field(repr=False)
+
+    def to_ard(self, analysis: str = "weighted_effect") -> pd.DataFrame:
+        """Analysis-results-dataset rows of the summary, with the diagnostics attached."""
+        return to_ard(self.summary, analysis=analysis, diagnostics=self.diagnostics)
 
 
 def weighted_effect(

@@ -47,6 +47,13 @@ out$bcg_rr_reml_predict <- pred_summary(res_reml)
 pe <- predict(res_reml, transf = exp)
 out$bcg_rr_reml_predict_exp <- list(pred = pe$pred, ci_lb = pe$ci.lb, ci_ub = pe$ci.ub,
                                     pi_lb = pe$pi.lb, pi_ub = pe$pi.ub)
+# weights(res_reml): percentage weight of each study
+out$bcg_rr_reml_weights <- as.numeric(weights(res_reml))
+# rma(yi, vi, data = dat, method = "REML", level = 90)
+res90 <- rma(yi, vi, data = dat, method = "REML", level = 90, control = tight)
+p90 <- predict(res90)
+out$bcg_rr_reml_level90 <- list(ci_lb = res90$ci.lb, ci_ub = res90$ci.ub, pi_lb = p90$pi.lb,
+                                pi_ub = p90$pi.ub)
 # rma(yi, vi, data = dat, method = "PM")
 out$bcg_rr_pm <- fit_summary(rma(yi, vi, data = dat, method = "PM", control = tight))
 # rma(yi, vi, data = dat, method = "REML", test = "knha")
