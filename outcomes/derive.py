@@ -140,7 +140,8 @@ class Endpoint:
         The rule's threshold.
     rater_role
         Use only assessments by this rater role (``investigator``, ``blinded_photo_rater``,
-        ``patient``); ``None`` uses every rater, averaging raters within a visit.
+        ``patient``). ``None`` is allowed only when one role scores the instrument. Several
+        raters of the role at one visit are averaged.
     kind
         ``"onset"``: days from the first session to the first visit meeting the rule.
         ``"durability"``: for units that met the rule, days from the first visit meeting it to
@@ -458,8 +459,14 @@ def _visits(
         raise InputError(
             f"no {ep.instrument!r} assessments for endpoint {ep.name!r}; present: {present}"
         )
+    roles = sorted(map(str, a["rater_role"].unique()))
+    if ep.rater_role is None and len(roles) > 1:
+        raise InputError(
+            f"{ep.instrument!r} is scored by several rater roles ({', '.join(roles)}); endpoint "
+            f"{ep.name!r} must choose one with rater_role (scores of different roles are not "
+            "averaged)"
+        )
     if ep.rater_role is not None:
-        roles = sorted(map(str, a["rater_role"].unique()))
         a = a.loc[a["rater_role"] == ep.rater_role]
         if a.empty:
             raise InputError(

@@ -338,3 +338,10 @@ def test_registry_retreatment_and_loss_counts_match_truth():
     dur = derive_tte(feeds.tables, "durability")
     assert (dur["time"] >= 0).all() and (dur["lower"] <= dur["time"]).all()
     assert set(dur["event_type"]) <= {"loss_of_response", "retreated", "censored"}
+
+
+def test_rater_role_must_be_chosen_when_several_score_the_instrument():
+    rows = [("u1", "gb_qual", 0, 3), ("u1", "gb_qual", 0, 3, "blinded_photo_rater", "R1")]
+    tables = _tables(rows, units=[("u1", "p1", "MN")], sessions=[("u1", 0)])
+    with pytest.raises(InputError, match="several rater roles"):
+        derive_tte(tables, Endpoint("any", "gb_qual", "improvement", 1))
