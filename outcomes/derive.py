@@ -523,11 +523,10 @@ def _end_code(end_reason: pd.Series) -> pd.Series:
 
 def _onset(base: pd.DataFrame, visits: pd.DataFrame, ep: Endpoint) -> pd.DataFrame:
     key = ["uid"]
-    out = base
     # a result seen after a retreatment is not a result of the first course
     retreat = visits.merge(base[[*key, "retreat_day"]], on=key, how="left")["retreat_day"]
     visits = visits.loc[~(visits["day"].to_numpy() >= retreat.to_numpy())]
-    out["start_day"] = out["first_session_day"]
+    out = base.assign(start_day=base["first_session_day"])
     first_event = visits.loc[visits["meets"]].groupby(key)["day"].min().rename("event_day")
     out = out.merge(first_event, on=key, how="left")
     v = visits.merge(first_event, on=key, how="left")
@@ -536,12 +535,6 @@ def _onset(base: pd.DataFrame, visits: pd.DataFrame, ep: Endpoint) -> pd.DataFra
     n_visits = before.groupby(key).size().rename("n_visits")
     out = out.merge(last_without, on=key, how="left").merge(n_visits, on=key, how="left")
     is_event = out["event_day"].notna()
-    lower_day = out["last_without"].fillna(out["start_day"])
-    out["adt"] = np.where(is_event, out["event_day"], lower_day)
-    out["lower"] = lower_day - out["start_day"]
-    out["upper"] = np.where(is_event, out["event_day"] - out["start_day"], np.inf)
-    out["time"] = out["adt"] - out["start_day"]
-    out["n_visits"] = out["n_visits"].fillna(0) + is_event
     cnsr = _end_code(out["end_reason"]).where(out["retreat_day"].isna(), 6)
     cnsr = cnsr.where(out["last_without"].notna(), 9)
     if ep.rule != "at_or_better":
@@ -549,6 +542,14 @@ def _onset(base: pd.DataFrame, visits: pd.DataFrame, ep: Endpoint) -> pd.DataFra
         if ep.rule == "percent_improvement":
             cnsr = cnsr.where(out["base"] != 0, 10)
     out["cnsr"] = cnsr.where(~is_event, 0)
+    # without a usable baseline the unit was never at risk of the event: censored at origin
+    unmeasurable = out["cnsr"].isin([8, 10])
+    lower_day = out["last_without"].fillna(out["start_day"]).where(~unmeasurable, out["start_day"])
+    out["adt"] = np.where(is_event, out["event_day"], lower_day)
+    out["lower"] = lower_day - out["start_day"]
+    out["upper"] = np.where(is_event, out["event_day"] - out["start_day"], np.inf)
+    out["time"] = out["adt"] - out["start_day"]
+    out["n_visits"] = out["n_visits"].fillna(0) + is_event
     out["event_type"] = np.where(is_event, ep.name, "censored")
     out["evntdesc"] = f"first visit with {ep.description.removeprefix('time to ')}"
     return out

@@ -114,7 +114,7 @@ def test_units_without_baseline_or_follow_up():
     rows = [("u1", "gb_qual", 28, 3), ("u2", "gb_qual", 0, 3)]
     tables = _tables(rows, units=[("u1", "p1", "MN"), ("u2", "p1", "MN")])
     tte = derive_tte(tables, "first_improvement").set_index("unit_id")
-    assert tte.loc["u1", "cnsr"] == 8  # no baseline
+    assert tte.loc["u1", ["cnsr", "time", "lower"]].tolist() == [8, 0, 0]  # no baseline
     assert tte.loc["u2", "cnsr"] == 9  # nothing after the origin
     assert tte.loc["u2", "time"] == 0
 
@@ -145,7 +145,7 @@ def test_percent_improvement_and_zero_baseline():
     ).set_index("unit_id")
     # 16 is a 46.7% reduction of 30, 15 exactly 50%
     assert tte.loc["u1", ["time", "event", "lower"]].tolist() == [56, 1, 28]
-    assert tte.loc["u2", "cnsr"] == 10  # percent change undefined
+    assert tte.loc["u2", ["cnsr", "time"]].tolist() == [10, 0]  # percent change undefined
 
 
 def test_level_rule_gais():
