@@ -149,7 +149,9 @@ class Endpoint:
         session of a new course, see ``retreatment_gap`` of :func:`derive_tte`), whichever
         comes first.
         ``"retreatment"``: days from the first session to retreatment, with loss to follow-up
-        recorded as a competing event in ``event_type`` (censored in ``event``).
+        recorded as a competing event in ``event_type`` (censored in ``event``). Records
+        without retreatment end on ``end_day`` or, while follow-up continues, on the last
+        session or assessment day. Needs the ``subjects`` table.
     label
         Description for ``param``; generated when empty.
     """
