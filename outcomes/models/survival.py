@@ -945,6 +945,7 @@ def cox(
     formula
         Right-hand side in Wilkinson notation, e.g. ``"arm + phototype"`` (formulaic; text
         columns become treatment contrasts against their first level in sorted order).
+        Column names must be Python identifiers (rename R-style ``ph.ecog`` to ``ph_ecog``).
     cluster
         Column identifying clusters (e.g. ``"subject_id"`` for split-face units within
         patients): robust sandwich standard errors, as ``coxph(..., cluster = id)``.
