@@ -171,3 +171,17 @@ def test_render_rejects_bad_arguments(tmp_path: Path) -> None:
         render(path, on_warning="ignore")
     with pytest.raises(RenderError, match="no such file"):
         render(tmp_path / "missing.qmd")
+
+
+def test_builtin_engine_names_missing_packages(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "typst" else real(name, *a)
+    )
+    path = write(tmp_path, "text\n")
+    with pytest.raises(InputError, match=r"needs typst: install outcomes\[reports\]"):
+        render(path, to="pdf", engine="builtin")

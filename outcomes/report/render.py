@@ -43,16 +43,21 @@ Execution:
   line of the failing statement. Anything a cell writes to stderr (Python warnings, messages)
   never enters the report: it is returned in :attr:`RenderResult.warnings` (dropped for cells
   with ``warning: false``), and ``on_warning="error"`` makes it fail the render instead.
+  With the Quarto engine, Quarto's own rules apply (stderr is shown unless
+  ``warning: false``) and :attr:`RenderResult.warnings` stays empty.
 
 Output: ``<stem>.html`` (self-contained, one file), ``<stem>.docx``, ``<stem>.pdf`` in
-``out_dir``. Figures are PNG at 300 dpi; figure and table numbers are written into captions
-("Figure 1.", "Table 1.") so all three formats number alike.
+``out_dir``. Figures are PNG: matplotlib at 300 dpi, plotnine at its theme's ``dpi``
+(:func:`outcomes.report.theme_outcomes`: 300). Figure and table numbers are written into the
+captions ("Figure 1.", "Table 1.") so all three formats number alike. Through Quarto, the same
+reports need Quarto 1.4 or later (inline expressions) and render PDF with ``--to typst``.
 """
 
 from __future__ import annotations
 
 import ast
 import base64
+import importlib.util
 import itertools
 import json
 import os
@@ -314,6 +319,13 @@ def _render_builtin(
     timeout: float,
     keep: bool,
 ) -> tuple[dict[str, Path], list[CellWarning]]:
+    needed = ["nbclient", "nbformat", "ipykernel", "jupyter_client", "pypandoc"]
+    needed += ["typst"] if "pdf" in formats else []
+    missing = [name for name in needed if importlib.util.find_spec(name) is None]
+    if missing:
+        raise InputError(
+            f"rendering without Quarto needs {', '.join(missing)}: install outcomes[reports]"
+        )
     with tempfile.TemporaryDirectory(prefix="outcomes-render-") as tmp:
         work = Path(tmp)
         steps, outputs = _execute(doc, params, work, timeout)
