@@ -407,6 +407,10 @@ def test_bad_input_gives_input_errors():
         propensity_weights(d.assign(light=d["dark"]), "modality", ["dark", "light"])
     with pytest.raises(InputError, match="Weights must be"):
         weighted_effect(d, "y", "modality", weights=[1, 2, 3, -1, 1, 1, 1, 1])
+    with pytest.raises(InputError, match="3 weights for 8 rows"):
+        weighted_effect(d, "y", "modality", weights=[1, 2, 3])
+    with pytest.raises(InputError, match="repeated index"):
+        propensity_weights(pd.concat([d, d]), "modality", ["dark"])
     with pytest.raises(InputError, match="numeric"):
         weighted_effect(d, "dark", "modality")
     with pytest.raises(InputError, match="comparisons"):

@@ -76,6 +76,8 @@ def _check_frame(data: pd.DataFrame, columns: Sequence[str]) -> None:
             f"Column(s) {', '.join(map(repr, missing))} not in data; it has "
             f"{', '.join(map(str, data.columns))}."
         )
+    if data.index.has_duplicates:
+        raise InputError("data has a repeated index: reset it (data.reset_index(drop=True)).")
     gaps = {c: int(data[c].isna().sum()) for c in columns if data[c].isna().any()}
     if gaps:
         listed = ", ".join(f"{c} ({n} rows)" for c, n in gaps.items())
@@ -90,8 +92,7 @@ def _levels(data: pd.DataFrame, treatment: str, reference: str | None) -> list[s
     levels = sorted(values.unique())
     if len(levels) < 2:
         raise InputError(f"Column {treatment!r} has a single value ({levels}): nothing to compare.")
-    if reference is None:
-        reference = levels[0]
+    reference = levels[0] if reference is None else str(reference)
     if reference not in levels:
         raise InputError(f"reference={reference!r} is not a value of {treatment!r}: {levels}.")
     return [reference, *[lv for lv in levels if lv != reference]]
@@ -129,7 +130,10 @@ def _weights_vector(data: pd.DataFrame, weights) -> np.ndarray | None:
         _check_frame(data, [weights])
         w = data[weights]
     else:
-        w = pd.Series(np.asarray(weights, dtype=float), index=data.index)
+        values = np.asarray(weights, dtype=float).ravel()
+        if len(values) != len(data):
+            raise InputError(f"{len(values)} weights for {len(data)} rows of data.")
+        w = pd.Series(values, index=data.index)
     w = pd.to_numeric(w, errors="coerce")
     if w.isna().any() or (w < 0).any() or not np.isfinite(w).all():
         raise InputError("Weights must be finite, non-negative numbers for every row of data.")
