@@ -337,6 +337,19 @@ def test_wald_intervals_cover_the_truth() -> None:
     assert low - 0.02 <= np.mean(hits) <= high
 
 
+@pytest.mark.slow
+def test_split_face_intervals_cover_the_truth() -> None:
+    # 300 simulated split-face trials (12 patients, 2 sides, 3 visits): the 95% Wald interval
+    # for the within-patient treatment effect (truth 0.5) should cover it about 95% of the time.
+    z = stats.norm.ppf(0.975)
+    hits = []
+    for seed in range(300):
+        result = fit(nested_problem(2000 + seed, 12, 2, 3))
+        hits.append(abs(result.beta[2] - 0.5) <= z * np.sqrt(result.vcov_beta[2, 2]))
+    low, high = stats.binom.ppf([0.001, 0.999], 300, 0.95) / 300
+    assert low - 0.02 <= np.mean(hits) <= high
+
+
 # ----------------------------------------------------------------------------------------------
 # Memory
 # ----------------------------------------------------------------------------------------------
