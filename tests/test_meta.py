@@ -408,12 +408,12 @@ def test_recovery_quick():
 
 @pytest.mark.slow
 def test_recovery_coverage_of_reml_and_knapp_hartung():
-    """2000 simulated meta-analyses: Knapp-Hartung near 95%, REML Wald intervals undercover.
+    """1000 simulated meta-analyses: Knapp-Hartung near 95%, REML Wald intervals undercover.
 
     Wald intervals of REML undercover with 12 studies and sizeable tau^2 (a known property;
     about 0.92 here), which is why knapp_hartung=True exists.
     """
-    bias, wald, kh = coverage(2000, seed=3)
+    bias, wald, kh = coverage(1000, seed=3)
     assert abs(bias) < 0.01
     assert 0.90 <= wald <= 0.95
     assert 0.93 <= kh <= 0.965
