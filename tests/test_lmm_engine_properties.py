@@ -244,6 +244,21 @@ def test_a_start_on_a_stationary_boundary_point_is_refitted() -> None:
     assert default.theta[0] > 0.5
 
 
+def test_an_unverified_optimum_is_reported_not_hidden(monkeypatch) -> None:
+    # Make every Hessian check fail: the engine retries, then says it did not converge.
+    prob = problem(simulate(14, 20, 4))
+    monkeypatch.setattr(
+        lmm_engine, "_free_hessian", lambda crit, theta, grad, free: -np.eye(int(free.sum()))
+    )
+    result = fit(prob)
+    codes = [d.code for d in result.diagnostics]
+    assert not result.converged
+    assert "optimizer_retry" in codes
+    assert "not_converged" in codes
+    (warning,) = [d for d in result.diagnostics if d.code == "not_converged"]
+    assert warning.severity == "warning"
+
+
 def test_singular_fit_is_reported_with_a_zero_variance() -> None:
     # Residuals centred within each patient: the patient means carry no noise at all, so the
     # between-patient variance estimate is at its lower bound, zero.
