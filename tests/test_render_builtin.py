@@ -6,6 +6,9 @@ Each render starts a kernel (a few seconds), so each report here tests several t
 from __future__ import annotations
 
 import base64
+import re
+import shutil
+import subprocess
 import sys
 import textwrap
 import zipfile
@@ -205,3 +208,17 @@ def test_markdown_only_report_images_next_to_it_and_pandoc_warnings(tmp_path: Pa
     assert any("img/gone.png" in w.text for w in result.warnings)
     with zipfile.ZipFile(result["docx"]) as docx:
         assert len([n for n in docx.namelist() if n.startswith("word/media/")]) == 1
+
+
+@pytest.mark.skipif(shutil.which("pdftotext") is None, reason="pdftotext is not installed")
+def test_long_table_continues_on_the_next_pdf_page(tmp_path: Path) -> None:
+    df = pd.DataFrame({"site": [f"Site {i}" for i in range(90)], "n": range(90)})
+    path = tmp_path / "long.qmd"
+    path.write_text(f"Intro.\n\n{journal_table(df).to_markdown()}\nAfter.\n", encoding="utf-8")
+    result = render(path, to="pdf", engine="builtin")
+    text = subprocess.run(
+        ["pdftotext", str(result["pdf"]), "-"], capture_output=True, text=True, check=True
+    ).stdout
+    assert [f"Site {i}" for i in range(90)] == re.findall(r"Site \d+", text)
+    assert re.search(r"2\s*/\s*2", text)  # a second page, numbered "page / pages"
+    assert "After." in text

@@ -86,6 +86,8 @@ TYPST_TEMPLATE = """\
 // Figures and tables are numbered by the renderer (the number is in the caption text).
 #set figure(numbering: none, gap: 0.8em)
 #show figure: set block(breakable: false, above: 1.6em, below: 1.6em)
+// long tables continue on the next page, repeating their header row
+#show figure.where(kind: table): set block(breakable: true)
 #show figure.caption: it => block(width: 100%, align(left, text(size: 10pt, it.body)))
 #show figure.where(kind: table): set figure.caption(position: top)
 #set table(stroke: none, inset: (x: 6pt, y: 3.5pt))
