@@ -217,6 +217,15 @@ def test_row_order_and_group_labels_do_not_matter() -> None:
     np.testing.assert_allclose(a.theta, b.theta, rtol=1e-4, atol=1e-6)
 
 
+def test_a_large_offset_in_the_response_changes_only_the_intercept() -> None:
+    prob = problem(simulate(15, 25, 5, jitter=0.2))
+    shifted = LmmProblem(prob.y + 1e7, prob.x, prob.x_names, prob.terms, prob.reml)
+    a, b = fit(prob), fit(shifted)
+    np.testing.assert_allclose(b.loglik, a.loglik, rtol=1e-10)
+    np.testing.assert_allclose(b.theta, a.theta, rtol=1e-5)
+    np.testing.assert_allclose(b.beta - [1e7, 0, 0, 0], a.beta, rtol=1e-6, atol=1e-6)
+
+
 def test_unused_group_levels_change_nothing() -> None:
     prob = problem(simulate(7, 20, 4))
     term = prob.terms[0]

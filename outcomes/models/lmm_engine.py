@@ -866,7 +866,11 @@ def fit(problem: LmmProblem, *, start: np.ndarray | None = None) -> LmmFit:
     _check(problem)
     x = np.asarray(problem.x, dtype=float)
     y = np.asarray(problem.y, dtype=float)
-    a = np.column_stack([x, y])
+    # Work with the least-squares residual of y instead of y: the criterion only sees y
+    # through its residual from the span of X, so nothing changes but rounding -- the
+    # cross-products no longer carry the mean of y, which would cancel in A'V^-1 A.
+    shift = np.linalg.lstsq(x, y, rcond=None)[0]
+    a = np.column_stack([x, y - x @ shift])
     terms = problem.terms
     if len(terms) == 1:
         structure: _OneLevel | _TwoLevel = _OneLevel(terms[0], a)
@@ -903,7 +907,7 @@ def fit(problem: LmmProblem, *, start: np.ndarray | None = None) -> LmmFit:
     return LmmFit(
         engine="outcomes",
         problem=problem,
-        beta=pieces.beta,
+        beta=pieces.beta + shift,
         vcov_beta=sigma**2 * np.linalg.inv(pieces.xtvx),
         theta=theta,
         sigma=sigma,
