@@ -946,7 +946,9 @@ def _forest(result: MetaAnalysisResult, exponentiate: bool):
         + p9.geom_segment(p9.aes(x="lo", xend="hi", y="y", yend="y"), data=pts)
         + p9.geom_point(p9.aes(x="x", y="y", size="weight"), data=pts, shape="s")
         + p9.geom_polygon(p9.aes(x="x", y="y", group="id"), data=dia, fill="black")
-        + p9.scale_y_continuous(breaks=list(ypos), labels=list(ytext))
+        + p9.scale_y_continuous(
+            breaks=list(ypos), labels=list(ytext), limits=(min(ypos) - 0.6, max(ypos) + 0.6)
+        )
         + p9.scale_size_continuous(range=(1, 5), name="Weight (%)")
         + p9.labs(x=_axis_label(result, exponentiate), y="")
         + p9.theme_bw()
