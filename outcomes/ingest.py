@@ -290,13 +290,10 @@ def ingest(
         Per-file results, quarantined rows and the snapshot written (if any).
     """
     feeds = discover_feeds(paths)
-    own = not isinstance(store, Store)
-    st = Store(store, create=True) if own else store
-    try:
+    if isinstance(store, Store):
+        return _ingest(feeds, store, strict=strict, note=note)
+    with Store(store, create=True) as st:
         return _ingest(feeds, st, strict=strict, note=note)
-    finally:
-        if own:
-            st.close()
 
 
 def _ingest(paths: list[Path], store: Store, *, strict: bool, note: str) -> IngestReport:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -39,8 +40,8 @@ __all__ = [
 ]
 
 VIOLATION_COLUMNS = ("table", "row", "column", "value", "rule", "message")
-TEXT = "string[pyarrow]"  # Arrow-backed text: vectorised string operations on large feeds
-PANDAS_DTYPES = {
+TEXT = pd.StringDtype("pyarrow")  # Arrow-backed text: vectorised string operations
+PANDAS_DTYPES: dict[str, Any] = {
     "string": TEXT,
     "code": TEXT,
     "instrument": TEXT,
@@ -339,7 +340,7 @@ def rules_schema(
         report_duplicates="exclude_first",
         name=table.name,
     )
-    return schema, {r.check.name: r.columns for r in rules}
+    return schema, {str(r.check.name): r.columns for r in rules}
 
 
 RULE_MESSAGES = {
@@ -371,7 +372,7 @@ def _failures(
         except SchemaErrors as err:
             fc = err.failure_cases.copy()
     all_checks = [c for col in schema.columns.values() for c in col.checks] + list(schema.checks)
-    by_error = {c.error: c.name for c in all_checks}  # pandera reports a check by its error text
+    by_error = {c.error: c.name for c in all_checks if c.error}  # pandera reports a check by its error text
     fc["check"] = fc["check"].astype(str)
     fc = fc[~fc["check"].str.startswith(("dtype(", "coerce_dtype("))]
     cell = {
@@ -432,8 +433,11 @@ class TableValidation:
             return f"{self.table}: {len(self.accepted)} rows, all valid"
         lines = [f"{self.table}: {len(self.accepted)} accepted, {len(self.rejected)} rejected"]
         lines += [f"  {e}" for e in self.file_errors]
-        for v in self.violations.head(limit).itertuples(index=False):
-            lines.append(f"  row {v.row + 1}: {v.column} = {v.value!r}: {v.message} [{v.rule}]")
+        for v in self.violations.head(limit).to_dict("records"):
+            lines.append(
+                f"  row {int(v['row']) + 1}: {v['column']} = {v['value']!r}: {v['message']} "
+                f"[{v['rule']}]"
+            )
         if len(self.violations) > limit:
             lines.append(f"  ... and {len(self.violations) - limit} more")
         return "\n".join(lines)

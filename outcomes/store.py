@@ -111,7 +111,8 @@ class Store:
 
     def latest(self) -> int | None:
         """The newest snapshot number, or None for an empty store."""
-        return self.con.execute("SELECT max(snapshot_id) FROM snapshots").fetchone()[0]
+        row = self.con.execute("SELECT max(snapshot_id) FROM snapshots").fetchone()
+        return None if row is None else row[0]
 
     def _resolve(self, snapshot: int | None) -> int:
         latest = self.latest()
