@@ -18,6 +18,7 @@ import nbformat
 import pandas as pd
 import pytest
 
+from outcomes.errors import InputError
 from outcomes.report import RenderError, journal_table, render
 from outcomes.report.qmd import parse_qmd
 
@@ -222,3 +223,18 @@ def test_long_table_continues_on_the_next_pdf_page(tmp_path: Path) -> None:
     assert [f"Site {i}" for i in range(90)] == re.findall(r"Site \d+", text)
     assert re.search(r"2\s*/\s*2", text)  # a second page, numbered "page / pages"
     assert "After." in text
+
+
+def test_source_date_epoch_makes_identical_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # without it, Word and PDF carry the time of rendering and differ run to run
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1767225600")
+    path = write(tmp_path, "---\ntitle: Same\n---\n\n| a | b |\n|--:|--:|\n| 1 | 2 |\n")
+    first = render(path, out_dir=tmp_path / "first", engine="builtin")
+    second = render(path, out_dir=tmp_path / "second", engine="builtin")
+    for fmt in ("html", "docx", "pdf"):
+        assert first[fmt].read_bytes() == second[fmt].read_bytes(), fmt
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "yesterday")
+    with pytest.raises(InputError, match="SOURCE_DATE_EPOCH must be whole seconds"):
+        render(path, to="pdf", out_dir=tmp_path / "third", engine="builtin")

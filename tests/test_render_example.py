@@ -34,7 +34,7 @@ NOTE = "CI, confidence interval. p: one-sample t-test of no change."
 @pytest.fixture(scope="module")
 def rendered(tmp_path_factory: pytest.TempPathFactory) -> Any:
     out = tmp_path_factory.mktemp("example")
-    return render(EXAMPLE, params=PARAMS, out_dir=out, engine="builtin")
+    return render(EXAMPLE, params=PARAMS, out_dir=out, engine="builtin", keep_intermediate=True)
 
 
 @pytest.fixture(scope="module")
@@ -247,6 +247,19 @@ def test_pdf_captions_references_and_numbers(pdf_text: str, expected: dict) -> N
         check_row([printed[0], printed[1], " ".join(printed[2:-1]), printed[-1]], row)
     assert "We simulated 120 treated units" in flat
     assert not [w for w in LEAKS if w in flat]
+
+
+def test_pdf_image_has_alt_text_and_the_pdf_is_tagged(rendered: Any, expected: dict) -> None:
+    markup = (rendered["pdf"].parent / "_example_files" / "report.typ").read_text()
+    alt = expected["fig"]["fig-alt"]
+    assert f'image("figures/fig-trajectory.png", alt: "{alt}"' in markup
+    if shutil.which("pdfinfo") is None:
+        pytest.skip("pdfinfo (poppler-utils) is not installed")
+    info = subprocess.run(
+        ["pdfinfo", str(rendered["pdf"])], capture_output=True, text=True, check=True
+    ).stdout
+    assert re.search(r"^Tagged:\s+yes$", info, flags=re.M)  # alt text lives in the tags
+    assert re.search(r"^Title:\s+Example outcomes report$", info, flags=re.M)
 
 
 @pytest.mark.skipif(shutil.which("quarto") is None, reason="the quarto command is not installed")

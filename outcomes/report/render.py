@@ -47,10 +47,12 @@ Execution:
   ``warning: false``) and :attr:`RenderResult.warnings` stays empty.
 
 Output: ``<stem>.html`` (self-contained, one file), ``<stem>.docx``, ``<stem>.pdf`` in
-``out_dir``. Figures are PNG: matplotlib at 300 dpi, plotnine at its theme's ``dpi``
-(:func:`outcomes.report.theme_outcomes`: 300). Figure and table numbers are written into the
-captions ("Figure 1.", "Table 1.") so all three formats number alike. Through Quarto, the same
-reports need Quarto 1.4 or later (inline expressions) and render PDF with ``--to typst``.
+``out_dir``; with the environment variable ``SOURCE_DATE_EPOCH`` set, the same report gives
+byte-identical files (pandoc and Typst stamp that time instead of now). Figures are PNG:
+matplotlib at 300 dpi, plotnine at its theme's ``dpi`` (:func:`outcomes.report.theme_outcomes`:
+300). Figure and table numbers are written into the captions ("Figure 1.", "Table 1.") so all
+three formats number alike. Through Quarto, the same reports need Quarto 1.4 or later (inline
+expressions) and render PDF with ``--to typst``.
 """
 
 from __future__ import annotations
@@ -754,7 +756,9 @@ def _write_pdf(doc: QmdDocument, work: Path, target: Path, found: list[CellWarni
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", typst.TypstWarning)
         try:
-            typst.compile(str(work / "report.typ"), output=str(target), root=str(work))
+            typst.compile(
+                str(work / "report.typ"), output=str(target), root=str(work), timestamp=_epoch()
+            )
         except typst.TypstError as exc:
             message = f"Typst failed: {exc.message}\n{exc.diagnostic}"
             raise RenderError(doc.path, None, message) from None
@@ -763,6 +767,16 @@ def _write_pdf(doc: QmdDocument, work: Path, target: Path, found: list[CellWarni
         for w in caught
         if issubclass(w.category, typst.TypstWarning)
     )
+
+
+def _epoch() -> int | None:
+    """``SOURCE_DATE_EPOCH`` (reproducible-builds convention), which pandoc also honours."""
+    value = os.environ.get("SOURCE_DATE_EPOCH")
+    if value is None:
+        return None
+    if not value.isdigit():
+        raise InputError(f"SOURCE_DATE_EPOCH must be whole seconds, got {value!r}")
+    return int(value)
 
 
 def _typst_alt_text(doc: QmdDocument, markup: str) -> str:
