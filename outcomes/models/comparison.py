@@ -631,10 +631,39 @@ def _dummies(labels: pd.Series, levels: Sequence[str], prefix: str) -> pd.DataFr
     return d
 
 
+def _naive_cox(
+    data: pd.DataFrame, levels: Sequence[str], level: float
+) -> tuple[pd.Series, pd.Series, int]:
+    """Unweighted Cox model with robust SE by clinic (:func:`outcomes.models.survival.cox`);
+    one indicator per modality in ``levels[1:]`` against ``levels[0]``."""
+    from outcomes.models.survival import cox
+
+    names = [f"m{j}" for j in range(1, len(levels))]
+    d = data.assign(
+        **{
+            n: (data["modality"] == lv).astype(float)
+            for n, lv in zip(names, levels[1:], strict=True)
+        }
+    )
+    fit = cox(d, " + ".join(names), cluster="site_id", conf_level=level)
+    tab = fit.table.set_index("term")
+    return (
+        pd.Series(tab.loc[names, "estimate"].to_numpy(), index=list(levels[1:])),
+        pd.Series(tab.loc[names, "std_error"].to_numpy(), index=list(levels[1:])),
+        int(d["site_id"].nunique()),
+    )
+
+
 def _weighted_cox(
     data: pd.DataFrame, levels: Sequence[str], weights: np.ndarray | None, cluster: str
 ) -> tuple[pd.Series, pd.Series, int]:
-    """Weighted Cox model with robust SE clustered by ``cluster`` (lifelines)."""
+    """Weighted Cox model with robust SE clustered by ``cluster`` (lifelines ``CoxPHFitter``).
+
+    The toolkit's :func:`~outcomes.models.survival.cox` takes no weights. lifelines' estimate
+    matches R ``coxph(..., weights = w, cluster = id)``; its robust SE is built from
+    Breslow-type score residuals, so with many tied times (visit days) it differs from R's
+    (Efron) by a few percent (1.9% on ``tests/r/comparison/weighted_data.csv``).
+    """
     from lifelines import CoxPHFitter
 
     x = _dummies(data["modality"], levels, "m:")
@@ -1093,9 +1122,9 @@ def _registry(
             defn = _endpoint_label(endpoint) + " (units with follow-up after the first session)"
             for adjustment in ("naive", "weighted"):
                 weights = tte["weight"].to_numpy() if adjustment == "weighted" else None
-                method = "Cox (Efron ties), robust SE clustered by clinic (lifelines)"
+                method = "Cox (Efron ties), robust SE clustered by clinic"
                 if weights is not None:
-                    method = f"{ps_text}; weighted " + method
+                    method = f"{ps_text}; weighted " + method + " (lifelines)"
                 r = {
                     **base,
                     "outcome": "time_to_result",
@@ -1104,40 +1133,44 @@ def _registry(
                     "definition": defn,
                     "method": method,
                 }
+                # one model per indication with every modality that has events
+                events = tte.groupby("modality")["event"].sum().reindex(levels).fillna(0)
+                fitted = [lv for lv in levels if events[lv] > 0]
+                d = tte.loc[tte["modality"].isin(fitted)].reset_index(drop=True)
+                beta = se = None
+                notes: list[str] = []
+                if reference in fitted and len(fitted) > 1:
+                    try:
+                        if weights is None:
+                            (beta, se, g), notes = col.run(_naive_cox, d, fitted, level)
+                        else:
+                            (beta, se, g), notes = col.run(
+                                _weighted_cox, d, fitted, d["weight"].to_numpy(), "site_id"
+                            )
+                    except Exception as exc:  # lifelines raises its own convergence errors
+                        for lv in levels[1:]:
+                            col.failed({**r, "comparison": comps[lv]}, "hazard ratio", exc)
+                        continue
                 for lv in levels[1:]:
-                    d = tte.loc[tte["modality"].isin([reference, lv])].reset_index(drop=True)
                     row = {**r, "comparison": comps[lv]}
                     extra = list(adj_notes) if weights is not None else []
-                    events = [d.loc[d["modality"] == m, "event"].sum() for m in (lv, reference)]
-                    if min(events) == 0:
+                    n = float(tte["modality"].isin([reference, lv]).sum())
+                    pair = (events[lv], events[reference])
+                    if beta is None or lv not in fitted:
+                        empty = lv if pair[0] == 0 else reference
                         col.add(
                             row,
-                            [
-                                f"no events with {lv if events[0] == 0 else reference}: the hazard "
-                                "ratio is not estimable",
-                                *extra,
-                            ],
-                            n=float(len(d)),
+                            [f"no events with {empty}: the hazard ratio is not estimable", *extra],
+                            n=n,
                         )
                         continue
-                    if min(events) < 5:
-                        extra.append(f"few events ({events[0]:.0f} vs {events[1]:.0f})")
-                    try:
-                        (beta, se, g), notes = col.run(
-                            _weighted_cox,
-                            d,
-                            [reference, lv],
-                            None if weights is None else d["weight"].to_numpy(),
-                            "site_id",
-                        )
-                    except Exception as exc:  # lifelines raises its own convergence errors
-                        col.failed(row, "hazard ratio", exc)
-                        continue
+                    if min(pair) < 5:
+                        extra.append(f"few events ({pair[0]:.0f} vs {pair[1]:.0f})")
                     col.add(
                         row,
                         [*tte_notes, *notes, *extra],
                         **_ratio_values(beta[lv], se[lv], np.nan, level),
-                        n=float(len(d)),
+                        n=n,
                         n_clusters=float(g),
                     )
 
