@@ -185,3 +185,17 @@ def test_builtin_engine_names_missing_packages(
     path = write(tmp_path, "text\n")
     with pytest.raises(InputError, match=r"needs typst: install outcomes\[reports\]"):
         render(path, to="pdf", engine="builtin")
+
+
+def test_figures_and_tables_are_numbered_separately_in_order(tmp_path: Path) -> None:
+    def cell(label: str) -> str:
+        kind = label[:3]
+        caps = f"#| {kind}-cap: c\n" + ("#| fig-alt: a\n" if kind == "fig" else "")
+        return f"```{{python}}\n#| label: {label}\n{caps}1\n```\n\n"
+
+    text = "".join(cell(x) for x in ("tbl-one", "fig-one", "fig-two", "tbl-two", "fig-three"))
+    doc = parse_qmd(write(tmp_path, text + "See @fig-three, @Tbl-two and @tbl-one.\n"))
+    assert doc.numbers == {"tbl-one": 1, "fig-one": 1, "fig-two": 2, "tbl-two": 2, "fig-three": 3}
+    assert substitute_markdown(doc, doc.parts[-1]).strip() == (
+        "See [Figure 3](#fig-three), [Table 2](#tbl-two) and [Table 1](#tbl-one)."
+    )
