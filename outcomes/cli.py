@@ -346,6 +346,32 @@ def build_parser() -> argparse.ArgumentParser:
         help="also pool the shipped published study summaries (random-effects meta-analysis)",
     )
     # --- report (Quarto reports) ---
+    p = add(
+        "report",
+        _lazy("outcomes.report.cli", "cli_report"),
+        "render a report (trial, registry, comparison or a .qmd file) to HTML, PDF and Word",
+        "outcomes report trial -P store=demo/outcomes.duckdb -P snapshot=1 --to html,pdf,docx",
+    )
+    p.add_argument("name", help="report name in the reports folder, or a .qmd file")
+    p.add_argument(
+        "-P",
+        "--param",
+        action="append",
+        metavar="KEY=VALUE",
+        help="report parameter (repeatable): store, snapshot, study, indication, outcome, ...",
+    )
+    p.add_argument("--to", default="html,pdf,docx", help="formats, comma-separated")
+    p.add_argument("--out", default=".", help="folder for the rendered files (default: .)")
+    p.add_argument("--reports", default="reports", help="folder of the reports (default: reports)")
+    p.add_argument(
+        "--engine",
+        choices=["auto", "quarto", "builtin"],
+        default="auto",
+        help="quarto when installed (auto), or the built-in renderer",
+    )
+    p.add_argument(
+        "--strict", action="store_true", help="fail if a cell writes a warning while rendering"
+    )
     return parser
 
 
