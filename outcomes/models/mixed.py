@@ -33,6 +33,7 @@ import textwrap
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -42,7 +43,7 @@ from scipy import optimize, stats
 
 from outcomes.errors import ConvergenceWarning, InputError, ModelError, SingularFitWarning
 from outcomes.models.lmm_types import LmmFit, LmmProblem, RandomTerm
-from outcomes.models.satterthwaite import SatterthwaiteState, hessian, satterthwaite
+from outcomes.models.satterthwaite import SatterthwaiteState, hessian, jacobian, satterthwaite
 from outcomes.results import Diagnostic, diagnostics_frame, tidy_frame, to_ard
 
 __all__ = [
@@ -528,25 +529,45 @@ class ProfiledDeviance:
                 probes.append(start)
         return probes
 
-    def scaled_gradient(self, theta: np.ndarray) -> float:
-        """lme4's convergence measure: largest ``|H^-1 g|`` over parameters off their bounds.
+    def _restricted(self, theta: np.ndarray, free: np.ndarray, at: np.ndarray) -> float:
+        """:meth:`objective` varying only the ``free`` parameters of ``at``."""
+        return self.objective(np.where(free, theta, at))
 
-        ``g`` and ``H`` are the gradient and Hessian of :meth:`objective`; lme4 calls a fit
-        converged when this is below 0.002. Parameters at a bound with the gradient pushing
-        outwards are left out; if ``H`` is not positive definite, ``|g|`` is used instead.
+    def newton(self, theta: np.ndarray, steps: int = 6) -> tuple[np.ndarray, float]:
+        """Polish an optimum with Newton steps; return it and lme4's convergence measure.
+
+        Gradient and Hessian of :meth:`objective` are numerical (Richardson extrapolation, as
+        numDeriv), over the parameters not held at a bound by an outward gradient. A step is
+        kept only if it lowers the deviance. The measure is lme4's scaled gradient
+        ``max |H^-1 g|`` (lme4 calls a fit converged below 0.002); if ``H`` is not positive
+        definite it is ``max |g|``.
         """
-        theta = np.asarray(theta, dtype=float)
-        grad = self.gradient(theta)
-        free = ~((theta <= self.lower + 1e-10) & (grad >= 0))
-        if not free.any():
-            return 0.0
-        hess = hessian(lambda t: self.objective(np.where(free, t, theta)), theta)
-        hess = hess[np.ix_(free, free)]
-        try:
-            np.linalg.cholesky(hess)
-        except np.linalg.LinAlgError:
-            return float(np.max(np.abs(grad[free])))
-        return float(np.max(np.abs(np.linalg.solve(hess, grad[free]))))
+        theta = np.maximum(np.asarray(theta, dtype=float), self.lower)
+        current = self.objective(theta)
+        measure = np.inf
+        for _ in range(steps):
+            grad = jacobian(lambda t: np.array([self.objective(t)]), theta)[0]
+            free = ~((theta <= self.lower + 1e-10) & (grad >= 0))
+            if not free.any():
+                return theta, 0.0
+            hess = hessian(partial(self._restricted, free=free, at=theta), theta)
+            hess = hess[np.ix_(free, free)]
+            try:
+                np.linalg.cholesky(hess)
+            except np.linalg.LinAlgError:
+                return theta, float(np.max(np.abs(grad[free])))
+            step = np.linalg.solve(hess, grad[free])
+            measure = float(np.max(np.abs(step)))
+            candidate = theta.copy()
+            candidate[free] -= step
+            candidate = np.maximum(candidate, self.lower)
+            value = self.objective(candidate)
+            if not value < current:
+                break
+            theta, current = candidate, value
+            if measure < 1e-9:
+                break
+        return theta, measure
 
 
 # --------------------------------------------------------------------------------------------
@@ -653,12 +674,9 @@ def fit_statsmodels(problem: LmmProblem) -> LmmFit:
     start_dev = prof.objective(theta0)
     res = prof.minimise(theta0)
     n_eval += int(res.nfev)
-    theta = np.asarray(res.x)
-    grad = prof.scaled_gradient(theta)
-    converged = bool(grad < CONVERGENCE_TOL and np.isfinite(res.fun))
-    optimizer = "statsmodels MixedLM + L-BFGS-B on lme4 deviance"
     first_fun = res.fun
-    if from_statsmodels and (prof.on_boundary(theta) or not converged):
+    optimizer = "statsmodels MixedLM + L-BFGS-B and Newton on lme4 deviance"
+    if from_statsmodels and (prof.on_boundary(res.x) or not res.success):
         # A boundary optimum reached from statsmodels' start may be a local one: look again
         # from lme4's default start, keep the better optimum.
         default = prof.minimise(np.where(np.isfinite(prof.lower), 1.0, 0.0))
@@ -673,9 +691,6 @@ def fit_statsmodels(problem: LmmProblem) -> LmmFit:
             if probe.fun < res.fun:
                 res = probe
     if first_fun - res.fun > 1e-6:
-        theta = np.asarray(res.x)
-        grad = prof.scaled_gradient(theta)
-        converged = bool(grad < CONVERGENCE_TOL and np.isfinite(res.fun))
         optimizer += " (restarted)"
         diagnostics.append(
             Diagnostic(
@@ -686,6 +701,8 @@ def fit_statsmodels(problem: LmmProblem) -> LmmFit:
                 "info",
             )
         )
+    theta, grad = prof.newton(res.x)
+    converged = bool(grad < CONVERGENCE_TOL and np.isfinite(prof.objective(theta)))
     if not converged:
         nm = optimize.minimize(
             lambda t: prof.objective(np.maximum(t, prof.lower)),
@@ -694,23 +711,21 @@ def fit_statsmodels(problem: LmmProblem) -> LmmFit:
             options={"xatol": 1e-10, "fatol": 1e-12, "maxfev": 20000},
         )
         n_eval += int(nm.nfev)
-        theta_nm = np.maximum(nm.x, prof.lower)
-        res_nm = prof.minimise(theta_nm)
+        res_nm = prof.minimise(np.maximum(nm.x, prof.lower))
         n_eval += int(res_nm.nfev)
         diagnostics.append(
             Diagnostic(
                 "optimizer_retry",
-                f"L-BFGS-B stopped with a scaled gradient of {grad:.2g}; retried with "
-                "Nelder-Mead then L-BFGS-B.",
+                f"L-BFGS-B and Newton stopped with a scaled gradient of {grad:.2g}; retried "
+                "with Nelder-Mead then L-BFGS-B.",
                 "info",
             )
         )
-        if res_nm.fun <= res.fun:
-            theta = np.asarray(res_nm.x)
-            res = res_nm
-        grad = prof.scaled_gradient(theta)
-        converged = bool(grad < CONVERGENCE_TOL and np.isfinite(res.fun))
+        if res_nm.fun <= prof.objective(theta):
+            theta, grad = prof.newton(res_nm.x)
+        converged = bool(grad < CONVERGENCE_TOL and np.isfinite(prof.objective(theta)))
         optimizer += " + Nelder-Mead retry"
+    res.fun = prof.objective(theta)
     if from_statsmodels and np.isfinite(start_dev) and start_dev - res.fun > 1e-6:
         diagnostics.append(
             Diagnostic(
