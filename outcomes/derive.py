@@ -320,7 +320,8 @@ def derive_tte(
     -------
     pandas.DataFrame
         Columns :data:`TTE_COLUMNS` (``arm`` is the unit's modality) followed by the subject
-        covariates. Units without any session have no time origin and are left out (with a
+        covariates, one row per unit in the order of the ``units`` table. Units without any
+        session have no time origin and are left out (with a
         warning); units never assessed on the endpoint's instrument (by its rater role) are
         not in the analysis and are left out; for durability, only units that responded are
         at risk and appear.
@@ -388,7 +389,8 @@ def derive_tte(
 
     if ep.kind == "retreatment":
         contact = [sess]
-        if assessments is not None:
+        # the last assessment day matters only where follow-up has no end_day yet
+        if assessments is not None and base["end_day"].isna().any():
             contact.append(
                 pd.DataFrame(
                     {
@@ -417,7 +419,8 @@ def derive_tte(
         for c in _SUBJECT_COVARIATES
         if c in out.columns and c in (subjects.columns if subjects is not None else ())
     ]
-    return out[[*TTE_COLUMNS, *extra]].sort_values(["study_id", "unit_id"]).reset_index(drop=True)
+    # rows in the order of the units table
+    return out.sort_values("uid")[[*TTE_COLUMNS, *extra]].reset_index(drop=True)
 
 
 def _resolve(endpoint: Endpoint | str | Mapping[str, Any]) -> Endpoint:
@@ -475,23 +478,22 @@ def _visits(
                 f"no {ep.instrument!r} assessments by rater role {ep.rater_role!r}; present: "
                 f"{', '.join(roles)}"
             )
-    dup = a.duplicated(_ASSESSMENT_KEY, keep=False)
+    value = pd.to_numeric(a["value"], errors="coerce")
+    if value.isna().any():
+        raise InputError(f"assessments.value has missing or non-numeric {ep.instrument!r} scores")
+    uid = _unit_keys(unit_index, a, "assessments")
+    day = _as_day(a["day"], "assessments.day").to_numpy()
+    # the key (study_id, unit_id, instrument, day, rater_id) within one instrument, on integers
+    dup = pd.DataFrame(
+        {"uid": uid, "day": day, "rater": pd.factorize(a["rater_id"])[0]}
+    ).duplicated(keep=False)
     if dup.any():
-        first = a.loc[dup, _ASSESSMENT_KEY].iloc[0].to_dict()
+        first = a.loc[dup.to_numpy(), _ASSESSMENT_KEY].iloc[0].to_dict()
         raise InputError(
             f"table 'assessments' has {int(dup.sum())} rows with duplicate key "
             f"({', '.join(_ASSESSMENT_KEY)}), e.g. {first}"
         )
-    value = pd.to_numeric(a["value"], errors="coerce")
-    if value.isna().any():
-        raise InputError(f"assessments.value has missing or non-numeric {ep.instrument!r} scores")
-    a = pd.DataFrame(
-        {
-            "uid": _unit_keys(unit_index, a, "assessments"),
-            "day": _as_day(a["day"], "assessments.day").to_numpy(),
-            "value": value.astype(float).to_numpy(),
-        }
-    )
+    a = pd.DataFrame({"uid": uid, "day": day, "value": value.astype(float).to_numpy()})
     v = a.groupby(["uid", "day"], as_index=False)["value"].mean()
     v = v.merge(base[["uid", "first_session_day"]], on="uid", how="inner")
     inst = load_dictionary().instruments[cast(str, ep.instrument)]
