@@ -347,9 +347,10 @@ class _TwoLevel:
         self.inner_block = _ThetaBlock(inner.z.shape[1], self.outer_block.size)
         self.blocks = (self.outer_block, self.inner_block)
         n_outer, n_inner = outer.n_groups, inner.n_groups
+        outer_codes, inner_codes = np.asarray(outer.codes), np.asarray(inner.codes)
         parent = np.full(n_inner, -1)
-        parent[inner.codes] = outer.codes
-        if np.any(parent[inner.codes] != outer.codes):
+        parent[inner_codes] = outer_codes
+        if np.any(parent[inner_codes] != outer_codes):
             raise InputError(
                 f"The groups of '{inner.group}' are not nested within '{outer.group}': some "
                 f"'{inner.group}' group has rows in more than one '{outer.group}' group. Code "
@@ -361,8 +362,8 @@ class _TwoLevel:
         self.p_a = a.shape[1]
         z1 = np.asarray(outer.z, dtype=float)
         z2 = np.asarray(inner.z, dtype=float)
-        inner_groups = _Groups(np.asarray(inner.codes), n_inner)
-        outer_groups = _Groups(np.asarray(outer.codes), n_outer)
+        inner_groups = _Groups(inner_codes, n_inner)
+        outer_groups = _Groups(outer_codes, n_outer)
         self.ww = inner_groups.crossprod(z2, z2)
         self.wz = inner_groups.crossprod(z2, z1)
         self.wa = inner_groups.crossprod(z2, a)
