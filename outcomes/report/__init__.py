@@ -4,7 +4,7 @@ See :mod:`outcomes.report.render` for the supported Quarto subset.
 """
 
 from outcomes.report.qmd import RenderError
-from outcomes.report.render import CellWarning, RenderResult, render
+from outcomes.report.render import CapturedWarning, RenderResult, render
 from outcomes.report.tables import JournalTable, format_ci, format_number, format_p, journal_table
 from outcomes.report.theme import (
     MODALITY_COLOURS,
@@ -15,7 +15,7 @@ from outcomes.report.theme import (
 
 __all__ = [
     "MODALITY_COLOURS",
-    "CellWarning",
+    "CapturedWarning",
     "JournalTable",
     "RenderError",
     "RenderResult",

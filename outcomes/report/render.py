@@ -88,7 +88,7 @@ from outcomes.report.qmd import (
     substitute_markdown,
 )
 
-__all__ = ["FORMATS", "CellWarning", "RenderResult", "render"]
+__all__ = ["FORMATS", "CapturedWarning", "RenderResult", "render"]
 
 #: Output formats and their file suffixes.
 FORMATS: dict[str, str] = {"html": ".html", "docx": ".docx", "pdf": ".pdf"}
@@ -112,7 +112,7 @@ def _outcomes_inline(value):
 
 
 @dataclass(frozen=True)
-class CellWarning:
+class CapturedWarning:
     """Something a cell (or pandoc/Typst) wrote to stderr while rendering.
 
     Attributes
@@ -144,7 +144,7 @@ class RenderResult(dict[str, Path]):
     Attributes
     ----------
     warnings
-        :class:`CellWarning` for everything written to stderr during the render.
+        :class:`CapturedWarning` for everything written to stderr during the render.
     engine
         ``"quarto"`` or ``"builtin"``.
     seconds
@@ -154,7 +154,7 @@ class RenderResult(dict[str, Path]):
     def __init__(
         self,
         paths: Mapping[str, Path],
-        warnings: Iterable[CellWarning],
+        warnings: Iterable[CapturedWarning],
         engine: str,
         seconds: float,
     ) -> None:
@@ -287,7 +287,7 @@ def _check_params(doc: QmdDocument, params: dict[str, Any]) -> None:
 
 def _render_quarto(
     quarto: str, doc: QmdDocument, formats: list[str], params: dict[str, Any], out: Path
-) -> tuple[dict[str, Path], list[CellWarning]]:
+) -> tuple[dict[str, Path], list[CapturedWarning]]:
     cmd = [quarto, "render", str(doc.path), "--output-dir", str(out), "-M", "embed-resources:true"]
     cmd += ["--to", ",".join(QUARTO_FORMATS[fmt] for fmt in formats)]
     for name, value in params.items():
@@ -320,7 +320,7 @@ def _render_builtin(
     out: Path,
     timeout: float,
     keep: bool,
-) -> tuple[dict[str, Path], list[CellWarning]]:
+) -> tuple[dict[str, Path], list[CapturedWarning]]:
     needed = ["nbclient", "nbformat", "ipykernel", "jupyter_client", "pypandoc"]
     needed += ["typst"] if "pdf" in formats else []
     missing = [name for name in needed if importlib.util.find_spec(name) is None]
@@ -331,7 +331,7 @@ def _render_builtin(
     with tempfile.TemporaryDirectory(prefix="outcomes-render-") as tmp:
         work = Path(tmp)
         steps, outputs = _execute(doc, params, work, timeout)
-        found: list[CellWarning] = []
+        found: list[CapturedWarning] = []
         markdown = _assemble(doc, steps, outputs, work, found)
         (work / "report.md").write_text(markdown, encoding="utf-8")
         paths = {}
@@ -482,7 +482,7 @@ def _assemble(
     steps: list[_Step],
     outputs: list[list[dict[str, Any]]],
     work: Path,
-    found: list[CellWarning],
+    found: list[CapturedWarning],
 ) -> str:
     cell_outputs: dict[int, list[dict[str, Any]]] = {}
     for step, outs in zip(steps, outputs, strict=True):
@@ -517,7 +517,7 @@ def _inline_value(outs: list[dict[str, Any]]) -> tuple[str, bool]:
 
 
 def _collect_warnings(
-    doc: QmdDocument, step: _Step, outs: list[dict[str, Any]], found: list[CellWarning]
+    doc: QmdDocument, step: _Step, outs: list[dict[str, Any]], found: list[CapturedWarning]
 ) -> None:
     part = step.part
     if isinstance(part, CodeCell) and not part.options["warning"]:
@@ -526,7 +526,7 @@ def _collect_warnings(
     for output in outs:
         if output["output_type"] == "stream" and output.get("name") == "stderr":
             found.append(
-                CellWarning(
+                CapturedWarning(
                     doc.path, _step_line(step), label, "cell", _ANSI.sub("", output["text"])
                 )
             )
@@ -669,7 +669,7 @@ def _table(doc: QmdDocument, cell: CodeCell, text: str, count: int) -> str:
 
 
 def _pandoc(
-    doc: QmdDocument, work: Path, args: list[str], found: list[CellWarning]
+    doc: QmdDocument, work: Path, args: list[str], found: list[CapturedWarning]
 ) -> subprocess.CompletedProcess[bytes]:
     import pypandoc
 
@@ -690,7 +690,7 @@ def _pandoc(
         raise RenderError(doc.path, None, f"pandoc failed: {stderr.strip()}")
     for text in re.split(r"(?m)^(?=\[WARNING\])", stderr):
         if text.strip():
-            found.append(CellWarning(doc.path, None, None, "pandoc", text.strip()))
+            found.append(CapturedWarning(doc.path, None, None, "pandoc", text.strip()))
     return proc
 
 
@@ -698,7 +698,7 @@ def _toc(doc: QmdDocument, quarto_format: str) -> list[str]:
     return ["--toc"] if doc.format_options.get(quarto_format, {}).get("toc") else []
 
 
-def _write_html(doc: QmdDocument, work: Path, target: Path, found: list[CellWarning]) -> None:
+def _write_html(doc: QmdDocument, work: Path, target: Path, found: list[CapturedWarning]) -> None:
     (work / "report.css").write_text(_assets.HTML_CSS, encoding="utf-8")
     _pandoc(
         doc,
@@ -718,7 +718,7 @@ def _write_html(doc: QmdDocument, work: Path, target: Path, found: list[CellWarn
     )
 
 
-def _write_docx(doc: QmdDocument, work: Path, target: Path, found: list[CellWarning]) -> None:
+def _write_docx(doc: QmdDocument, work: Path, target: Path, found: list[CapturedWarning]) -> None:
     import pypandoc
 
     reference = work / "reference.docx"
@@ -744,7 +744,7 @@ def _write_docx(doc: QmdDocument, work: Path, target: Path, found: list[CellWarn
     )
 
 
-def _write_pdf(doc: QmdDocument, work: Path, target: Path, found: list[CellWarning]) -> None:
+def _write_pdf(doc: QmdDocument, work: Path, target: Path, found: list[CapturedWarning]) -> None:
     import typst
 
     (work / "template.typ").write_text(_assets.TYPST_TEMPLATE, encoding="utf-8")
@@ -763,7 +763,7 @@ def _write_pdf(doc: QmdDocument, work: Path, target: Path, found: list[CellWarni
             message = f"Typst failed: {exc.message}\n{exc.diagnostic}"
             raise RenderError(doc.path, None, message) from None
     found.extend(
-        CellWarning(doc.path, None, None, "typst", str(w.message))
+        CapturedWarning(doc.path, None, None, "typst", str(w.message))
         for w in caught
         if issubclass(w.category, typst.TypstWarning)
     )
