@@ -422,6 +422,7 @@ def _execute(
         shutdown_kernel="immediate",
         resources={"metadata": {"path": str(doc.path.parent)}},
     )
+    # the kernel's debugger otherwise prints a "frozen modules" notice on start (Python 3.11)
     env = {**os.environ, "PYDEVD_DISABLE_FILE_VALIDATION": "1"}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
