@@ -89,6 +89,7 @@ __all__ = [
     "AnalysisSpec",
     "AuditReport",
     "audit",
+    "audit_results",
     "discover_specs",
     "load_results",
     "load_spec",
@@ -126,7 +127,7 @@ DATA_KEYS = {
     "simulate": {"simulate", "seed", "options"},
     "store": {"store", "snapshot"},
 }
-TOLERANCE_KEYS = {"relative", "absolute", "reason"}
+TOLERANCE_KEYS = {"relative", "absolute", "stats", "reason"}
 
 
 @dataclass(frozen=True)
@@ -224,10 +225,12 @@ class AnalysisSpec:
 
     @property
     def tolerance(self) -> dict[str, Any]:
-        """Audit tolerance: ``relative`` (default 1e-9), ``absolute`` (default 0), ``reason``."""
+        """Audit tolerance: ``relative`` (default 1e-9), ``absolute`` (default 0), ``stats``
+        (per statistic name, ``{relative, absolute}`` replacing these) and ``reason``."""
         tol = dict(self.content.get("tolerance") or {})
         tol.setdefault("relative", DEFAULT_RELATIVE_TOLERANCE)
         tol.setdefault("absolute", 0.0)
+        tol.setdefault("stats", {})
         return tol
 
     @property
@@ -344,17 +347,28 @@ def load_spec(path: str | Path) -> AnalysisSpec:
     tol = content.get("tolerance")
     if tol is not None:
         tol = _check_keys(path, "tolerance", tol, [], TOLERANCE_KEYS)
-        for key in ("relative", "absolute"):
-            if key in tol:
-                _check_type(path, f"tolerance.{key}", tol[key], (int, float), "a number")
-                if not 0 <= tol[key] < 1:
-                    raise _fail(path, f"tolerance.{key}", "must be in [0, 1)")
-        loose = tol.get("relative", 0) > DEFAULT_RELATIVE_TOLERANCE or tol.get("absolute", 0) > 0
+        stats = _check_keys(
+            path, "tolerance.stats", tol.get("stats") or {}, [], tol.get("stats") or {}
+        )
+        levels = [("tolerance", tol)] + [
+            (
+                f"tolerance.stats.{k}",
+                _check_keys(path, f"tolerance.stats.{k}", v, [], ["relative", "absolute"]),
+            )
+            for k, v in stats.items()
+        ]
+        loose = False
+        for where, level in levels:
+            for key in ("relative", "absolute"):
+                if key in level:
+                    _check_type(path, f"{where}.{key}", level[key], (int, float), "a number")
+                    if not 0 <= level[key] < 1:
+                        raise _fail(path, f"{where}.{key}", "must be in [0, 1)")
+            loose |= level.get("relative", 0) > DEFAULT_RELATIVE_TOLERANCE
+            loose |= level.get("absolute", 0) > 0
         if loose and not str(tol.get("reason", "")).strip():
             raise _fail(
-                path,
-                "tolerance.reason",
-                "a tolerance looser than the default needs a stated reason",
+                path, "tolerance.reason", "a tolerance looser than the default needs a reason"
             )
     if "figures" in content:
         _check_type(path, "figures", content["figures"], (bool,), "true or false")
@@ -854,10 +868,6 @@ def _save_figure(plot: Any, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    if isinstance(plot, list):  # panels to stack (e.g. a forest plot per measure)
-        from plotnine.composition import Stack
-
-        plot = plot[0] if len(plot) == 1 else Stack(plot)
     fig = plot.draw()
     try:
         fig.savefig(path, format="png", dpi=_FIGURE_DPI, metadata={"Software": None})
@@ -1122,7 +1132,10 @@ class AuditReport:
         lines = []
         for e in self.entries:
             tol = e.tolerance
-            tol_text = f"relative {tol.get('relative'):g}, absolute {tol.get('absolute'):g}"
+            tol_text = f"relative {tol['relative']:g}, absolute {tol['absolute']:g}" + "".join(
+                f"; {k}: " + ", ".join(f"{kk} {vv:g}" for kk, vv in v.items())
+                for k, v in tol["stats"].items()
+            )
             if e.ok:
                 lines.append(
                     f"[ok]   {e.name} ({e.spec}): matches the expected results ({tol_text})"
@@ -1171,14 +1184,33 @@ class AuditReport:
                 f"AUDIT PASSED: {len(self.entries)} analyses reproduce their expected results"
             )
         else:
-            what = (
-                f"{len(failed)} of {len(self.entries)} analyses differ" if failed else "lock file"
-            )
+            what = f"{len(failed)} of {len(self.entries)} analyses fail" if failed else "lock file"
             lines.append(f"AUDIT FAILED: {what}")
         return "\n".join(lines)
 
 
-def _audit_one(spec: AnalysisSpec, new_dir: Path, strict: bool) -> AuditEntry:
+def audit_results(
+    spec: str | Path | AnalysisSpec, results: str | Path, *, strict: bool = False
+) -> AuditEntry:
+    """Compare one results folder with the spec's committed expected results (no re-run).
+
+    Parameters
+    ----------
+    spec
+        The declared analysis.
+    results
+        A folder written by :func:`run_analyses` for it.
+    strict
+        Package or Python versions that differ from the expected manifest are problems (else
+        warnings).
+
+    Returns
+    -------
+    AuditEntry
+        ``.ok``, ``.differences``, ``.causes``, ``.problems``, ``.notes``.
+    """
+    spec = spec if isinstance(spec, AnalysisSpec) else load_spec(spec)
+    new_dir = Path(results)
     entry = AuditEntry(name=spec.name, spec=spec.path.as_posix(), tolerance=spec.tolerance)
     expected = spec.expected_dir
     if not (expected / "ard.csv").is_file() or not (expected / "manifest.json").is_file():
@@ -1195,6 +1227,7 @@ def _audit_one(spec: AnalysisSpec, new_dir: Path, strict: bool) -> AuditEntry:
         read_ard(new_dir / "ard.csv"),
         relative=float(tol["relative"]),
         absolute=float(tol["absolute"]),
+        stats=tol["stats"],
     )
     entry.causes = explain(old_manifest, new_manifest)
     env = entry.causes["environment"]
@@ -1271,7 +1304,7 @@ def audit(
         )
         folders = run_analyses(specs, root)
         for spec, folder in zip(specs, folders, strict=True):
-            report.entries.append(_audit_one(spec, folder, strict))
+            report.entries.append(audit_results(spec, folder, strict=strict))
     expected_roots = {s.path.parent / "expected" for s in specs}
     declared = {s.name for s in specs}
     for exp_root in sorted(expected_roots):

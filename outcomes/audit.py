@@ -241,6 +241,7 @@ def compare_ard(
     *,
     relative: float = DEFAULT_RELATIVE_TOLERANCE,
     absolute: float = 0.0,
+    stats: Mapping[str, Mapping[str, float]] | None = None,
 ) -> list[Difference]:
     """Statistics of two analysis results datasets that differ.
 
@@ -255,6 +256,10 @@ def compare_ard(
         Frames with :data:`~outcomes.results.ARD_COLUMNS`.
     relative, absolute
         Tolerances of non-count statistics.
+    stats
+        Per statistic name, tolerances that replace these, e.g.
+        ``{"p_value": {"relative": 1e-6, "absolute": 1e-12}}`` (a missing key keeps the
+        default).
 
     Returns
     -------
@@ -289,7 +294,10 @@ def compare_ard(
             if not same:
                 out.append(Difference(*key, "count", old, newv, _close(old, newv, 0, 0)[1]))
         else:
-            ok, rel = _close(old, newv, relative, absolute)
+            tol = (stats or {}).get(r["stat_name"], {})
+            ok, rel = _close(
+                old, newv, tol.get("relative", relative), tol.get("absolute", absolute)
+            )
             if not ok:
                 out.append(Difference(*key, "value", old, newv, rel))
         for col in ("warning", "error"):
