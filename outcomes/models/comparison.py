@@ -387,19 +387,28 @@ class _Collector:
         return value, list(dict.fromkeys(messages))
 
     def add(self, base: Mapping[str, Any], warning: Sequence[str] = (), **values: Any) -> None:
+        """Add a row; its caveats become its ``warning`` and (once each) typed warnings."""
         row = {c: np.nan for c in COMPARISON_COLUMNS}
         row.update(base)
         row.update(values)
-        row["warning"] = " | ".join(dict.fromkeys(m for m in warning if m))
+        messages = list(dict.fromkeys(m for m in warning if m))
+        row["warning"] = " | ".join(messages)
+        known = {message for _, message in self.emitted}
+        for message in messages:
+            if message not in known:
+                self.emitted[(StatisticalWarning, message)] = None
         self.rows.append(row)
 
     def failed(self, base: Mapping[str, Any], what: str, exc: Exception) -> None:
         """Record a comparison that could not be estimated (a row of NaN with the reason)."""
-        message = f"{what} not estimated: {exc}"
+        self.add(base, [f"{what} not estimated: {exc}"])
+
+    def note(self, message: str) -> None:
+        """A warning about a whole study (no row)."""
         self.emitted.setdefault((StatisticalWarning, message), None)
-        self.add(base, [message])
 
     def emit(self) -> None:
+        """Emit each distinct warning once, with its category."""
         for category, message in self.emitted:
             warnings.warn(message, category, stacklevel=3)
 
@@ -692,8 +701,6 @@ def _trial(
     t: Mapping[str, pd.DataFrame], study: pd.Series, col: _Collector, opts: Mapping[str, Any]
 ) -> None:
     from outcomes.derive import derive_tte
-    from outcomes.models.gee import gee
-    from outcomes.models.mixed import lmm
     from outcomes.models.survival import cox
 
     design = str(study["design"])
@@ -702,13 +709,9 @@ def _trial(
     units = _unit_frame(t)
     controls = [m for m in CONTROLS if m in set(units["modality"])]
     if not controls:
-        col.emitted.setdefault(
-            (
-                StatisticalWarning,
-                f"study {study['study_id']}: no microneedling-alone arm ({', '.join(CONTROLS)});"
-                " not compared",
-            ),
-            None,
+        col.note(
+            f"study {study['study_id']}: no microneedling-alone arm ({', '.join(CONTROLS)});"
+            " not compared"
         )
         return
     control = controls[0]
@@ -733,8 +736,9 @@ def _trial(
                 scores = _instrument_scores(t, inst).merge(
                     u[["unit_id", "subject_id", "arm", "first_session_day"]], on="unit_id"
                 )
-                scores["week"] = (scores["day"] - scores["first_session_day"]) / 7.0
+                scores["week"] = scores["day"] / 7.0
                 at_week = primary_day / 7.0
+                last_day = float(scores["day"].max())
                 r = {
                     **row,
                     "outcome": inst,
@@ -749,26 +753,17 @@ def _trial(
                         + f"; emmeans contrast at week {at_week:g}, Satterthwaite df"
                     ),
                 }
-                try:
-                    fit, notes = col.run(
-                        lmm,
-                        scores,
-                        "value ~ week * arm",
-                        groups="subject_id",
-                        re_formula="~week",
-                        nested="unit_id" if split else None,
-                        level=level,
-                    )
-                    con = fit.test(_contrast_row(fit, at_week), terms=[comp], level=level).iloc[0]
+                if primary_day > last_day:
                     col.add(
                         r,
-                        notes,
-                        **{k: float(con[k]) for k in _TIDY_NUM},
+                        [
+                            f"primary day {primary_day:g} is after the last {inst} visit (day "
+                            f"{last_day:g}): not extrapolated; choose primary_day within follow-up"
+                        ],
                         n=float(u["unit_id"].nunique()),
-                        n_clusters=float(n_subj),
                     )
-                except (InputError, ModelError, np.linalg.LinAlgError) as exc:
-                    col.failed(r, "mixed-model contrast", exc)
+                else:
+                    _trial_lmm(col, r, scores, split, at_week, comp, level, u, n_subj)
 
                 # (b) responders at the primary visit
                 visit = _at_primary_visit(
@@ -792,20 +787,20 @@ def _trial(
                         "by subject"
                     ),
                 }
-                try:
-                    g, notes = col.run(
-                        gee, visit, "responder ~ arm", groups="subject_id", level=level
+                why = (
+                    "no assessment in the window"
+                    if visit.empty
+                    else _degenerate(
+                        visit["responder"].to_numpy(),
+                        visit["arm"].map({1.0: combo, 0.0: control}),
+                        [control, combo],
+                        binary=True,
                     )
-                    c = g.coefficients.set_index("term").loc["arm"]
-                    col.add(
-                        r,
-                        notes,
-                        **_ratio_values(c["estimate"], c["std_error"], np.nan, level),
-                        n=float(len(visit)),
-                        n_clusters=float(visit["subject_id"].nunique()),
-                    )
-                except (InputError, ModelError, ValueError, np.linalg.LinAlgError) as exc:
-                    col.failed(r, "responder odds ratio", exc)
+                )
+                if why:
+                    col.add(r, [f"responder odds ratio not estimated: {why}"], n=float(len(visit)))
+                else:
+                    _trial_gee(col, r, visit, level)
 
             # (c) time to result
             endpoint = _endpoint(t)
@@ -843,6 +838,62 @@ def _trial(
             for outcome in opts["ae_outcomes"]:
                 u[outcome] = _ae_flags(t, u, outcome).to_numpy()
                 _trial_ae(u, outcome, row, split, col, level)
+
+
+def _trial_gee(col: _Collector, r: Mapping[str, Any], visit: pd.DataFrame, level: float) -> None:
+    """GEE logistic model of responders on arm, clusters = subjects."""
+    from outcomes.models.gee import gee
+
+    try:
+        g, notes = col.run(gee, visit, "responder ~ arm", groups="subject_id", level=level)
+    except (InputError, ModelError, ValueError, np.linalg.LinAlgError) as exc:
+        col.failed(r, "responder odds ratio", exc)
+        return
+    c = g.coefficients.set_index("term").loc["arm"]
+    col.add(
+        r,
+        notes,
+        **_ratio_values(c["estimate"], c["std_error"], np.nan, level),
+        n=float(len(visit)),
+        n_clusters=float(visit["subject_id"].nunique()),
+    )
+
+
+def _trial_lmm(
+    col: _Collector,
+    r: Mapping[str, Any],
+    scores: pd.DataFrame,
+    split: bool,
+    at_week: float,
+    comp: str,
+    level: float,
+    u: pd.DataFrame,
+    n_subj: int,
+) -> None:
+    """Mixed model ``value ~ week * arm`` and its arm contrast at ``at_week``."""
+    from outcomes.models.mixed import lmm
+
+    try:
+        fit, notes = col.run(
+            lmm,
+            scores,
+            "value ~ week * arm",
+            groups="subject_id",
+            re_formula="~week",
+            nested="unit_id" if split else None,
+            level=level,
+        )
+        con = fit.test(_contrast_row(fit, at_week), terms=[comp], level=level).iloc[0]
+    except (InputError, ModelError, np.linalg.LinAlgError) as exc:
+        col.failed(r, "mixed-model contrast", exc)
+        return
+    col.add(
+        r,
+        notes,
+        **{k: float(con[k]) for k in _TIDY_NUM},
+        n=float(u["unit_id"].nunique()),
+        n_clusters=float(n_subj),
+    )
 
 
 _TIDY_NUM = ("estimate", "std_error", "statistic", "df", "p_value", "conf_low", "conf_high")
@@ -962,13 +1013,7 @@ def _registry(
     reference = opts["reference"]
     units = _unit_frame(t)
     if reference not in set(units["modality"]):
-        col.emitted.setdefault(
-            (
-                StatisticalWarning,
-                f"study {study['study_id']}: no {reference} units; registry not compared",
-            ),
-            None,
-        )
+        col.note(f"study {study['study_id']}: no {reference} units; registry not compared")
         return
     units["phototype_num"] = units["phototype"].map(PHOTOTYPE_NUMBER).astype(float)
     has_gais = (t["assessments"]["instrument"] == "gais").any()
@@ -1697,13 +1742,9 @@ def compare(
         elif study["design"] == "observational":
             _registry(t, study, col, opts, balance, weight_tables)
         else:
-            col.emitted.setdefault(
-                (
-                    StatisticalWarning,
-                    f"study {study['study_id']}: design {study['design']!r} has no comparison "
-                    "arm; skipped",
-                ),
-                None,
+            col.note(
+                f"study {study['study_id']}: design {study['design']!r} has no comparison "
+                "arm; skipped"
             )
     if pub is not None:
         _published(col, pub, level)
