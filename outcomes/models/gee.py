@@ -42,7 +42,7 @@ COV_STRUCTS = {
 FEW_CLUSTERS = 20
 
 
-@dataclass
+@dataclass(repr=False)
 class GeeResult:
     """A fitted GEE: tidy coefficients with odds ratios, working dependence, diagnostics.
 
@@ -81,6 +81,9 @@ class GeeResult:
         return to_ard(
             self.coefficients, analysis=analysis, groups=groups, diagnostics=self.diagnostics
         )
+
+    def __repr__(self) -> str:
+        return f"<GeeResult {self.family} ({self.cov_struct}) {self.formula!r}, nobs {self.nobs}>"
 
     def _header(self) -> str:
         return (

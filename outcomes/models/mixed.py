@@ -818,7 +818,7 @@ def _t_table(est: np.ndarray, se: np.ndarray, df: np.ndarray, level: float) -> d
     }
 
 
-@dataclass
+@dataclass(repr=False)
 class LmmResult:
     """A fitted linear mixed model: tidy tables, marginal means, contrasts and diagnostics.
 
@@ -1243,6 +1243,12 @@ class LmmResult:
         )
         model_ard = to_ard(model, analysis=analysis, groups=groups, diagnostics=diag)
         return pd.concat([fixed, vc_ard, model_ard], ignore_index=True)
+
+    def __repr__(self) -> str:
+        return (
+            f"<LmmResult {'REML' if self.reml else 'ML'} ({self.engine}) {self.formula!r}, "
+            f"nobs {self.nobs}, logLik {self.loglik:.4f}>"
+        )
 
     def _header(self) -> str:
         groups = ", ".join(f"{k}: {v}" for k, v in self.ngroups.items())
