@@ -486,6 +486,7 @@ class _Criterion:
         self.df = self.n - self.p if self.reml else self.n
         self.lower = np.concatenate([b.lower() for b in structure.blocks])
         self.n_evaluations = 0
+        self._last: tuple[bytes, float, np.ndarray] | None = None  # the latest value_and_grad
 
     def pieces(self, theta: np.ndarray) -> _Pieces:
         self.n_evaluations += 1
@@ -519,13 +520,18 @@ class _Criterion:
         ``C = (X'V0^-1 X)^-1``, REML only): the envelope theorem on the profiled ``beta``
         and ``d V0^-1 = -V0^-1 Z (dLambda Lambda' + Lambda dLambda') Z' V0^-1``.
         """
+        key = np.asarray(theta, dtype=float).tobytes()
+        if self._last is not None and self._last[0] == key:
+            return self._last[1], self._last[2].copy()
         pieces = self.pieces(theta)
         value = self.profiled(pieces)
         w = np.append(-pieces.beta, 1.0)
         omega = (self.df / pieces.r2) * np.outer(w, w)
         if self.reml:
             omega[: self.p, : self.p] += np.linalg.inv(pieces.xtvx)
-        return value, self.structure.grad(theta, omega, pieces.state)
+        grad = self.structure.grad(theta, omega, pieces.state)
+        self._last = (key, value, grad)
+        return value, grad.copy()
 
     def at_varpar(self, varpar: np.ndarray) -> tuple[_Pieces, float]:
         """Pieces at ``theta`` and ``sigma^2`` from ``varpar = (*theta, sigma)``."""
@@ -591,7 +597,7 @@ def _lbfgsb(crit: _Criterion, start: np.ndarray) -> np.ndarray:
     """
     # Moderate tolerances (the gradient scales with the criterion): Newton polishing, which
     # converges quadratically, finishes the job.
-    scale = max(1.0, abs(crit(start)))
+    scale = max(1.0, abs(crit.value_and_grad(start)[0]))
     res = scipy.optimize.minimize(
         crit.value_and_grad,
         start,
