@@ -21,6 +21,7 @@ from outcomes.analysis import (
     AuditReport,
     audit,
     audit_results,
+    discover_specs,
     load_results,
     load_spec,
     run_analyses,
@@ -352,3 +353,27 @@ def test_git_state_outside_a_checkout(tmp_path: Path) -> None:
     state = git_state(tmp_path)
     assert state["commit"] is None and state["dirty"] is None
     assert "not in a git checkout" in state["note"]
+
+
+# --------------------------------------------------------------------------------------------
+# the demo analyses shipped in analyses/ (what `nox -s audit` checks)
+
+ANALYSES = Path(__file__).resolve().parents[1] / "analyses"
+
+
+@pytest.mark.slow
+def test_demo_analyses_twice_give_byte_identical_files(tmp_path: Path) -> None:
+    specs = discover_specs([ANALYSES])
+    first, second = run_analyses(specs, tmp_path / "a"), run_analyses(specs, tmp_path / "b")
+    for a, b in zip(first, second, strict=True):
+        files = sorted(p.relative_to(a) for p in a.rglob("*") if p.is_file())
+        assert "figures" in {f.parts[0] for f in files}
+        for f in files:
+            if f.name != "manifest.json":
+                assert (a / f).read_bytes() == (b / f).read_bytes(), f"{a.name}/{f}"
+
+
+@pytest.mark.slow
+def test_demo_analyses_reproduce_their_expected_results() -> None:
+    report = audit([ANALYSES])
+    assert report.ok, report.text()
