@@ -225,7 +225,7 @@ class ComparisonResult:
         plotnine.ggplot or plotnine composition
             One panel per (outcome, measure), arranged two per row.
         """
-        return _forest_plot(self.table, list(measures), sources)
+        return _forest_plot(self.table, list(measures), sources, self.options.get("level", 0.95))
 
     def save(self, out_dir: str | Path, formats: Sequence[str] = ("png", "pdf")) -> list[Path]:
         """Write ``comparison.csv``, ``comparison.parquet``, ``comparison_ard.csv``,
@@ -1820,7 +1820,9 @@ _OUTCOME_LABEL = {
 }
 
 
-def _forest_plot(table: pd.DataFrame, measures: list[str], sources: Sequence[str] | None) -> Any:
+def _forest_plot(
+    table: pd.DataFrame, measures: list[str], sources: Sequence[str] | None, level: float
+) -> Any:
     import plotnine as p9
 
     from outcomes.report.theme import MODALITY_COLOURS, theme_outcomes
@@ -1860,6 +1862,11 @@ def _forest_plot(table: pd.DataFrame, measures: list[str], sources: Sequence[str
         if set(d["source"]) == {"trial"} and measure == "mean_difference":
             label = f"{outcome} score"
         title = f"{label}: {_MEASURE_LABEL.get(measure, measure)}"
+        axis = _MEASURE_LABEL.get(measure, measure) + (" (log scale)" if ratio else "")
+        if outcome == "pct_improvement":
+            axis += " (percentage points)"
+        elif measure == "mean_difference" and set(d["source"]) == {"trial"}:
+            axis += " (score points)"
         # clip absurd intervals (few events) so one row does not flatten the panel
         if ratio:
             d["lo"] = d["conf_low"].clip(lower=1 / 50)
@@ -1877,7 +1884,7 @@ def _forest_plot(table: pd.DataFrame, measures: list[str], sources: Sequence[str
             + p9.coord_flip()
             + p9.labs(
                 x="",
-                y=_MEASURE_LABEL.get(measure, measure) + (" (log scale)" if ratio else ""),
+                y=axis,
                 title=title,
                 colour="combination",
                 shape="adjustment",
@@ -1887,18 +1894,26 @@ def _forest_plot(table: pd.DataFrame, measures: list[str], sources: Sequence[str
         if ratio:
             p = p + p9.scale_y_log10()
         panels.append(p)
-    return _arrange(panels)
+    return _arrange(panels, level)
 
 
-def _arrange(panels: list[Any]) -> Any:
+def _arrange(panels: list[Any], level: float) -> Any:
     """One figure: panels two per row (plotnine composition), sized to their rows."""
-    from plotnine import theme
+    from plotnine import labs, theme
     from plotnine.composition import Beside, Stack
 
     if len(panels) == 1:
         return panels[0]
     # one legend for the figure: every panel has the same scales, the last one shows them
-    panels = [p + theme(legend_position="none") for p in panels[:-1]] + [panels[-1]]
+    caption = (
+        f"Points: estimates; lines: {100 * level:g}% confidence intervals (clipped at 1/50 and "
+        "50). Registry: "
+        "naive and propensity-weighted, clinic-clustered.\nRows that are not estimable are not "
+        "drawn: see the warning column of comparison.csv."
+    )
+    panels = [p + theme(legend_position="none") for p in panels[:-1]] + [
+        panels[-1] + labs(caption=caption)
+    ]
     rows = [
         Beside(panels[i : i + 2]) if i + 1 < len(panels) else panels[i]
         for i in range(0, len(panels), 2)
