@@ -481,10 +481,10 @@ def adverse_events_display(ae: pd.DataFrame) -> pd.DataFrame:
     """The adverse-event summary as people read it (one row per term and arm, short headers)."""
     return pd.DataFrame(
         {
-            "Event": [
+            "Adverse event": [
                 AE_TERMS.get(term, term.replace("_", " ").capitalize()) for term in ae["term"]
             ],
-            "Arm": ae["arm"],
+            "Treatment arm": ae["arm"],
             "Units, n (%)": [n_pct(u, n) for u, n in zip(ae["units"], ae["n_units"], strict=True)],
             "Events": ae["events"].astype(int),
             "Days, median (IQR)": [

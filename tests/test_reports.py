@@ -1,0 +1,463 @@
+"""Render the trial and registry reports from a simulated demo store and read them back.
+
+The store holds the demo's data (``simulate_trial(seed=1)``; ``simulate_registry(seed=2)`` with
+800 patients instead of 2,000 to keep the test short). Each report is rendered once per module
+to HTML, Word and PDF -- the trial report through the ``outcomes report`` command, the registry
+report through :func:`outcomes.report.render` -- and every test checks one thing in all three
+formats: the numbers printed equal the model's values (computed here with the toolkit API,
+independently of the report's own code), every figure has its alt text and caption, and no
+error or warning text reaches the document.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import re
+import shutil
+import subprocess
+import warnings
+import xml.etree.ElementTree as ET
+import zipfile
+from dataclasses import dataclass
+from html.parser import HTMLParser
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from outcomes.cli import main
+from outcomes.derive import derive_tte
+from outcomes.ingest import ingest
+from outcomes.models.comparison import compare
+from outcomes.models.mixed import lmm
+from outcomes.models.survival import cox, cumulative_incidence
+from outcomes.report import format_ci, render
+from outcomes.report.cli import parse_params, resolve_report
+from outcomes.report.qmd import parse_qmd
+from outcomes.simulate import simulate_registry, simulate_trial, write_feeds
+from outcomes.store import Store
+
+REPORTS = Path(__file__).resolve().parents[1] / "reports"
+W = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"
+#: Text that must never reach a report: tracebacks, warning or error class names, stderr.
+LEAK = re.compile(r"Traceback|\b\w*(?:Warning|Error)\b|stderr|_outcomes_inline|Cell In\[")
+FORMATS = ("html", "docx", "pdf")
+
+needs_pdftotext = pytest.mark.skipif(
+    shutil.which("pdftotext") is None, reason="pdftotext (poppler-utils) is not installed"
+)
+
+
+# --------------------------------------------------------------------------------------------
+# reading the rendered files
+# --------------------------------------------------------------------------------------------
+
+
+class Page(HTMLParser):
+    """What a reader sees in an HTML page: text, images, figure captions, table rows."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.images: list[dict[str, str | None]] = []
+        self.figcaptions: list[str] = []
+        self.rows: list[list[str]] = []
+        self.text: list[str] = []
+        self._stack: list[str] = []
+        self._buffer: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "img":
+            self.images.append(dict(attrs))
+            return
+        if tag == "tr":
+            self.rows.append([])
+        if tag in ("figcaption", "td", "th"):
+            self._buffer = []
+        self._stack.append(tag)
+
+    def handle_endtag(self, tag: str) -> None:
+        text = " ".join("".join(self._buffer).split())
+        if tag == "figcaption":
+            self.figcaptions.append(text)
+        elif tag in ("td", "th") and self.rows:
+            self.rows[-1].append(text)
+        if self._stack and self._stack[-1] == tag:
+            self._stack.pop()
+
+    def handle_data(self, data: str) -> None:
+        if "style" in self._stack or "script" in self._stack:
+            return
+        self._buffer.append(data)
+        self.text.append(data)
+
+
+@dataclass
+class Rendered:
+    """One report in the three formats, read back."""
+
+    paths: dict[str, Path]
+    warnings: list[Any]
+    page: Page
+    html: str
+    docx: str
+    docx_alts: list[str | None]
+    docx_rows: list[list[str]]
+    pdf: str
+
+    def text(self, fmt: str) -> str:
+        return {"html": self.html, "docx": self.docx, "pdf": self.pdf}[fmt]
+
+
+def flat(text: str) -> str:
+    return " ".join(text.split())
+
+
+def read_back(paths: dict[str, Path], found: list[Any]) -> Rendered:
+    page = Page()
+    page.feed(paths["html"].read_text(encoding="utf-8"))
+    with zipfile.ZipFile(paths["docx"]) as docx:
+        root = ET.fromstring(docx.read("word/document.xml"))
+    paragraphs = ["".join(t.text or "" for t in p.iter(f"{W}t")) for p in root.iter(f"{W}p")]
+    rows = [
+        ["".join(t.text or "" for t in c.iter(f"{W}t")) for c in r.iter(f"{W}tc")]
+        for r in root.iter(f"{W}tr")
+    ]
+    alts = [e.get("descr") for e in root.iter() if e.tag.endswith("}docPr")]
+    pdf = ""
+    if shutil.which("pdftotext"):
+        pdf = subprocess.run(
+            ["pdftotext", "-layout", str(paths["pdf"]), "-"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    return Rendered(
+        paths=paths,
+        warnings=found,
+        page=page,
+        html=flat("".join(page.text)),
+        docx=flat(" ".join(paragraphs)),
+        docx_alts=alts,
+        docx_rows=rows,
+        pdf=flat(pdf),
+    )
+
+
+def figure_options(report: str) -> list[dict[str, Any]]:
+    """The options of the report's figure cells, in order."""
+    doc = parse_qmd(REPORTS / f"{report}.qmd")
+    return [c.options for c in doc.cells if (c.label or "").startswith("fig-")]
+
+
+def row_of(rows: list[list[str]], first: str) -> list[str]:
+    return next(r for r in rows if r and r[0] == first)
+
+
+# --------------------------------------------------------------------------------------------
+# fixtures: one demo store, each report rendered once
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def demo_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("demo")
+    write_feeds(simulate_trial(seed=1), root / "trial")
+    write_feeds(simulate_registry(seed=2, n_subjects=800), root / "registry")
+    store = root / "outcomes.duckdb"
+    report = ingest([root / "trial", root / "registry"], store)
+    assert report.exit_code == 0, report.summary()
+    return store
+
+
+@pytest.fixture(scope="module")
+def tables(demo_store: Path) -> dict[str, pd.DataFrame]:
+    with Store(demo_store) as s:
+        return s.tables()
+
+
+def study_tables(tables: dict[str, pd.DataFrame], study: str) -> dict[str, pd.DataFrame]:
+    return {
+        name: df.loc[df["study_id"] == study].reset_index(drop=True) if "study_id" in df else df
+        for name, df in tables.items()
+    }
+
+
+@pytest.fixture(scope="module")
+def trial(demo_store: Path, tmp_path_factory: pytest.TempPathFactory) -> Rendered:
+    """The trial report, rendered by the command line as a user would."""
+    out = tmp_path_factory.mktemp("trial_report")
+    stdout, stderr = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+        code = main(
+            [
+                "report",
+                str(REPORTS / "trial.qmd"),
+                "-P",
+                f"store={demo_store}",
+                "-P",
+                "snapshot=1",
+                "--to",
+                "html,pdf,docx",
+                "--out",
+                str(out),
+                "--engine",
+                "builtin",
+            ]
+        )
+    assert code == 0, stderr.getvalue()
+    assert f"html  {out / 'trial.html'}" in stdout.getvalue()
+    found = [ln for ln in stderr.getvalue().splitlines() if ln.startswith("warning:")]
+    return read_back({fmt: out / f"trial.{fmt}" for fmt in FORMATS}, found)
+
+
+@pytest.fixture(scope="module")
+def registry(demo_store: Path, tmp_path_factory: pytest.TempPathFactory) -> Rendered:
+    out = tmp_path_factory.mktemp("registry_report")
+    result = render(
+        REPORTS / "registry.qmd",
+        params={"store": str(demo_store), "snapshot": 1},
+        out_dir=out,
+        engine="builtin",
+    )
+    return read_back(dict(result), result.warnings)
+
+
+@pytest.fixture(scope="module")
+def trial_expected(tables: dict[str, pd.DataFrame]) -> dict[str, Any]:
+    """The trial's primary contrast and hazard ratio, fitted here with the toolkit API."""
+    t = study_tables(tables, "TRIAL1")
+    a = t["assessments"]
+    a = a.loc[(a["instrument"] == "gb_quant") & (a["rater_role"] == "investigator")]
+    df = a.merge(t["units"], on=["study_id", "unit_id"]).merge(
+        t["subjects"], on=["study_id", "subject_id"]
+    )
+    df = pd.DataFrame(
+        {
+            "value": df["value"].astype(float).to_numpy(),
+            "week": df["day"].astype(float).to_numpy() / 7,
+            "modality": df["modality"].astype(str).to_numpy(),
+            "subject_id": df["subject_id"].astype(str).to_numpy(),
+            "unit_id": df["unit_id"].astype(str).to_numpy(),
+        }
+    )
+    fit = lmm(df, "value ~ week * modality", design="split_body", re_formula="~week")
+    primary = fit.contrasts("modality", at={"week": 24}, ref="MN").iloc[0]
+    tte = derive_tte(t, "first_improvement")
+    hr = cox(tte, "arm", cluster="subject_id").table.iloc[0]
+    return {
+        "primary": format_ci(primary["estimate"], primary["conf_low"], primary["conf_high"]),
+        "hazard_ratio": format_ci(hr["hazard_ratio"], hr["hr_conf_low"], hr["hr_conf_high"]),
+        "n_obs": len(df),
+    }
+
+
+@pytest.fixture(scope="module")
+def registry_expected(tables: dict[str, pd.DataFrame]) -> dict[str, Any]:
+    """The registry's headline odds ratio and retreatment incidence, computed here."""
+    t = study_tables(tables, "REG1")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # positivity and few-cluster warnings, checked elsewhere
+        table = compare(t, reference="MN", primary_day=168, estimand="overlap").table
+    row = table.loc[
+        (table["source"] == "registry")
+        & (table["indication"] == "acne_scars")
+        & (table["measure"] == "odds_ratio")
+        & (table["comparison"] == "MN+PRP vs MN")
+        & (table["adjustment"] == "weighted")
+    ].iloc[0]
+    retreat = derive_tte(t, "retreatment")
+    ci = cumulative_incidence(retreat, "retreated", "lost_to_follow_up", by="arm").at([365])
+    year = {
+        r["arm"]: format_ci(100 * r["estimate"], 100 * r["conf_low"], 100 * r["conf_high"], 1)
+        for _, r in ci.iterrows()
+    }
+    return {
+        "odds_ratio": format_ci(row["estimate"], row["conf_low"], row["conf_high"]),
+        "retreated_365": year,
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# trial report
+# --------------------------------------------------------------------------------------------
+
+
+def test_trial_renders_three_formats_without_warnings(trial: Rendered) -> None:
+    assert all(p.is_file() and p.stat().st_size > 0 for p in trial.paths.values())
+    assert trial.paths["pdf"].read_bytes().startswith(b"%PDF")
+    assert trial.warnings == []  # the command printed no render warning
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_trial_prints_the_primary_contrast_and_hazard_ratio(
+    trial: Rendered, trial_expected: dict, fmt: str
+) -> None:
+    if fmt == "pdf" and not trial.pdf:
+        pytest.skip("pdftotext (poppler-utils) is not installed")
+    text = trial.text(fmt)
+    expected = trial_expected["primary"]
+    assert f"(MN+PRP minus MN) was {expected} points" in text
+    assert f"hazard ratio {trial_expected['hazard_ratio']}" in text
+
+
+@pytest.mark.parametrize("fmt", ["html", "docx"])
+def test_trial_table_of_means_prints_the_contrast_at_week_24(
+    trial: Rendered, trial_expected: dict, fmt: str
+) -> None:
+    rows = trial.page.rows if fmt == "html" else trial.docx_rows
+    week24 = row_of(rows, "Week 24")
+    assert week24[3] == trial_expected["primary"]
+    assert week24[4] == "<0.001"
+
+
+@needs_pdftotext
+def test_trial_pdf_means_table(trial: Rendered, trial_expected: dict) -> None:
+    assert re.search(rf"Week 24 .*?{re.escape(trial_expected['primary'])} <0\.001", trial.pdf)
+
+
+def test_trial_sections_flow_and_methods(trial: Rendered, trial_expected: dict) -> None:
+    for heading in (
+        "Participant flow",
+        "Treatment delivered",
+        "Primary outcome",
+        "Responder analysis",
+        "Time to result",
+        "Adverse events",
+        "Rater agreement",
+        "Methods",
+        "Model checks",
+    ):
+        assert heading in trial.html
+    flow = row_of(trial.page.rows, "Participants enrolled")
+    assert flow == ["Participants enrolled", "50", "50"]
+    statsmodels = metadata.version("statsmodels")
+    for fmt in FORMATS:
+        text = trial.text(fmt)
+        if not text:
+            continue
+        assert "Data: snapshot 1 of the store outcomes.duckdb" in text
+        assert f"statsmodels {statsmodels}" in text
+        assert f"{trial_expected['n_obs']} observations" in text
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_trial_figures_have_alt_text_and_captions(trial: Rendered, fmt: str) -> None:
+    check_figures(trial, "trial", fmt)
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_trial_has_no_error_or_warning_text(trial: Rendered, fmt: str) -> None:
+    text = trial.text(fmt)
+    assert text or fmt == "pdf"
+    assert not LEAK.findall(text)
+
+
+# --------------------------------------------------------------------------------------------
+# registry report
+# --------------------------------------------------------------------------------------------
+
+
+def test_registry_renders_three_formats_without_warnings(registry: Rendered) -> None:
+    assert all(p.is_file() and p.stat().st_size > 0 for p in registry.paths.values())
+    assert registry.warnings == []
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_registry_prints_the_weighted_odds_ratio(
+    registry: Rendered, registry_expected: dict, fmt: str
+) -> None:
+    if fmt == "pdf" and not registry.pdf:
+        pytest.skip("pdftotext (poppler-utils) is not installed")
+    text = registry.text(fmt)
+    assert f"in acne scars was {registry_expected['odds_ratio']}" in text
+
+
+@pytest.mark.parametrize("fmt", ["html", "docx"])
+def test_registry_retreatment_table_equals_cumulative_incidence(
+    registry: Rendered, registry_expected: dict, fmt: str
+) -> None:
+    rows = registry.page.rows if fmt == "html" else registry.docx_rows
+    for arm, expected in registry_expected["retreated_365"].items():
+        assert row_of(rows, arm)[-1] == expected
+
+
+def test_registry_population_and_sections(registry: Rendered) -> None:
+    total = row_of(registry.page.rows, "Total")
+    assert total[-1] == "800"
+    for heading in (
+        "Population",
+        "Balance before and after weighting",
+        "Adjusted comparisons",
+        "Durability and retreatment",
+        "Methods",
+        "Model checks",
+    ):
+        assert heading in registry.html
+    # the models' warnings are stated in words (few clinics -> cluster-robust SEs are imprecise)
+    assert "clusters" in registry.html.split("Model checks", 1)[1]
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_registry_figures_have_alt_text_and_captions(registry: Rendered, fmt: str) -> None:
+    check_figures(registry, "registry", fmt)
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_registry_has_no_error_or_warning_text(registry: Rendered, fmt: str) -> None:
+    assert not LEAK.findall(registry.text(fmt))
+
+
+def check_figures(rendered: Rendered, report: str, fmt: str) -> None:
+    figures = figure_options(report)
+    alts = [f["fig-alt"] for f in figures]
+    captions = [f"Figure {i}. {f['fig-cap']}" for i, f in enumerate(figures, start=1)]
+    assert all(alts) and all(f["fig-cap"] for f in figures)
+    if fmt == "html":
+        assert [i.get("alt") for i in rendered.page.images] == alts
+        assert rendered.page.figcaptions == captions
+    elif fmt == "docx":
+        assert rendered.docx_alts == alts
+        assert all(c in rendered.docx for c in captions)
+    else:
+        if not rendered.pdf:
+            pytest.skip("pdftotext (poppler-utils) is not installed")
+        assert all(c in rendered.pdf for c in captions)
+
+
+# --------------------------------------------------------------------------------------------
+# the command line's parameters
+# --------------------------------------------------------------------------------------------
+
+
+def test_parameters_are_python_literals_or_text(tmp_path: Path, monkeypatch: Any) -> None:
+    monkeypatch.chdir(tmp_path)
+    params = parse_params(["snapshot=2", "study=TRIAL1", "indication=None", "store=s.duckdb"])
+    assert params == {
+        "snapshot": 2,
+        "study": "TRIAL1",
+        "indication": None,
+        "store": str(tmp_path / "s.duckdb"),
+    }
+
+
+@pytest.mark.parametrize("bad", ["snapshot", "=3", "two words=1"])
+def test_bad_parameters_are_input_errors(bad: str, capsys: Any) -> None:
+    assert main(["report", "trial", "-P", bad, "--reports", str(REPORTS)]) == 2
+    assert "-P expects key=value" in capsys.readouterr().err
+
+
+def test_unknown_report_lists_the_available_ones(capsys: Any) -> None:
+    assert main(["report", "nope", "--reports", str(REPORTS)]) == 2
+    err = capsys.readouterr().err
+    assert "no report 'nope'" in err
+    assert "comparison, registry, trial" in err
+    assert resolve_report("trial", REPORTS) == REPORTS / "trial.qmd"
+
+
+def test_unknown_report_parameter_is_refused(capsys: Any) -> None:
+    code = main(["report", "trial", "-P", "colour=1", "--reports", str(REPORTS), "--to", "html"])
+    assert code == 2
+    assert "unknown parameter 'colour'" in capsys.readouterr().err
