@@ -106,3 +106,43 @@ def audit(session: nox.Session) -> None:
     )
     lock = ("--lock", LOCK, "--compiled-lock", str(compiled))
     session.run("outcomes", "audit", "analyses", *lock, *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def reports(session: nox.Session) -> None:
+    """Render the trial, registry and comparison reports to HTML, PDF and Word in demo/reports.
+
+    Reads demo/outcomes.duckdb (made here as in ``nox -s demo`` when missing). Extra arguments
+    go to every ``outcomes report``: ``nox -s reports -- -P snapshot=1``.
+    """
+    from pathlib import Path
+
+    install(session)
+    store = "demo/outcomes.duckdb"
+    if not Path(store).exists():
+        out = session.create_tmp()
+        session.run("outcomes", "simulate", "trial", "--seed", "1", "--out", f"{out}/trial")
+        session.run("outcomes", "simulate", "registry", "--seed", "2", "--out", f"{out}/registry")
+        Path("demo").mkdir(exist_ok=True)
+        session.run(
+            "outcomes",
+            "ingest",
+            f"{out}/trial",
+            f"{out}/registry",
+            "--store",
+            store,
+            success_codes=[0, 3],
+        )
+    for name in ("trial", "registry", "comparison"):
+        session.run(
+            "outcomes",
+            "report",
+            name,
+            "-P",
+            f"store={store}",
+            "--to",
+            "html,pdf,docx",
+            "--out",
+            "demo/reports",
+            *session.posargs,
+        )
