@@ -345,6 +345,11 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="also pool the shipped published study summaries (random-effects meta-analysis)",
     )
+    p.add_argument(
+        "--by-body-site",
+        action="store_true",
+        help="compare within each indication and body site (e.g. acne scars: face, back)",
+    )
     # --- report (Quarto reports) ---
     p = add(
         "report",

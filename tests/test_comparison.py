@@ -424,3 +424,23 @@ def test_model_warnings_are_data_and_typed_warnings():
     row = _row(res.table, measure="odds_ratio")
     messages = {str(w.message) for w in record}
     assert row["warning"] and row["warning"].split(" | ")[0] in messages
+
+
+def test_by_body_site():
+    registry = simulate_registry(seed=2, n_subjects=1500)
+    res = _quiet_compare(registry, by_body_site=True, ae_outcomes=())
+    t = res.table
+    md = t[t["measure"] == "mean_difference"]
+    # acne scars are treated on the face and the back, pigmentation on the face only
+    assert set(zip(md["indication"], md["body_site"], strict=True)) == {
+        ("acne_scars", "face"),
+        ("acne_scars", "back"),
+        ("pigmentation", "face"),
+    }
+    units = registry.tables["units"].merge(registry.tables["subjects"], on="subject_id")
+    back = units[(units["indication"] == "acne_scars") & (units["body_site"] == "back")]
+    row = _row(md, body_site="back", adjustment="naive", comparison="MN+PRP vs MN")
+    assert row["n"] <= back["modality"].isin(["MN", "MN+PRP"]).sum()
+    assert set(res.balance["body_site"]) == set(t.loc[t["body_site"] != "all", "body_site"])
+    # interaction tests stay by indication, over all body sites
+    assert (t.loc[t["measure"] == "interaction_wald", "body_site"] == "all").all()

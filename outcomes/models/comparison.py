@@ -91,6 +91,7 @@ COMPARISON_COLUMNS: tuple[str, ...] = (
     "study_id",
     "design",
     "indication",
+    "body_site",
     "outcome",
     "measure",
     "comparison",
@@ -173,7 +174,7 @@ class ComparisonResult:
         ``group`` holds ``source, study_id, indication, outcome, measure, comparison,
         adjustment`` as ``key=value`` pairs; the row's warning is kept in ``warning``.
         """
-        keys = ["source", "study_id", "indication", "outcome", "measure", "comparison"]
+        keys = ["source", "study_id", "indication", "body_site", "outcome", "measure", "comparison"]
         parts = []
         stats_cols = [
             "estimate",
@@ -453,8 +454,7 @@ def _diff_values(est: float, se: float, df: float, level: float) -> dict[str, fl
 def _unit_frame(t: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
     """Treated units with subject covariates and the day of their first session."""
     units = t["units"][["unit_id", "subject_id", "modality"]].copy()
-    if "body_site" in t["units"]:
-        units["body_site"] = t["units"]["body_site"]
+    units["body_site"] = t["units"].get("body_site", "other")
     subj_cols = [
         c for c in ("subject_id", "site_id", "phototype", "indication") if c in t["subjects"]
     ]
@@ -518,6 +518,17 @@ def _ae_flags(t: Mapping[str, pd.DataFrame], units: pd.DataFrame, outcome: str) 
     # events recorded per subject: a subject's event counts for each of its units
     hit = set(ae["subject_id"])
     return units["subject_id"].isin(hit).astype(int)
+
+
+def _groups(units: pd.DataFrame, by_body_site: bool) -> list[tuple[tuple[str, str], pd.DataFrame]]:
+    """Units by indication (and body site): ``((indication, body_site or "all"), units)``."""
+    if by_body_site:
+        site = units["body_site"].fillna("other").astype(str)
+        return [
+            ((str(i), str(b)), g)
+            for (i, b), g in units.assign(body_site=site).groupby(["indication", "body_site"])
+        ]
+    return [((str(i), "all"), g) for i, g in units.groupby("indication", sort=True)]
 
 
 def _comparisons(modalities: Sequence[str], reference: str) -> list[str]:
@@ -715,12 +726,13 @@ def _trial(
         )
         return
     control = controls[0]
-    for indication, u_ind in units.groupby("indication", sort=True):
+    for (indication, site), u_ind in _groups(units, opts["by_body_site"]):
         base = {
             "source": "trial",
             "study_id": study["study_id"],
             "design": design,
             "indication": indication,
+            "body_site": site,
             "adjustment": "randomised",
         }
         for combo in _comparisons(u_ind["modality"], control):
@@ -1022,13 +1034,14 @@ def _registry(
     if endpoint is not None:
         tte_all, tte_notes = col.run(derive_tte, t, endpoint)
     responder_frames, pct_frames = [], []
-    for indication, u in units.groupby("indication", sort=True):
+    for (indication, site), u in _groups(units, opts["by_body_site"]):
         u = u.reset_index(drop=True)
         base = {
             "source": "registry",
             "study_id": study["study_id"],
             "design": str(study["design"]),
             "indication": indication,
+            "body_site": site,
         }
         levels = [reference, *_comparisons(u["modality"], reference)]
         counts = u["modality"].value_counts()
@@ -1072,10 +1085,12 @@ def _registry(
         w = pw.weights.to_numpy()
         u["weight"] = w
         bal = pw.balance(comparisons="reference")
+        bal.insert(0, "body_site", site)
         bal.insert(0, "indication", indication)
         bal.insert(0, "study_id", study["study_id"])
         balance.append(bal)
         ws = pw.summary.rename(columns={"modality": "modality"})
+        ws.insert(0, "body_site", site)
         ws.insert(0, "indication", indication)
         ws.insert(0, "study_id", study["study_id"])
         weight_tables.append(ws)
@@ -1452,6 +1467,7 @@ def _interaction(
         "source": "registry",
         "study_id": study["study_id"],
         "design": str(study["design"]),
+        "body_site": "all",
         "outcome": outcome,
     }
     for combo in _comparisons(data["modality"], reference):
@@ -1601,6 +1617,7 @@ def _published(col: _Collector, data: pd.DataFrame, level: float) -> None:
             "study_id": f"{len(sub)} studies",
             "design": "meta-analysis",
             "indication": indication,
+            "body_site": "all",
             "outcome": outcome,
             "measure": "odds_ratio" if measure == "OR" else "mean_difference",
             "comparison": f"{combo} vs MN",
@@ -1658,6 +1675,7 @@ def compare(
     trim: float | None = None,
     ae_outcomes: Sequence[str] = ("severe_erythema", "pih"),
     published: Any = None,
+    by_body_site: bool = False,
     level: float = 0.95,
 ) -> ComparisonResult:
     """Compare each combination with microneedling alone, by indication, in every study.
@@ -1690,6 +1708,10 @@ def compare(
     published
         Also pool published study summaries: ``True`` for the shipped examples, an example
         name, or a DataFrame in the layout of :func:`~outcomes.models.meta.escalc`.
+    by_body_site
+        Compare within each indication and body site (e.g. acne scars on the face and on the
+        back), each with its own propensity model in registries; ``body_site`` is ``"all"``
+        otherwise. Interaction tests stay by indication.
     level
         Confidence level.
 
@@ -1725,6 +1747,7 @@ def compare(
         "estimand": estimand,
         "trim": trim,
         "ae_outcomes": list(ae_outcomes),
+        "by_body_site": bool(by_body_site),
         "level": float(level),
     }
     tables = _load_tables(data, snapshot)
@@ -1788,7 +1811,7 @@ def _sorted(table: pd.DataFrame) -> pd.DataFrame:
             "a": source,
             "b": table["study_id"].astype(str),
             "c": interaction,
-            "d": table["indication"].astype(str),
+            "d": table["indication"].astype(str) + "/" + table["body_site"].astype(str),
             "e": outcome,
             "f": table["outcome"].astype(str),
             "g": measure,
@@ -1834,7 +1857,8 @@ def _forest_plot(
     if t.empty:
         raise InputError("nothing to plot: no estimated rows for these measures and sources")
     t["combination"] = t["comparison"].str.split(" vs ").str[0]
-    t["row"] = t["indication"].str.replace("_", " ") + " (" + t["source"] + ")"
+    site = np.where(t["body_site"] == "all", "", ", " + t["body_site"].astype(str))
+    t["row"] = t["indication"].str.replace("_", " ") + site + " (" + t["source"] + ")"
     shapes = {"randomised": "o", "naive": "^", "weighted": "s", "random_effects": "D"}
     t["adjustment"] = pd.Categorical(
         t["adjustment"], categories=[a for a in shapes if a in set(t["adjustment"])]
@@ -1943,6 +1967,7 @@ def cli_compare(args: Any) -> int:
             primary_day=args.primary_day,
             estimand=args.estimand,
             published=True if args.published else None,
+            by_body_site=args.by_body_site,
         )
         print(result)
         if args.out:
