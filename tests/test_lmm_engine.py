@@ -176,16 +176,17 @@ def fits() -> dict:
 @pytest.mark.parametrize("name", list(CASES))
 def test_matches_lme4(name: str, fits: dict) -> None:
     ref, result, problem = REFERENCE[name], fits[name], problem_for(name)
-    # R: see CASES[name]["r"]; fixef(m), logLik(m), sqrt(diag(vcov(m))), sigma(m), getME(m, "theta")
-    np.testing.assert_allclose(result.beta, ref["beta"], rtol=1e-6)
-    np.testing.assert_allclose(result.loglik, ref["loglik"], rtol=1e-6)
-    np.testing.assert_allclose(np.sqrt(np.diag(result.vcov_beta)), ref["se"], rtol=1e-4)
-    np.testing.assert_allclose(result.sigma, ref["sigma"], rtol=1e-4)
+    r_call = CASES[name]["r"]  # m <- r_call; then fixef(m), logLik(m), vcov(m), sigma(m), theta
+    np.testing.assert_allclose(result.beta, ref["beta"], rtol=1e-6, err_msg=r_call)
+    np.testing.assert_allclose(result.loglik, ref["loglik"], rtol=1e-6, err_msg=r_call)
+    se = np.sqrt(np.diag(result.vcov_beta))
+    np.testing.assert_allclose(se, ref["se"], rtol=1e-4, err_msg=r_call)
+    np.testing.assert_allclose(result.sigma, ref["sigma"], rtol=1e-4, err_msg=r_call)
     ours = covariances(result.theta, result.sigma, problem)
     theirs = covariances(lme4_theta(name), ref["sigma"], problem)
     for mine, r_cov in zip(ours, theirs, strict=True):
         scale = max(np.abs(r_cov).max(), ref["sigma"] ** 2 * 1e-8)
-        np.testing.assert_allclose(mine, r_cov, rtol=1e-4, atol=1e-4 * scale)
+        np.testing.assert_allclose(mine, r_cov, rtol=1e-4, atol=1e-4 * scale, err_msg=r_call)
     # never a worse optimum than lme4's
     assert result.loglik >= ref["loglik"] - 1e-9 * abs(ref["loglik"])
 
