@@ -470,7 +470,7 @@ class _Pieces:
     r2: float
     beta: np.ndarray
     xtvx: np.ndarray  # X' V0^-1 X = R_X' R_X
-    state: object
+    state: dict
 
 
 class _Criterion:
@@ -494,7 +494,7 @@ class _Criterion:
         m = self.ata - quad  # A' V0^-1 A
         p = self.p
         chol = np.linalg.cholesky(m)  # raises LinAlgError if not positive definite
-        r2 = chol[p, p] ** 2
+        r2 = float(chol[p, p] ** 2)
         ld_rx2 = 2.0 * float(np.sum(np.log(np.diag(chol)[:p])))
         xtvx = m[:p, :p]
         beta = np.linalg.solve(xtvx, m[:p, p])
@@ -644,7 +644,8 @@ def _polish(crit: _Criterion, theta: np.ndarray, steps: int = 8) -> _Optimum:
     free coordinates and reused (a chord method: each step costs one evaluation).
     """
     value, grad = crit.value_and_grad(theta)
-    free, hess, hessian_ok, decrement = None, None, False, np.inf
+    free = np.zeros(len(theta), dtype=bool)
+    hess, hessian_ok, decrement = None, False, np.inf
     for _ in range(steps):
         now_free = ~((theta <= crit.lower + 1e-12) & (grad >= 0))
         if not now_free.any():
