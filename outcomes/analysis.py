@@ -479,7 +479,13 @@ class _Session:
             store_path = base / d["store"]
             store = Store(store_path)
             self._stack.callback(store.close)
-            snap = store._resolve(d["snapshot"])
+            latest = store.latest() or 0
+            if not 1 <= d["snapshot"] <= latest:
+                raise InputError(
+                    f"{spec.path}: key 'data.snapshot': {store_path} has no snapshot "
+                    f"{d['snapshot']} (snapshots are 1 to {latest})"
+                )
+            snap = d["snapshot"]
             info.update(source="store", store=d["store"])
             relative_to = None
         else:
@@ -1026,7 +1032,7 @@ def _execute(spec: AnalysisSpec, session: _Session, out_dir: Path) -> Path:
         "environment": environment_fingerprint(),
         "seeds": {
             "spec_seed": spec.seed,
-            "seed_sequence_entropy": int(np.random.SeedSequence(spec.seed).entropy),
+            "seed_sequence_entropy": np.random.SeedSequence(spec.seed).entropy,
             "data_seed": data.info.get("seed"),
         },
         "tolerance": spec.tolerance,

@@ -263,6 +263,33 @@ def test_simulate_data_source_gives_the_same_inputs_as_its_feeds(workspace: Path
     )
 
 
+def test_store_data_source_pins_a_snapshot(workspace: Path) -> None:
+    from outcomes.ingest import ingest
+
+    analyses = workspace / "analyses"
+    ingest([analyses / "data" / "trial"], analyses / "store.duckdb")
+    path = analyses / "from_store.yaml"
+    text = TTE_SPEC.replace("name: tiny_tte", "name: store_tte")
+    path.write_text(text.replace("data: {feeds: data/trial}", "data: {store: store.duckdb}"))
+    with pytest.raises(InputError, match=r"key 'data\.snapshot': a store source must pin"):
+        load_spec(path)
+    path.write_text(
+        text.replace("data: {feeds: data/trial}", "data: {store: store.duckdb, snapshot: 2}")
+    )
+    with pytest.raises(InputError, match=r"key 'data\.snapshot': .* has no snapshot 2"):
+        run_analyses([path], workspace / "store_results")
+    path.write_text(
+        text.replace("data: {feeds: data/trial}", "data: {store: store.duckdb, snapshot: 1}")
+    )
+    res = run_analysis(path, workspace / "store_results")
+    feeds = load_results(workspace / "results" / "tiny_tte")
+    assert res.manifest["data"]["source"] == "store"
+    assert res.manifest["data"]["tables"] == feeds.manifest["data"]["tables"]
+    pd.testing.assert_frame_equal(
+        res.ard.drop(columns="analysis"), feeds.ard.drop(columns="analysis")
+    )
+
+
 # --------------------------------------------------------------------------------------------
 # the audit
 
