@@ -312,8 +312,8 @@ def participant_flow(
     def add(label: str, counts: dict[str, int | str]) -> None:
         rows.append({"Stage": label, **{arm: str(counts[arm]) for arm in arm_list}})
 
-    add("Participants enrolled", {arm: subjects["subject_id"].nunique() for arm in arm_list})
     by_arm = {arm: u.loc[u["modality"] == arm] for arm in arm_list}
+    add("Participants enrolled", {arm: g["subject_id"].nunique() for arm, g in by_arm.items()})
     add("Units randomised", {arm: int(g["randomised"].sum()) for arm, g in by_arm.items()})
     add(
         "Units treated (at least one session)",

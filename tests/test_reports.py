@@ -32,6 +32,7 @@ from outcomes.cli import main
 from outcomes.derive import derive_tte
 from outcomes.ingest import ingest
 from outcomes.models.comparison import compare
+from outcomes.models.meta import meta_analysis, published_data
 from outcomes.models.mixed import lmm
 from outcomes.models.survival import cox, cumulative_incidence
 from outcomes.report import format_ci, render
@@ -425,6 +426,37 @@ def check_figures(rendered: Rendered, report: str, fmt: str) -> None:
         if not rendered.pdf:
             pytest.skip("pdftotext (poppler-utils) is not installed")
         assert all(c in rendered.pdf for c in captions)
+
+
+# --------------------------------------------------------------------------------------------
+# comparison report (slow: the comparison runs every model of the trial and the registry)
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def comparison(demo_store: Path, tmp_path_factory: pytest.TempPathFactory) -> Rendered:
+    out = tmp_path_factory.mktemp("comparison_report")
+    result = render(
+        REPORTS / "comparison.qmd", params={"store": str(demo_store)}, out_dir=out, engine="builtin"
+    )
+    return read_back(dict(result), result.warnings)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_comparison_prints_the_pooled_published_odds_ratio(comparison: Rendered, fmt: str) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tau^2 at zero and few studies, stated in the report
+        meta = meta_analysis(published_data("prp_acne_scars_response"), "OR", "REML", r=0.5)
+    pooled = meta.tidy(exponentiate=True).iloc[-1]
+    expected = format_ci(pooled["estimate"], pooled["conf_low"], pooled["conf_high"])
+    if fmt == "pdf" and not comparison.pdf:
+        pytest.skip("pdftotext (poppler-utils) is not installed")
+    text = comparison.text(fmt)
+    assert f"published studies by a random-effects model gave an odds ratio of {expected}" in text
+    assert comparison.warnings == []
+    assert not LEAK.findall(text)
+    check_figures(comparison, "comparison", fmt)
 
 
 # --------------------------------------------------------------------------------------------
