@@ -444,3 +444,28 @@ def test_by_body_site():
     assert set(res.balance["body_site"]) == set(t.loc[t["body_site"] != "all", "body_site"])
     # interaction tests stay by indication, over all body sites
     assert (t.loc[t["measure"] == "interaction_wald", "body_site"] == "all").all()
+
+
+def test_parallel_trial():
+    trial = simulate_trial(seed=5, design="parallel", n_subjects=60)
+    res = _quiet_compare(trial)
+    t = res.table
+    md = _row(t, measure="mean_difference")
+    assert "side nested" not in md["method"] and md["n_clusters"] == 60
+    hr = _row(t, measure="hazard_ratio")
+    assert "clustered" not in hr["method"]
+    rd = _row(t, outcome="ae_severe_erythema", measure="risk_difference")
+    assert "Newcombe" in rd["method"] and pd.isna(rd["n_clusters"])
+    # the Newcombe interval of the row is the one of the 2 x 2 table
+    ae = trial.tables["adverse_events"]
+    hit = set(ae.loc[(ae["term"] == "erythema") & (ae["severity"] == "severe"), "unit_id"])
+    u = trial.tables["units"].assign(event=lambda d: d["unit_id"].isin(hit))
+    counts = u.groupby("modality")["event"].agg(["sum", "size"])
+    rd2, _, _ = _independent_risks(
+        counts.loc["MN+PRP", "sum"],
+        counts.loc["MN+PRP", "size"],
+        counts.loc["MN", "sum"],
+        counts.loc["MN", "size"],
+        0.95,
+    )
+    assert (rd["conf_low"], rd["conf_high"]) == pytest.approx((rd2["conf_low"], rd2["conf_high"]))
