@@ -1,8 +1,11 @@
 """Each combination versus microneedling alone, by indication: one tidy comparison table.
 
 :func:`compare` reads the studies in a set of schema tables (or a store), picks the analysis
-by each study's design, and returns one long table -- one row per source, indication, outcome,
-measure, comparison and adjustment -- plus a forest plot.
+by each study's design, and returns one long table -- one row per source, indication (and body
+site, with ``by_body_site=True``), outcome, measure, comparison and adjustment -- plus a
+forest plot. Primary scores: ``gb_quant`` (else ``ecca``) for acne scars, ``mmasi`` (else
+``masi``) for pigmentation; the other indications have no continuous instrument in the data
+dictionary, so they get no mean difference.
 
 Randomised trials (``split_body``, ``parallel``), ``adjustment="randomised"``
     (a) ``mean_difference`` of the primary score at the primary visit: emmeans contrast of
@@ -13,9 +16,11 @@ Randomised trials (``split_body``, ``parallel``), ``adjustment="randomised"``
         nearest the primary day): :func:`~outcomes.models.gee.gee`, binomial, exchangeable
         working correlation, clusters = subjects (robust SE; both sides of a face are one
         cluster).
-    (c) ``hazard_ratio`` of time to result (:func:`~outcomes.derive.derive_tte`):
+    (c) ``hazard_ratio`` of time to result (:func:`~outcomes.derive.derive_tte`, endpoint
+        ``first_improvement`` when ``gb_qual`` is recorded, else ``gais_much_improved``, else
+        ``full_result``; time is the first visit showing the result):
         :func:`~outcomes.models.survival.cox`, Efron ties, robust SE clustered by subject in
-        split-body trials.
+        split-body trials. A contrast past the trial's last visit is not extrapolated.
     (d) adverse events per treated unit: ``risk_difference`` and ``risk_ratio``. Split-body
         trials are analysed as paired (both sides of one subject): Wald intervals for the
         paired difference (variance ``(b + c - (b - c)^2 / n) / n^2``) and for the log ratio
@@ -32,16 +37,20 @@ Registries (``observational``), ``adjustment="naive"`` and ``"weighted"``
 
     (a) weighted regression of the percent improvement at the visit nearest the primary day
         (:func:`~outcomes.models.propensity.weighted_effect`, t with clusters - 1 df);
-    (b) weighted logistic regression of response (statsmodels GLM, cluster-robust sandwich, t
-        with clusters - 1 df);
+    (b) weighted logistic regression of response -- GAIS <= 2 at the visit nearest the primary
+        day when GAIS is recorded (one definition for every indication), else percent
+        improvement >= ``responder_threshold`` -- (statsmodels GLM, cluster-robust sandwich
+        written here, t with clusters - 1 df);
     (c) weighted Cox model (lifelines ``CoxPHFitter`` with weights and ``cluster_col``, robust
-        sandwich SE, as R ``coxph(..., weights = w, cluster = clinic)``);
+        sandwich SE, as R ``coxph(..., weights = w, cluster = clinic)``; the naive model is
+        :func:`~outcomes.models.survival.cox` with ``cluster="site_id"``);
     (d) adverse events per unit: weighted risk difference (weighted linear model) and risk
         ratio (weighted Poisson model with log link, "modified Poisson"), cluster-robust.
 
     The naive rows are the same models without weights, except adverse events: naive rows are
     the plain 2 x 2 comparison (Newcombe interval for the difference, Wald on the log ratio),
-    which ignores the clustering by clinic.
+    which ignores the clustering by clinic. Comparisons in which a group has no events (or
+    only events) are not estimable: their rows have no estimate and say why.
 
     Treatment-by-indication interaction: saturated weighted (and naive) models with
     ``modality * indication`` terms (logistic for response, linear for percent improvement),
