@@ -48,11 +48,13 @@ from outcomes.results import Diagnostic, diagnostics_frame, tidy_frame, to_ard
 
 __all__ = [
     "ADJUST_METHODS",
+    "KenwardRogerState",
     "LmmResult",
     "ProfiledDeviance",
     "build_problem",
     "design_structure",
     "fit_statsmodels",
+    "kenward_roger",
     "lmm",
 ]
 
@@ -791,6 +793,110 @@ def _engine_available() -> bool:
 
 
 # --------------------------------------------------------------------------------------------
+# Kenward-Roger
+# --------------------------------------------------------------------------------------------
+
+KR_MAX_ROWS = 2500
+
+
+@dataclass(frozen=True)
+class KenwardRogerState:
+    """Kenward-Roger's adjusted covariance and the pieces its degrees of freedom need.
+
+    Follows pbkrtest (``vcovAdj`` and ``Lb_ddf``, Halekoh & Hojsgaard 2014): the marginal
+    covariance ``Sigma = sum_r gamma_r G_r`` is linear in the variance and covariance
+    components and the residual variance; ``P_r = -X' Sigma^-1 G_r Sigma^-1 X``,
+    ``W = 2 (information)^-1`` (expected REML information), and the adjusted covariance is
+    ``Phi_A = Phi + 2 Phi U Phi``. Dense ``n x n`` matrices: at most
+    :data:`KR_MAX_ROWS` rows.
+    """
+
+    vcov: np.ndarray
+    phi: np.ndarray
+    p_list: tuple[np.ndarray, ...]
+    w: np.ndarray
+
+    def df(self, contrasts: np.ndarray) -> np.ndarray:
+        """Kenward-Roger denominator degrees of freedom of each single-row contrast."""
+        out = []
+        m = len(self.p_list)
+        for lvec in np.atleast_2d(np.asarray(contrasts, dtype=float)):
+            lrow = lvec[None, :]
+            theta = lrow.T @ np.linalg.solve(lrow @ self.phi @ lrow.T, lrow)
+            tv = theta @ self.phi
+            u = [tv @ p @ self.phi for p in self.p_list]
+            a1 = a2 = 0.0
+            for r in range(m):
+                for s in range(r, m):
+                    e = 1.0 if r == s else 2.0
+                    a1 += e * self.w[r, s] * np.trace(u[r]) * np.trace(u[s])
+                    a2 += e * self.w[r, s] * float(np.sum(u[r] * u[s].T))
+            q = 1.0
+            b = (a1 + 6 * a2) / (2 * q)
+            g = ((q + 1) * a1 - (q + 4) * a2) / ((q + 2) * a2)
+            den = 3 * q + 2 * (1 - g)
+            c1, c2, c3 = g / den, (q - g) / den, (q + 2 - g) / den
+            v0, v1, v2 = 1 + c1 * b, 1 - c2 * b, 1 - c3 * b
+            rho = ((1 - a2 / q) / v1) ** 2 * v0 / v2 / q
+            out.append(4 + (q + 2) / (q * rho - 1))
+        return np.array(out)
+
+
+def kenward_roger(fit: LmmFit) -> KenwardRogerState:
+    """Kenward-Roger adjusted covariance of the fixed effects of a REML fit (pbkrtest's)."""
+    problem = fit.problem
+    n = len(problem.y)
+    if not problem.reml:
+        raise InputError("Kenward-Roger degrees of freedom need a REML fit (reml=True).")
+    if n > KR_MAX_ROWS:
+        raise InputError(
+            f"Kenward-Roger works on dense {n} x {n} matrices; it is limited to "
+            f"{KR_MAX_ROWS} rows here. Use ddf='satterthwaite'."
+        )
+    x = problem.x
+    sigma2 = fit.sigma**2
+    g_list: list[np.ndarray] = []
+    gamma: list[float] = []
+    for term, lam in zip(problem.terms, _lambdas(fit.theta, problem), strict=True):
+        cov = sigma2 * lam @ lam.T
+        same = term.codes[:, None] == term.codes[None, :]
+        q = term.z.shape[1]
+        for j in range(q):
+            for i in range(j, q):
+                g = np.outer(term.z[:, i], term.z[:, j])
+                if i != j:
+                    g = g + g.T
+                g_list.append(same * g)
+                gamma.append(cov[i, j])
+    g_list.append(np.eye(n))
+    gamma.append(sigma2)
+    sigma = sum(v * g for v, g in zip(gamma, g_list, strict=True))
+    sigma_inv = np.linalg.inv(sigma)
+    phi = np.linalg.inv(x.T @ sigma_inv @ x)
+    tt = sigma_inv @ x
+    hh = [g @ sigma_inv for g in g_list]
+    oo = [h @ x for h in hh]
+    pp = [-(o.T @ tt) for o in oo]
+    m = len(g_list)
+    qq = {(r, s): oo[r].T @ sigma_inv @ oo[s] for r in range(m) for s in range(r, m)}
+    info = np.empty((m, m))
+    for r in range(m):
+        for s in range(r, m):
+            info[r, s] = info[s, r] = (
+                np.sum(hh[r].T * hh[s])
+                - 2 * np.sum(phi * qq[r, s])
+                + np.sum((phi @ pp[r]) * (pp[s] @ phi))
+            )
+    w = 2 * np.linalg.pinv(info)
+    u = np.zeros_like(phi)
+    for r in range(m):
+        for s in range(r, m):
+            piece = w[r, s] * (qq[r, s] - pp[r] @ phi @ pp[s])
+            u += piece if r == s else piece + piece.T
+    return KenwardRogerState(vcov=phi + 2 * phi @ u @ phi, phi=phi, p_list=tuple(pp), w=w)
+
+
+# --------------------------------------------------------------------------------------------
 # Results
 # --------------------------------------------------------------------------------------------
 
@@ -831,7 +937,7 @@ class LmmResult:
     formula, groups, nested, re_formula, reml
         The model as specified.
     fixed
-        Fixed effects, tidy columns, Satterthwaite degrees of freedom.
+        Fixed effects, tidy columns, Satterthwaite (or Kenward-Roger) degrees of freedom.
     variance_components
         ``group, term, term2, variance, sd, correlation``: one row per variance (``term2``
         empty), one per covariance/correlation, and the residual.
@@ -844,11 +950,15 @@ class LmmResult:
     fit: LmmFit
     spec: _Spec
     level: float = 0.95
+    ddf: str = "satterthwaite"
     satt: SatterthwaiteState = field(init=False, repr=False)
+    kr: KenwardRogerState | None = field(init=False, repr=False, default=None)
     _diagnostics: list[Diagnostic] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.satt = satterthwaite(self.fit)
+        if self.ddf == "kenward-roger":
+            self.kr = kenward_roger(self.fit)
         self._diagnostics = list(self.fit.diagnostics)
         codes = {d.code for d in self._diagnostics}
         problem = self.fit.problem
@@ -1021,8 +1131,12 @@ class LmmResult:
                 f"got {lmat.shape[1]}."
             )
         est = lmat @ self.fit.beta
-        se = np.sqrt(np.einsum("ki,ij,kj->k", lmat, self.fit.vcov_beta, lmat))
-        df = self.satt.df(lmat)
+        if self.kr is not None:
+            se = np.sqrt(np.einsum("ki,ij,kj->k", lmat, self.kr.vcov, lmat))
+            df = self.kr.df(lmat)
+        else:
+            se = np.sqrt(np.einsum("ki,ij,kj->k", lmat, self.fit.vcov_beta, lmat))
+            df = self.satt.df(lmat)
         table = _t_table(est, se, df, self.level if level is None else level)
         table["term"] = (
             list(terms) if terms is not None else [f"L{i + 1}" for i in range(len(lmat))]
@@ -1244,6 +1358,10 @@ class LmmResult:
         model_ard = to_ard(model, analysis=analysis, groups=groups, diagnostics=diag)
         return pd.concat([fixed, vc_ard, model_ard], ignore_index=True)
 
+    @property
+    def _ddf_label(self) -> str:
+        return "Kenward-Roger" if self.kr is not None else "Satterthwaite"
+
     def __repr__(self) -> str:
         return (
             f"<LmmResult {'REML' if self.reml else 'ML'} ({self.engine}) {self.formula!r}, "
@@ -1266,7 +1384,7 @@ class LmmResult:
         with pd.option_context("display.width", 120, "display.max_columns", 20):
             parts = [
                 self._header(),
-                "\nFixed effects (Satterthwaite df):",
+                f"\nFixed effects ({self._ddf_label} df):",
                 self.fixed.to_string(index=False, float_format=lambda v: f"{v:.4g}"),
                 "\nVariance components:",
                 self.variance_components.fillna("").to_string(
@@ -1293,7 +1411,7 @@ class LmmResult:
         )
         html = [
             f"<p><b>{header}</b></p>",
-            "<p>Fixed effects (Satterthwaite df)</p>",
+            f"<p>Fixed effects ({self._ddf_label} df)</p>",
             self.fixed.to_html(index=False, float_format=lambda v: f"{v:.4g}"),
             "<p>Variance components</p>",
             self.variance_components.to_html(
@@ -1337,6 +1455,7 @@ def lmm(
     reml: bool = True,
     engine: str = "auto",
     level: float = 0.95,
+    ddf: str = "satterthwaite",
 ) -> LmmResult:
     """Fit a linear mixed model to long data.
 
@@ -1365,6 +1484,11 @@ def lmm(
         or ``"outcomes"``.
     level
         Confidence level of intervals.
+    ddf
+        Degrees of freedom of every t-test, interval, marginal mean and contrast:
+        ``"satterthwaite"`` (default; lmerTest's) or ``"kenward-roger"`` (pbkrtest's, which
+        also uses its adjusted covariance for the standard errors; REML fits with at most
+        :data:`KR_MAX_ROWS` rows).
 
     Returns
     -------
@@ -1398,6 +1522,10 @@ def lmm(
         raise InputError(f"engine={engine!r}: use one of {', '.join(ENGINES)}.")
     if not 0 < level < 1:
         raise InputError(f"level={level} must be between 0 and 1.")
+    if ddf not in ("satterthwaite", "kenward-roger"):
+        raise InputError(f"ddf={ddf!r}: use 'satterthwaite' or 'kenward-roger'.")
+    if ddf == "kenward-roger" and not reml:
+        raise InputError("Kenward-Roger degrees of freedom need a REML fit (reml=True).")
     problem, spec = build_problem(
         data, formula, groups=groups, re_formula=re_formula, nested=nested_l, reml=reml
     )
@@ -1432,4 +1560,4 @@ def lmm(
                 )
             )
     fit.diagnostics = [*notes, *fit.diagnostics]
-    return LmmResult(fit=fit, spec=spec, level=level)
+    return LmmResult(fit=fit, spec=spec, level=level, ddf=ddf)
