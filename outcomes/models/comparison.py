@@ -321,9 +321,9 @@ def _plain_frame(df: pd.DataFrame) -> pd.DataFrame:
     for col in df.columns:
         s = df[col]
         if isinstance(s.dtype, pd.StringDtype) or s.dtype == object:
-            out[col] = s.astype(object).where(s.notna(), None)
+            out[col] = s.astype(object).mask(s.isna())
         elif pd.api.types.is_bool_dtype(s.dtype):
-            out[col] = s.astype(object).where(s.notna(), None) if s.isna().any() else s.astype(bool)
+            out[col] = s.astype(object).mask(s.isna()) if s.isna().any() else s.astype(bool)
         elif pd.api.types.is_numeric_dtype(s.dtype):
             out[col] = (
                 s.astype(float) if s.isna().any() or s.dtype.kind == "f" else s.astype(np.int64)
@@ -398,7 +398,7 @@ class _Collector:
 
     def add(self, base: Mapping[str, Any], warning: Sequence[str] = (), **values: Any) -> None:
         """Add a row; its caveats become its ``warning`` and (once each) typed warnings."""
-        row = {c: np.nan for c in COMPARISON_COLUMNS}
+        row: dict[str, Any] = {c: np.nan for c in COMPARISON_COLUMNS}
         row.update(base)
         row.update(values)
         messages = list(dict.fromkeys(m for m in warning if m))
@@ -481,7 +481,7 @@ def _instrument_scores(t: Mapping[str, pd.DataFrame], instrument: str) -> pd.Dat
     a = a.loc[a["instrument"] == instrument]
     if (a["rater_role"] == "investigator").any():
         a = a.loc[a["rater_role"] == "investigator"]
-    return a.groupby(["unit_id", "day"], as_index=False)["value"].mean()
+    return pd.DataFrame(a.groupby(["unit_id", "day"], as_index=False)["value"].mean())
 
 
 def _primary_instrument(t: Mapping[str, pd.DataFrame], indication: str) -> str | None:
@@ -540,8 +540,8 @@ def _groups(units: pd.DataFrame, by_body_site: bool) -> list[tuple[tuple[str, st
     return [((str(i), "all"), g) for i, g in units.groupby("indication", sort=True)]
 
 
-def _comparisons(modalities: Sequence[str], reference: str) -> list[str]:
-    return sorted(m for m in set(modalities) if m != reference)
+def _comparisons(modalities: Any, reference: str) -> list[str]:
+    return sorted(str(m) for m in set(modalities) if m != reference)
 
 
 # --------------------------------------------------------------------------------------------
@@ -962,9 +962,8 @@ def _trial_ae(
         g = u.groupby("arm")[outcome].agg(["sum", "size"])
         if len(g) < 2:
             return
-        rd, rr, notes = _independent_risks(
-            g.loc[1.0, "sum"], g.loc[1.0, "size"], g.loc[0.0, "sum"], g.loc[0.0, "size"], level
-        )
+        e1, n1, e0, n0 = (float(g[c].loc[a]) for a in (1.0, 0.0) for c in ("sum", "size"))
+        rd, rr, notes = _independent_risks(e1, n1, e0, n0, level)
         n = float(len(u))
         method = "independent groups: Newcombe hybrid score interval"
         n_cl = np.nan
@@ -1037,9 +1036,10 @@ def _registry(
         col.note(f"study {study['study_id']}: no {reference} units; registry not compared")
         return
     units["phototype_num"] = units["phototype"].map(PHOTOTYPE_NUMBER).astype(float)
-    has_gais = (t["assessments"]["instrument"] == "gais").any()
+    has_gais = bool((t["assessments"]["instrument"] == "gais").any())
     endpoint = _endpoint(t)
     tte_all = None
+    tte_notes: list[str] = []
     if endpoint is not None:
         tte_all, tte_notes = col.run(derive_tte, t, endpoint)
     responder_frames, pct_frames = [], []
@@ -1185,7 +1185,7 @@ def _registry(
                 )
 
         # (c) time to result
-        if tte_all is not None:
+        if tte_all is not None and endpoint is not None:
             tte = tte_all.merge(u[["unit_id", "modality", "weight"]], on="unit_id")
             tte = tte.loc[tte["time"] > 0].reset_index(drop=True)
             defn = _endpoint_label(endpoint) + " (units with follow-up after the first session)"
@@ -1207,13 +1207,13 @@ def _registry(
                 fitted = [lv for lv in levels if events[lv] > 0]
                 d = tte.loc[tte["modality"].isin(fitted)].reset_index(drop=True)
                 beta = se = None
-                notes: list[str] = []
+                cox_notes: list[str] = []
                 if reference in fitted and len(fitted) > 1:
                     try:
                         if weights is None:
-                            (beta, se, g), notes = col.run(_naive_cox, d, fitted, level)
+                            (beta, se, g), cox_notes = col.run(_naive_cox, d, fitted, level)
                         else:
-                            (beta, se, g), notes = col.run(
+                            (beta, se, g), cox_notes = col.run(
                                 _weighted_cox, d, fitted, d["weight"].to_numpy(), "site_id"
                             )
                     except Exception as exc:  # lifelines raises its own convergence errors
@@ -1225,7 +1225,7 @@ def _registry(
                     extra = list(adj_notes) if weights is not None else []
                     n = float(tte["modality"].isin([reference, lv]).sum())
                     pair = (events[lv], events[reference])
-                    if beta is None or lv not in fitted:
+                    if beta is None or se is None or lv not in fitted:
                         empty = lv if pair[0] == 0 else reference
                         col.add(
                             row,
@@ -1237,7 +1237,7 @@ def _registry(
                         extra.append(f"few events ({pair[0]:.0f} vs {pair[1]:.0f})")
                     col.add(
                         row,
-                        [*tte_notes, *notes, *extra],
+                        [*tte_notes, *cox_notes, *extra],
                         **_ratio_values(beta[lv], se[lv], np.nan, level),
                         n=n,
                         n_clusters=float(g),
@@ -1482,9 +1482,10 @@ def _interaction(
     for combo in _comparisons(data["modality"], reference):
         comp = f"{combo} vs {reference}"
         d = data.loc[data["modality"].isin([reference, combo])]
-        skipped = []
-        keep = []
-        for ind, sub in d.groupby("indication", sort=True):
+        skipped: list[str] = []
+        keep: list[str] = []
+        for ind_key, sub in d.groupby("indication", sort=True):
+            ind = str(ind_key)
             y = sub[outcome].to_numpy(float)
             why = _degenerate(y, sub["modality"], [reference, combo], True) if binary else ""
             if set(sub["modality"]) != {reference, combo}:
