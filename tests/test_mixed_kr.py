@@ -12,6 +12,7 @@ import json
 import warnings
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from outcomes.errors import InputError
@@ -53,6 +54,27 @@ def test_kenward_roger_matches_pbkrtest(name):
     rref.assert_rel(ours["std_error"], r["std_error"], 1e-4, f"{name} KR std_error")
     rref.assert_rel(ours["df"], r["df"], 1e-3, f"{name} KR df")
     assert "Kenward-Roger df" in str(fit)
+
+
+def test_emmeans_contrasts_with_kenward_roger_match_emmeans_default():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fit = lmm(
+            SPLIT,
+            "score ~ visit * arm",
+            groups="patient",
+            nested="side",
+            engine="statsmodels",
+            ddf="kenward-roger",
+        )
+    # confint(contrast(emmeans(m_visit, ~ arm | visit), "trt.vs.ctrl", adjust = "none")) with
+    # emm_options(lmer.df = "kenward-roger"), emmeans' default for lmer fits
+    r = pd.DataFrame(KR["visit_contrast"]).set_index(["visit", "contrast"])
+    ours = fit.contrasts("arm", by="visit").set_index(["visit", "contrast"]).loc[r.index]
+    rref.assert_rel(ours["estimate"], r["estimate"], 1e-6, "estimate")
+    rref.assert_rel(ours["std_error"], r["SE"], 1e-4, "KR SE")
+    rref.assert_rel(ours["df"], r["df"], 1e-3, "KR df")
+    rref.assert_rel(ours["conf_low"], r["lower.CL"], 1e-4, "lower.CL")
 
 
 def test_kenward_roger_needs_reml():

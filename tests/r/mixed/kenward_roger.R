@@ -11,7 +11,11 @@ d <- read.csv("tests/r/mixed/splitface.csv")
 m_visit <- lmer(score ~ visit * arm + (1 | patient/side), d, REML = TRUE, control = ctrl)
 m_week <- lmer(score ~ week * arm + (week | patient) + (1 | patient:side), d, REML = TRUE,
                control = ctrl)
+# emmeans' own default df for lmer fits is Kenward-Roger
+emm_options(lmer.df = "kenward-roger")
+con_visit <- confint(contrast(emmeans(m_visit, ~ arm | visit), "trt.vs.ctrl", adjust = "none"))
 write_json_here(list(
   pbkrtest = as.character(packageVersion("pbkrtest")),
-  sleep_slope = kr(m_sleep), visit = kr(m_visit), week = kr(m_week)
+  sleep_slope = kr(m_sleep), visit = kr(m_visit), week = kr(m_week),
+  visit_contrast = emm_table(con_visit)
 ), "kenward_roger.json")
