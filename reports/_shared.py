@@ -40,8 +40,6 @@ SOFTWARE = (
     "duckdb",
 )
 MISSING = "\N{EN DASH}"
-MINUS = "\N{MINUS SIGN}"
-VISIT_ORDER = ("baseline", "week_4", "week_8", "week_12", "week_24")
 END_REASONS = {
     "completed": "Completed follow-up",
     "lost_to_follow_up": "Lost to follow-up",

@@ -143,7 +143,7 @@ def read_back(paths: dict[str, Path], found: list[Any]) -> Rendered:
         docx=flat(" ".join(paragraphs)),
         docx_alts=alts,
         docx_rows=rows,
-        pdf=flat(pdf),
+        pdf=flat(re.sub("\u00ad\\s*", "", pdf)),  # Typst hyphenates with soft hyphens
     )
 
 
