@@ -18,6 +18,11 @@ installed and otherwise statsmodels, and says so in the diagnostics. Both engine
 :class:`~outcomes.models.lmm_types.LmmFit`; everything here (Satterthwaite degrees of freedom,
 marginal means, contrasts, diagnostics) works on that alone.
 
+Inference: t-tests, intervals, marginal means and contrasts use Satterthwaite's degrees of
+freedom computed as lmerTest does (:mod:`outcomes.models.satterthwaite`), or, with
+``ddf="kenward-roger"``, pbkrtest's Kenward-Roger adjusted covariance and degrees of freedom
+(:func:`kenward_roger`; REML fits up to :data:`KR_MAX_ROWS` rows).
+
 Definitions follow lme4: ``theta`` holds the column-wise lower triangle of each relative
 covariance factor ``Lambda`` (random-effect covariance ``sigma^2 Lambda Lambda'``); the
 log-likelihood is REML or ML as fitted; ``AIC = -2 logLik + 2 k`` and
