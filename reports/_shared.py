@@ -552,7 +552,9 @@ def emmeans_figure(means: pd.DataFrame, ylab: str) -> Any:
     )
 
 
-def km_figure(km: Any, xlab: str = "Days since first session", ylab: str = "") -> Any:
+def km_figure(
+    km: Any, xlab: str = "Days since first session", ylab: str = "", legend: str = "Arm"
+) -> Any:
     """Kaplan-Meier curves by arm with 95% bands, and the numbers at risk under the curves.
 
     Draws :attr:`KaplanMeierResult.table` and :attr:`KaplanMeierResult.risk_table` in the
@@ -605,7 +607,7 @@ def km_figure(km: Any, xlab: str = "Days since first session", ylab: str = "") -
         + scale_fill_modality()
         + scale_x_continuous(breaks=breaks, limits=limits)
         + scale_y_continuous(breaks=[0, 0.25, 0.5, 0.75, 1], limits=(bottom, 1))
-        + labs(x=xlab, y=ylab, colour="Arm", fill="Arm")
+        + labs(x=xlab, y=ylab, colour=legend, fill=legend)
         + theme_outcomes(figure_size=(6.5, 4.2))
     )
 
