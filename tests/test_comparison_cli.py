@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import warnings
+
 import pandas as pd
 import pytest
 
 from outcomes.cli import main
+from outcomes.errors import StatisticalWarning
 from outcomes.ingest import ingest
-from outcomes.models.comparison import COMPARISON_COLUMNS
+from outcomes.models.comparison import COMPARISON_COLUMNS, compare
 from outcomes.simulate import simulate_registry, simulate_trial, write_feeds
 
 
@@ -45,11 +48,14 @@ def test_compare_command_input_errors(store, tmp_path, capsys):
     code = main(["compare", "--store", str(tmp_path / "missing.duckdb")])
     assert code == 2
     assert "does not exist" in capsys.readouterr().err
-    out = tmp_path / "late"
-    args = ["compare", "--store", str(store), "--primary-day", "400", "--snapshot", "1"]
-    assert main([*args, "--out", str(out)]) == 0
     # the trial ends on day 168: the contrast is not extrapolated to day 400, and says why
-    table = pd.read_csv(out / "comparison.csv", keep_default_na=False, na_values=[""])
-    md = table[(table["source"] == "trial") & (table["measure"] == "mean_difference")].iloc[0]
-    assert pd.isna(md["estimate"])
-    assert "not extrapolated" in md["warning"]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        res = compare(store, snapshot=1, primary_day=400, ae_outcomes=())
+    assert any(
+        issubclass(w.category, StatisticalWarning) and "not extrapolated" in str(w.message)
+        for w in caught
+    )
+    md = res.table[(res.table["source"] == "trial") & (res.table["measure"] == "mean_difference")]
+    assert md["estimate"].isna().all()
+    assert md["warning"].str.contains("after the last gb_quant visit").all()

@@ -249,12 +249,14 @@ class ComparisonResult:
         if len(self.balance):
             paths.append(out / "balance.csv")
             self.balance.to_csv(paths[-1], index=False)
-        if len(self.table):
+        try:
             plot = self.forest_plot()
-            for fmt in formats:
-                path = out / f"forest.{fmt}"
-                _save_plot(plot, path)
-                paths.append(path)
+        except InputError:  # nothing estimable to draw: the table says why, row by row
+            return paths
+        for fmt in formats:
+            path = out / f"forest.{fmt}"
+            _save_plot(plot, path)
+            paths.append(path)
         return paths
 
     def __str__(self) -> str:
