@@ -80,7 +80,7 @@ from outcomes.audit import (
     git_state,
     sha256_file,
 )
-from outcomes.errors import InputError
+from outcomes.errors import InputError, OutcomesError
 from outcomes.results import ARD_COLUMNS, TIDY_COLUMNS, to_ard
 
 __all__ = [
@@ -997,7 +997,12 @@ def _execute(spec: AnalysisSpec, session: _Session, out_dir: Path) -> Path:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         data = session.data(spec)
-        output = _RUNNERS[spec.kind](spec, data.tables)
+        try:
+            output = _RUNNERS[spec.kind](spec, data.tables)
+        except OutcomesError as err:
+            if str(err).startswith(str(spec.path)):
+                raise
+            raise type(err)(f"{spec.path}: analysis {spec.name}: {err}") from None
         figure_files = {}
         if spec.content.get("figures", True):
             for fig_name, plot in output.figures.items():
@@ -1092,12 +1097,16 @@ def run_analyses(
             folder = _execute(spec, session, out)
             folders.append(folder)
             if save_expected:
-                dest = spec.expected_dir
-                shutil.rmtree(dest, ignore_errors=True)
-                dest.mkdir(parents=True)
-                for f in EXPECTED_FILES:
-                    shutil.copy(folder / f, dest / f)
+                _save_expected(spec, folder)
     return folders
+
+
+def _save_expected(spec: AnalysisSpec, folder: Path) -> None:
+    dest = spec.expected_dir
+    shutil.rmtree(dest, ignore_errors=True)
+    dest.mkdir(parents=True)
+    for f in EXPECTED_FILES:
+        shutil.copy(folder / f, dest / f)
 
 
 def run_analysis(
@@ -1126,12 +1135,14 @@ class AuditReport:
     entries: list[AuditEntry]
     strict: bool = False
     lock_diff: list[str] | None = None
-    notes: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        """Every analysis matched and the lock file (if checked) is current."""
-        return all(e.ok for e in self.entries) and not self.lock_diff
+        """Every analysis matched (or had its expected results updated) and the lock file (if
+        checked) is current."""
+        entries_ok = all(e.ok or e.updated for e in self.entries)
+        return entries_ok and not self.lock_diff and not self.problems
 
     def text(self, limit: int = 30) -> str:
         """The report for people: per analysis, differing statistics and their likely causes."""
@@ -1149,18 +1160,33 @@ class AuditReport:
             else:
                 lines.append(f"[FAIL] {e.name} ({e.spec})")
             lines += [f"       problem: {p}" for p in e.problems]
-            if e.differences:
+            changed_values = [d for d in e.differences if d.kind not in ("missing", "new")]
+            if changed_values:
                 lines.append(
-                    f"       {len(e.differences)} statistic(s) differ (counts exactly; "
+                    f"       {len(changed_values)} statistic(s) differ (counts exactly; "
                     f"others {tol_text}):"
                 )
-                rows = [d.row() for d in e.differences[:limit]]
+                rows = [d.row() for d in changed_values[:limit]]
                 table = format_table(
                     rows, ["group", "term", "stat_name", "kind", "old", "new", "relative"]
                 )
                 lines += ["         " + line for line in table.splitlines()]
-                if len(e.differences) > limit:
-                    lines.append(f"         ... and {len(e.differences) - limit} more")
+                if len(changed_values) > limit:
+                    lines.append(f"         ... and {len(changed_values) - limit} more")
+            for kind, what in (
+                ("missing", "expected but not produced"),
+                ("new", "produced, not expected"),
+            ):
+                rows_kind = [d for d in e.differences if d.kind == kind]
+                if rows_kind:
+                    lines.append(f"       {len(rows_kind)} statistic(s) {what}, e.g.:")
+                    lines += [
+                        f"         {d.group} | {d.term} | {d.stat_name} = "
+                        f"{d.old if kind == 'missing' else d.new!r}"
+                        for d in rows_kind[:5]
+                    ]
+            if e.updated:
+                lines.append(f"       expected results updated from this run: {e.updated}")
             changed = [
                 c
                 for kind in ("inputs", "spec", "code", "environment")
@@ -1183,14 +1209,28 @@ class AuditReport:
                 lines += ["         " + line for line in self.lock_diff]
             else:
                 lines.append("[ok]   requirements.lock is current")
-        lines += [f"note: {n}" for n in self.notes]
+        lines += [f"[FAIL] {p}" for p in self.problems]
         failed = [e.name for e in self.entries if not e.ok]
+        updated = [e.name for e in self.entries if e.updated]
+        if updated:
+            lines.append(
+                f"UPDATED the expected results of {', '.join(updated)}: review "
+                "`git diff analyses/expected` and commit"
+            )
         if self.ok:
             lines.append(
                 f"AUDIT PASSED: {len(self.entries)} analyses reproduce their expected results"
             )
         else:
-            what = f"{len(failed)} of {len(self.entries)} analyses fail" if failed else "lock file"
+            what = "; ".join(
+                w
+                for w, bad in (
+                    (f"{len(failed)} of {len(self.entries)} analyses fail", failed),
+                    ("the lock file is not current", self.lock_diff),
+                    ("expected results without a spec", self.problems),
+                )
+                if bad
+            )
             lines.append(f"AUDIT FAILED: {what}")
         return "\n".join(lines)
 
@@ -1275,6 +1315,7 @@ def audit(
     compiled_lock: str | Path | None = None,
     project: str | Path = ".",
     out_dir: str | Path | None = None,
+    update_expected: bool = False,
 ) -> AuditReport:
     """Re-run declared analyses and compare them with their committed expected results.
 
@@ -1294,6 +1335,10 @@ def audit(
         Folder with ``pyproject.toml`` (for compiling the lock).
     out_dir
         Where the re-run results go (default: a temporary folder, removed afterwards).
+    update_expected
+        Accept the re-run: replace the expected results of every analysis that differs (or
+        has none) with the new ones, after reporting the differences. For when a change of
+        inputs or code is intended; review and commit ``analyses/expected`` afterwards.
 
     Returns
     -------
@@ -1308,18 +1353,32 @@ def audit(
             if out_dir is not None
             else Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="outcomes-audit-")))
         )
-        folders = run_analyses(specs, root)
-        for spec, folder in zip(specs, folders, strict=True):
-            report.entries.append(audit_results(spec, folder, strict=strict))
-    expected_roots = {s.path.parent / "expected" for s in specs}
+        root.mkdir(parents=True, exist_ok=True)
+        with _Session() as session:
+            for spec in specs:
+                try:
+                    folder = _execute(spec, session, root)
+                except OutcomesError as err:  # one failing analysis does not stop the audit
+                    entry = AuditEntry(spec.name, spec.path.as_posix(), tolerance=spec.tolerance)
+                    entry.problems.append(f"the analysis did not run: {err}")
+                    report.entries.append(entry)
+                    continue
+                entry = audit_results(spec, folder, strict=strict)
+                if update_expected and not entry.ok:
+                    _save_expected(spec, folder)
+                    entry.updated = str(spec.expected_dir)
+                report.entries.append(entry)
+    expected_roots = {Path(p) / "expected" for p in paths if Path(p).is_dir()}
     declared = {s.name for s in specs}
     for exp_root in sorted(expected_roots):
         if exp_root.is_dir():
             stale = sorted(
                 p.name for p in exp_root.iterdir() if p.is_dir() and p.name not in declared
             )
-            report.notes += [
-                f"{exp_root / s}: expected results of no declared analysis" for s in stale
+            report.problems += [
+                f"{exp_root / s}: expected results of no declared analysis (a spec was removed "
+                "or renamed?)"
+                for s in stale
             ]
     if lock is not None:
         if compiled_lock is not None:
@@ -1361,6 +1420,7 @@ def cli_audit(args: Any) -> int:
         compiled_lock=args.compiled_lock,
         project=args.project,
         out_dir=args.keep,
+        update_expected=args.update_expected,
     )
     print(report.text())
     return 0 if report.ok else AUDIT_FAILED

@@ -512,6 +512,7 @@ class AuditEntry:
     problems: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     tolerance: dict[str, Any] = field(default_factory=dict)
+    updated: str = ""  # the expected folder rewritten from this run (``update_expected``)
 
     @property
     def ok(self) -> bool:

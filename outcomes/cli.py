@@ -319,6 +319,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--compiled-lock", help="a fresh compile to compare --lock with (skips uv)")
     p.add_argument("--project", default=".", help="folder with pyproject.toml")
     p.add_argument("--keep", help="write the re-run results here (default: a temporary folder)")
+    p.add_argument(
+        "--update-expected",
+        action="store_true",
+        help="after reporting, replace the expected results that differ with the re-run ones",
+    )
     # --- compare (combinations vs microneedling alone) ---
     p = add(
         "compare",

@@ -328,6 +328,32 @@ def test_changed_option_fails_and_names_the_option(workspace: Path) -> None:
     assert "analysis spec model.reml: True -> False" in text
     assert "reml" in {d.stat_name for d in report.entries[0].differences}
     assert "input table" not in text  # the data did not change
+    # an intended change is accepted with update_expected (after the same report)
+    updated = audit([workspace / "analyses" / "tiny_lmm.yaml"], update_expected=True)
+    assert updated.ok and updated.entries[0].differences
+    assert "UPDATED the expected results of tiny_lmm" in updated.text()
+    expected = workspace / "analyses" / "expected" / "tiny_lmm" / "manifest.json"
+    assert json.loads(expected.read_text())["spec"]["content"]["model"]["reml"] is False
+
+
+def test_analysis_that_fails_to_run_is_reported_and_others_still_audited(
+    workspace: Path,
+) -> None:
+    spec = workspace / "analyses" / "tiny_lmm.yaml"
+    spec.write_text(spec.read_text().replace("value ~ week * modality", "value ~ weeks"))
+    expected = workspace / "analyses" / "expected"
+    shutil.copytree(expected / "tiny_tte", expected / "removed_analysis")
+    report = audit([workspace / "analyses"])
+    lmm, tte = report.entries
+    assert (lmm.name, tte.name) == ("tiny_lmm", "tiny_tte")
+    assert not lmm.ok and tte.ok
+    assert lmm.problems[0].startswith(f"the analysis did not run: {spec}: analysis tiny_lmm: ")
+    assert "weeks" in lmm.problems[0]
+    assert report.problems == [
+        f"{expected / 'removed_analysis'}: expected results of no declared analysis (a spec "
+        "was removed or renamed?)"
+    ]
+    assert "AUDIT FAILED: 1 of 2 analyses fail; expected results without a spec" in report.text()
 
 
 def test_dependency_version_differs_warns_and_fails_when_strict(workspace: Path) -> None:
@@ -369,7 +395,9 @@ def test_cli_run_and_audit_exit_codes(workspace: Path, capsys: pytest.CaptureFix
     assert main(["audit", str(spec)]) == AUDIT_FAILED
     out = capsys.readouterr().out
     assert "analysis spec model.times: [28, 56] -> [28, 84]" in out
-    assert "kind" in out and "missing" in out  # the day-56 rows are gone
+    assert "12 statistic(s) expected but not produced" in out  # 6 day-56 stats x 2 arms
+    assert "expected results of no declared analysis" not in out  # tiny_lmm: not audited
+    assert "table=survival | arm=MN, day=84 | n_risk" in out  # the day-84 ones are new
     bad = analyses / "bad.yaml"
     bad.write_text(TTE_SPEC.replace("time_to_result", "kaplan"))
     assert main(["run", str(bad)]) == 2
