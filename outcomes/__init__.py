@@ -20,7 +20,27 @@ from outcomes.store import open_store
 __version__ = "0.1.0"
 
 # public name -> module that defines it (imported lazily)
-_LAZY: dict[str, str] = {}
+_LAZY: dict[str, str] = {
+    "meta_analysis": "outcomes.models.meta",
+    "escalc": "outcomes.models.meta",
+    "published_data": "outcomes.models.meta",
+    "propensity_weights": "outcomes.models.propensity",
+    "balance_table": "outcomes.models.propensity",
+    "love_plot": "outcomes.models.propensity",
+    "weighted_effect": "outcomes.models.propensity",
+    "e_value": "outcomes.models.propensity",
+    "derive_tte": "outcomes.derive",
+    "Endpoint": "outcomes.derive",
+    "ENDPOINTS": "outcomes.derive",
+    "kaplan_meier": "outcomes.models.survival",
+    "logrank": "outcomes.models.survival",
+    "cox": "outcomes.models.survival",
+    "interval_model": "outcomes.models.survival",
+    "cumulative_incidence": "outcomes.models.survival",
+    "risk_table_plot": "outcomes.models.survival",
+    "compare": "outcomes.models.comparison",
+    "ComparisonResult": "outcomes.models.comparison",
+}
 
 
 def __getattr__(name: str) -> Any:
