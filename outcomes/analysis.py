@@ -1218,9 +1218,8 @@ class AuditReport:
                 "`git diff analyses/expected` and commit"
             )
         if self.ok:
-            lines.append(
-                f"AUDIT PASSED: {len(self.entries)} analyses reproduce their expected results"
-            )
+            done = "match or were updated" if updated else "reproduce their expected results"
+            lines.append(f"AUDIT PASSED: {len(self.entries)} analyses {done}")
         else:
             what = "; ".join(
                 w
