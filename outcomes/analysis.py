@@ -93,6 +93,7 @@ __all__ = [
     "discover_specs",
     "load_results",
     "load_spec",
+    "read_ard",
     "run_analyses",
     "run_analysis",
 ]
@@ -927,16 +928,30 @@ class AnalysisResults:
         out = self.estimates.loc[self.estimates["table"] == table]
         return out.drop(columns=["analysis", "table"]).reset_index(drop=True)
 
-    def stat(self, term: str, stat_name: str, table: str | None = None) -> float:
-        """One statistic of the ARD, e.g. ``stat("MN+PRP - MN", "estimate", "contrast")``."""
+    def stat(self, term: str, stat_name: str, table: str | None = None, **group: object) -> float:
+        """One statistic of the ARD.
+
+        Parameters
+        ----------
+        term, stat_name
+            The row's term and statistic, e.g. ``"MN+PRP - MN"`` and ``"estimate"``.
+        table
+            The result table (``group`` holds ``table=...``), e.g. ``"contrast"``.
+        **group
+            Further ``key=value`` parts the row's group must hold, e.g. ``at_week=24``.
+
+        Examples
+        --------
+        >>> res.stat("MN+PRP - MN", "estimate", table="contrast", at_week=24)  # doctest: +SKIP
+        """
+        wanted = {f"{k}={v}" for k, v in group.items()} | ({f"table={table}"} if table else set())
         rows = self.ard.loc[(self.ard["term"] == term) & (self.ard["stat_name"] == stat_name)]
-        if table is not None:
-            rows = rows.loc[rows["group"].str.split(";").apply(lambda g: f"table={table}" in g)]
+        rows = rows.loc[[wanted <= set(g.split(";")) for g in rows["group"]]]
         if len(rows) != 1:
+            hint = "; give table= or group parts to choose one" if len(rows) > 1 else ""
             raise InputError(
                 f"{self.name}: {len(rows)} rows for term {term!r}, stat {stat_name!r}"
-                + (f" in table {table!r}" if table else "")
-                + " (give table= to choose)" * (len(rows) > 1)
+                f"{' with ' + ', '.join(sorted(wanted)) if wanted else ''}{hint}"
             )
         return float(rows["stat_value"].iloc[0])
 

@@ -191,6 +191,9 @@ def test_results_folder_layout_and_read_back(workspace: Path) -> None:
     assert res.stat("analysis_set", "n_units") == 24
     with pytest.raises(InputError, match="no table 'cox'"):
         res.table("cox")
+    assert res.stat("MN+PRP - MN", "estimate", table="contrast", at_week=12) == contrast
+    with pytest.raises(InputError, match=r"0 rows for term 'MN\+PRP - MN'.* at_week=24"):
+        res.stat("MN+PRP - MN", "estimate", table="contrast", at_week=24)
 
 
 def test_manifest_records_provenance(workspace: Path) -> None:
