@@ -1300,8 +1300,14 @@ def audit_results(
             entry.notes += [f"warning: {c} (differs from the manifest)" for c in dependency]
     entry.notes += [f"{c}" for c in machine]
     if not entry.differences:
-        for kind in ("inputs", "spec", "code"):
+        for kind in ("inputs", "spec"):
             entry.notes += [f"{c} (results unchanged)" for c in entry.causes[kind]]
+        modules = [c.split()[1].rstrip(":") for c in entry.causes["code"] if c.startswith("code ")]
+        if modules:
+            entry.notes.append(
+                f"code changed since the expected results were made, results unchanged: "
+                f"{', '.join(modules)}"
+            )
     old_figs = {
         k: v
         for k, v in old_manifest.get("results", {}).get("files", {}).items()
