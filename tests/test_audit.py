@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from outcomes.audit import (
+    check_lock,
     compare_ard,
     compare_lock,
     explain,
@@ -156,3 +158,33 @@ def test_lock_comparison_ignores_the_header_only() -> None:
 def test_format_table_aligns_columns() -> None:
     text = format_table([{"a": 1.5, "b": None}, {"a": math.nan, "b": "x"}], ["a", "b"])
     assert text.splitlines() == ["a    b", "1.5  -", "-    x"]
+
+
+def fake_uv(tmp_path: Path, body: str) -> str:
+    """A stand-in for `uv` that edits (or fails to write) the file given after ``-o``."""
+    script = tmp_path / "uv"
+    script.write_text('#!/bin/sh\nwhile [ "$1" != "-o" ]; do shift; done\n' + body)
+    script.chmod(0o755)
+    return str(script)
+
+
+def test_check_lock_compiles_onto_a_copy_and_diffs(tmp_path: Path) -> None:
+    lock = tmp_path / "requirements.lock"
+    lock.write_text(LOCK)
+    same = fake_uv(tmp_path, "exit 0\n")
+    assert check_lock(lock, tmp_path, uv=same) == []
+    bump = fake_uv(tmp_path, "sed -i 's/^numpy==2.1.0/numpy==2.2.0/' \"$2\"\n")
+    diff = check_lock(lock, tmp_path, uv=bump)
+    assert "+numpy==2.2.0" in diff
+    assert lock.read_text() == LOCK  # the committed lock is never touched
+    broken = fake_uv(tmp_path, "echo 'no network' >&2; exit 2\n")
+    with pytest.raises(InputError, match="uv pip compile failed: no network"):
+        check_lock(lock, tmp_path, uv=broken)
+
+
+def test_check_lock_without_uv(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    lock = tmp_path / "requirements.lock"
+    lock.write_text(LOCK)
+    monkeypatch.setattr("outcomes.audit.shutil.which", lambda name: None)
+    with pytest.raises(InputError, match="needs uv"):
+        check_lock(lock, tmp_path)
