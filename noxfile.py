@@ -8,6 +8,8 @@ nox -s benchmark   speed and memory targets
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import nox
 
 nox.options.default_venv_backend = "uv|virtualenv"
@@ -22,6 +24,20 @@ def install(session: nox.Session) -> None:
     """Install the pinned dependencies, then the package itself (not editable)."""
     session.install("-r", LOCK)
     session.install("--no-deps", ".")
+
+
+def demo_store(session: nox.Session) -> str:
+    """Simulate the demo trial (seed 1) and registry (seed 2) and ingest them into demo/.
+
+    Re-running adds nothing: identical feeds are recognised by their hashes.
+    """
+    out = session.create_tmp()
+    session.run("outcomes", "simulate", "trial", "--seed", "1", "--out", f"{out}/trial")
+    session.run("outcomes", "simulate", "registry", "--seed", "2", "--out", f"{out}/registry")
+    store = "demo/outcomes.duckdb"
+    Path("demo").mkdir(exist_ok=True)
+    session.run("outcomes", "ingest", f"{out}/trial", f"{out}/registry", "--store", store)
+    return store
 
 
 @nox.session(python=PYTHON)
@@ -42,23 +58,27 @@ def lint(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def demo(session: nox.Session) -> None:
-    """Simulate a trial and a registry, ingest both into a store and print a summary."""
+    """The main job: simulate a trial and a registry, ingest, compare, render the reports.
+
+    Everything lands in demo/: the store, the comparison table and forest plot, and the
+    trial and registry reports in HTML, PDF and Word.
+    """
     install(session)
-    out = session.create_tmp()
-    session.run("outcomes", "simulate", "trial", "--seed", "1", "--out", f"{out}/trial")
-    session.run("outcomes", "simulate", "registry", "--seed", "2", "--out", f"{out}/registry")
-    store = "demo/outcomes.duckdb"
-    session.run("python", "-c", "import pathlib; pathlib.Path('demo').mkdir(exist_ok=True)")
-    session.run(
-        "outcomes",
-        "ingest",
-        f"{out}/trial",
-        f"{out}/registry",
-        "--store",
-        store,
-        success_codes=[0, 3],
-    )
+    store = demo_store(session)
     session.run("outcomes", "summary", "--store", store)
+    session.run("outcomes", "compare", "--store", store, "--out", "demo/compare")
+    for name in ("trial", "registry"):
+        session.run(
+            "outcomes",
+            "report",
+            name,
+            "-P",
+            f"store={store}",
+            "--to",
+            "html,pdf,docx",
+            "--out",
+            "demo/reports",
+        )
 
 
 @nox.session(python=PYTHON)
@@ -81,7 +101,6 @@ def audit(session: nox.Session) -> None:
     results; check that requirements.lock is what `uv pip compile` gives now. Any difference
     fails with a readable diff (`nox -s audit -- --strict` also fails on package versions)."""
     import shutil
-    from pathlib import Path
 
     install(session)
     compiled = Path(session.create_tmp()) / "requirements.lock"
@@ -115,24 +134,8 @@ def reports(session: nox.Session) -> None:
     Reads demo/outcomes.duckdb (made here as in ``nox -s demo`` when missing). Extra arguments
     go to every ``outcomes report``: ``nox -s reports -- -P snapshot=1``.
     """
-    from pathlib import Path
-
     install(session)
-    store = "demo/outcomes.duckdb"
-    if not Path(store).exists():
-        out = session.create_tmp()
-        session.run("outcomes", "simulate", "trial", "--seed", "1", "--out", f"{out}/trial")
-        session.run("outcomes", "simulate", "registry", "--seed", "2", "--out", f"{out}/registry")
-        Path("demo").mkdir(exist_ok=True)
-        session.run(
-            "outcomes",
-            "ingest",
-            f"{out}/trial",
-            f"{out}/registry",
-            "--store",
-            store,
-            success_codes=[0, 3],
-        )
+    store = demo_store(session)
     for name in ("trial", "registry", "comparison"):
         session.run(
             "outcomes",
