@@ -80,7 +80,7 @@ from outcomes.audit import (
     git_state,
     sha256_file,
 )
-from outcomes.errors import InputError, OutcomesError
+from outcomes.errors import InputError, OutcomesError, OutcomesWarning
 from outcomes.results import ARD_COLUMNS, TIDY_COLUMNS, to_ard
 
 __all__ = [
@@ -521,6 +521,14 @@ class _Session:
                 )
             if report.snapshot is None:
                 raise InputError(f"{spec.path}: key 'data': the feeds hold no rows")
+            if len(report.quarantine):
+                warnings.warn(
+                    f"{len(report.quarantine)} violation(s) quarantined at ingest of the data "
+                    f"of {spec.name}: those rows are not analysed (`outcomes ingest` on the "
+                    "feeds lists them)",
+                    OutcomesWarning,
+                    stacklevel=2,
+                )
             snap = report.snapshot
         snaps = store.snapshots()
         row = snaps.loc[snaps["snapshot_id"] == snap].iloc[0]

@@ -250,6 +250,19 @@ def test_two_runs_are_byte_identical(workspace: Path) -> None:
         assert a["started_at"] < b["started_at"]
 
 
+def test_quarantined_feed_rows_are_recorded(workspace: Path) -> None:
+    feed = workspace / "analyses" / "data" / "trial" / "assessments.csv"
+    df = pd.read_csv(feed, dtype=str, keep_default_na=False)
+    row = df.index[(df["instrument"] == "gb_qual")][0]
+    df.loc[row, "value"] = "9"  # gb_qual is graded 1-4
+    df.to_csv(feed, index=False, lineterminator="\n")
+    res = run_analysis(workspace / "analyses" / "tiny_tte.yaml", workspace / "q")
+    assert res.manifest["data"]["rows_quarantined"] == 1
+    assert res.manifest["warnings"][0].startswith(
+        "OutcomesWarning: 1 violation(s) quarantined at ingest of the data of tiny_tte"
+    )
+
+
 def test_simulate_data_source_gives_the_same_inputs_as_its_feeds(workspace: Path) -> None:
     text = LMM_SPEC.replace(
         "data: {feeds: data/trial}",
