@@ -1310,11 +1310,10 @@ def audit_results(
     if not entry.differences:
         for kind in ("inputs", "spec"):
             entry.notes += [f"{c} (results unchanged)" for c in entry.causes[kind]]
-        modules = [c.split()[1].rstrip(":") for c in entry.causes["code"] if c.startswith("code ")]
-        if modules:
+        if entry.causes["code"]:
             entry.notes.append(
-                f"code changed since the expected results were made, results unchanged: "
-                f"{', '.join(modules)}"
+                "code changed since the expected results were made, results unchanged: "
+                + "; ".join(entry.causes["code"])
             )
     old_figs = {
         k: v

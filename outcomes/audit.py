@@ -129,10 +129,16 @@ def code_fingerprint() -> dict[str, Any]:
         if p.is_file() and "__pycache__" not in p.parts and p.suffix in (".py", ".yaml", ".csv"):
             files[p.relative_to(root.parent).as_posix()] = sha256_file(p)
     listing = "".join(f"{k} {v}\n" for k, v in files.items())
+    loaded = set()
+    for module in list(sys.modules.values()):
+        path = getattr(module, "__file__", None)
+        if path and Path(path).resolve().is_relative_to(root.resolve()):
+            loaded.add(Path(path).resolve().relative_to(root.resolve().parent).as_posix())
     return {
         "outcomes_version": outcomes.__version__,
         "package_sha256": hashlib.sha256(listing.encode()).hexdigest(),
         "files": files,
+        "loaded": sorted(loaded & set(files)),
     }
 
 
@@ -393,15 +399,23 @@ def explain(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, list[st
             causes["spec"].append(f"analysis spec {key}: {a!r} -> {b!r}")
     oc, nc = old.get("code", {}), new.get("code", {})
     ofiles, nfiles = oc.get("files", {}), nc.get("files", {})
+    loaded = set(nc.get("loaded", nfiles))
+    unused = []
     for path in sorted(set(ofiles) | set(nfiles)):
-        if path not in nfiles:
+        if ofiles.get(path) == nfiles.get(path):
+            continue
+        if path in nfiles and path not in loaded:
+            unused.append(path)
+        elif path not in nfiles:
             causes["code"].append(f"code {path}: removed")
         elif path not in ofiles:
             causes["code"].append(f"code {path}: added")
-        elif ofiles[path] != nfiles[path]:
+        else:
             causes["code"].append(
                 f"code {path}: sha256 {_short(ofiles[path])} -> {_short(nfiles[path])}"
             )
+    if unused:
+        causes["code"].append(f"code changed in modules this run did not load: {', '.join(unused)}")
     og, ng = oc.get("git", {}), nc.get("git", {})
     if og.get("commit") != ng.get("commit") and causes["code"]:
         causes["code"].append(

@@ -221,6 +221,7 @@ def test_manifest_records_provenance(workspace: Path) -> None:
     assert m["seeds"]["spec_seed"] == 3
     assert m["seeds"]["seed_sequence_entropy"] == 3
     assert "outcomes/models/survival.py" in m["code"]["files"]
+    assert {"outcomes/models/survival.py", "outcomes/derive.py"} <= set(m["code"]["loaded"])
     assert {"commit", "dirty"} <= set(m["code"]["git"])
     assert "numpy" in m["environment"]["packages"]
     assert m["started_at"] <= m["finished_at"]

@@ -114,6 +114,7 @@ def test_explain_names_each_kind_of_change() -> None:
         data__tables={"assessments": {"rows": 10, "sha256": "b" * 64}},
         spec__content={"model": {"kind": "lmm", "reml": False}, "seed": 1},
         code__files={"outcomes/models/mixed.py": "e" * 64},
+        code__git={"commit": "2" * 40},
         environment__packages={"numpy": "2.2.0"},
     )
     causes = explain(old, new)
@@ -122,6 +123,15 @@ def test_explain_names_each_kind_of_change() -> None:
     ]
     assert causes["spec"] == ["analysis spec model.reml: True -> False"]
     assert causes["code"][0] == "code outcomes/models/mixed.py: sha256 cccccccccccc -> eeeeeeeeeeee"
+    # a changed module the run did not load is named, on one line, apart from the others
+    new["code"]["files"]["outcomes/report/render.py"] = "9" * 64
+    old["code"]["files"]["outcomes/report/render.py"] = "8" * 64
+    new["code"]["loaded"] = ["outcomes/models/mixed.py"]
+    assert explain(old, new)["code"] == [
+        "code outcomes/models/mixed.py: sha256 cccccccccccc -> eeeeeeeeeeee",
+        "code changed in modules this run did not load: outcomes/report/render.py",
+        "git commit 111111111111 -> 222222222222",
+    ]
     assert causes["environment"] == ["package numpy: 2.1.0 -> 2.2.0"]
 
 
