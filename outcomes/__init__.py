@@ -21,6 +21,12 @@ __version__ = "0.1.0"
 
 # public name -> module that defines it (imported lazily)
 _LAZY: dict[str, str] = {
+    "lmm": "outcomes.models.mixed",
+    "LmmResult": "outcomes.models.mixed",
+    "gee": "outcomes.models.gee",
+    "icc": "outcomes.models.agreement",
+    "weighted_kappa": "outcomes.models.agreement",
+    "fleiss_kappa": "outcomes.models.agreement",
     "meta_analysis": "outcomes.models.meta",
     "escalc": "outcomes.models.meta",
     "published_data": "outcomes.models.meta",

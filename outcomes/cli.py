@@ -8,6 +8,7 @@ Exit codes (all subcommands):
 3  ingest: done, but some rows were quarantined (see `outcomes quarantine`)
 4  ingest: done, but some files were rejected whole
 5  ingest --strict: violations found, nothing written
+6  audit: results differ from the expected ones
 """
 
 from __future__ import annotations
@@ -35,7 +36,8 @@ EPILOG = textwrap.dedent(
       outcomes dictionary --out dictionary.md
 
     exit codes: 0 ok; 1 internal error (a bug); 2 usage or input error;
-      3 rows quarantined; 4 files rejected; 5 strict mode found violations (nothing written)
+      3 rows quarantined; 4 files rejected; 5 strict mode found violations (nothing written);
+      6 audit found differences
     """
 )
 
