@@ -34,6 +34,10 @@ EPILOG = textwrap.dedent(
       outcomes export --store outcomes.duckdb --table assessments --snapshot 1 --out a.parquet
       outcomes validate site3_assessments.csv
       outcomes dictionary --out dictionary.md
+      outcomes compare --store outcomes.duckdb --out results/compare
+      outcomes report trial -P store=outcomes.duckdb --to html,pdf,docx --out out
+      outcomes run analyses/trial_lmm_gb_quant.yaml
+      outcomes audit analyses --strict
 
     exit codes: 0 ok; 1 internal error (a bug); 2 usage or input error;
       3 rows quarantined; 4 files rejected; 5 strict mode found violations (nothing written);

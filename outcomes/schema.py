@@ -372,7 +372,8 @@ def _failures(
         except SchemaErrors as err:
             fc = err.failure_cases.copy()
     all_checks = [c for col in schema.columns.values() for c in col.checks] + list(schema.checks)
-    by_error = {c.error: c.name for c in all_checks if c.error}  # pandera reports a check by its error text
+    # pandera reports a check by its error text
+    by_error = {c.error: c.name for c in all_checks if c.error}
     fc["check"] = fc["check"].astype(str)
     fc = fc[~fc["check"].str.startswith(("dtype(", "coerce_dtype("))]
     cell = {
