@@ -51,8 +51,8 @@ def tests(session: nox.Session) -> None:
 def lint(session: nox.Session) -> None:
     """Check style (ruff) and types (mypy)."""
     install(session)
-    session.run("ruff", "check", "outcomes", "tests", "noxfile.py")
-    session.run("ruff", "format", "--check", "outcomes", "tests", "noxfile.py")
+    session.run("ruff", "check", "outcomes", "tests", "benchmarks", "noxfile.py")
+    session.run("ruff", "format", "--check", "outcomes", "tests", "benchmarks", "noxfile.py")
     session.run("mypy", "outcomes")
 
 
