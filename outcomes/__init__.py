@@ -45,6 +45,11 @@ _LAZY: dict[str, str] = {
     "cumulative_incidence": "outcomes.models.survival",
     "risk_table_plot": "outcomes.models.survival",
     "compare": "outcomes.models.comparison",
+    "run_analysis": "outcomes.analysis",
+    "run_analyses": "outcomes.analysis",
+    "load_results": "outcomes.analysis",
+    "load_spec": "outcomes.analysis",
+    "audit": "outcomes.analysis",
     "ComparisonResult": "outcomes.models.comparison",
 }
 
