@@ -110,7 +110,7 @@ class IngestReport:
         lines = []
         for f in self.files:
             if f.status == "rejected":
-                lines.append(f"REJECTED  {f.path}: {f.message}")
+                lines.append(f"REJECTED  {f.message}")
             elif f.status == "already_ingested":
                 lines.append(f"unchanged {f.path}: {f.message}")
             else:
