@@ -41,6 +41,23 @@ def demo_store(session: nox.Session) -> str:
     return store
 
 
+def render_reports(session: nox.Session, store: str, names: tuple[str, ...], *extra: str) -> None:
+    """Render reports/NAME.qmd from the store to HTML, PDF and Word in demo/reports."""
+    for name in names:
+        session.run(
+            "outcomes",
+            "report",
+            name,
+            "-P",
+            f"store={store}",
+            "--to",
+            "html,pdf,docx",
+            "--out",
+            "demo/reports",
+            *extra,
+        )
+
+
 @nox.session(python=PYTHON)
 def tests(session: nox.Session) -> None:
     """Run the test suite against the installed package."""
@@ -68,18 +85,7 @@ def demo(session: nox.Session) -> None:
     store = demo_store(session)
     session.run("outcomes", "summary", "--store", store)
     session.run("outcomes", "compare", "--store", store, "--out", "demo/compare")
-    for name in ("trial", "registry"):
-        session.run(
-            "outcomes",
-            "report",
-            name,
-            "-P",
-            f"store={store}",
-            "--to",
-            "html,pdf,docx",
-            "--out",
-            "demo/reports",
-        )
+    render_reports(session, store, ("trial", "registry"))
 
 
 @nox.session(python=PYTHON)
@@ -145,16 +151,4 @@ def reports(session: nox.Session) -> None:
     """
     install(session)
     store = demo_store(session)
-    for name in ("trial", "registry", "comparison"):
-        session.run(
-            "outcomes",
-            "report",
-            name,
-            "-P",
-            f"store={store}",
-            "--to",
-            "html,pdf,docx",
-            "--out",
-            "demo/reports",
-            *session.posargs,
-        )
+    render_reports(session, store, ("trial", "registry", "comparison"), *session.posargs)

@@ -84,7 +84,7 @@ import pandas as pd
 from scipy import stats
 
 from outcomes.errors import InputError, ModelError, OutcomesWarning, StatisticalWarning
-from outcomes.results import to_ard
+from outcomes.results import TIDY_COLUMNS, to_ard
 
 __all__ = [
     "COMPARISON_COLUMNS",
@@ -185,17 +185,7 @@ class ComparisonResult:
         """
         keys = ["source", "study_id", "indication", "body_site", "outcome", "measure", "comparison"]
         parts = []
-        stats_cols = [
-            "estimate",
-            "std_error",
-            "statistic",
-            "df",
-            "p_value",
-            "conf_low",
-            "conf_high",
-            "n",
-            "n_clusters",
-        ]
+        stats_cols = [*TIDY_COLUMNS[1:], "n", "n_clusters"]
         for _, row in self.table.iterrows():
             tidy = pd.DataFrame([{"term": row["adjustment"], **{c: row[c] for c in stats_cols}}])
             tidy[stats_cols] = tidy[stats_cols].astype(float)
