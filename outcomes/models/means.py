@@ -324,11 +324,13 @@ def _max_abs_z(corr_bytes: bytes, k: int) -> np.ndarray:
     return np.abs(special.ndtri(np.clip(u, 1e-16, 1 - 1e-16)) @ root.T).max(axis=1)
 
 
-def _max_abs_t(df: float, corr: np.ndarray) -> np.ndarray:
+def _max_abs_t(df: float, corr: np.ndarray | None) -> np.ndarray:
     """Sorted Monte-Carlo draws of ``max_i |T_i|``, T multivariate t with correlation corr.
 
     :func:`_max_abs_z` divided by seeded draws of ``sqrt(chi2_df / df)`` (none when df is inf).
     """
+    if corr is None:
+        raise InputError("adjust='mvt' needs the correlation matrix of the contrasts (corr=).")
     corr = np.ascontiguousarray(corr, dtype=float)
     draws = _max_abs_z(corr.tobytes(), len(corr))
     if not np.isinf(df):
@@ -528,7 +530,7 @@ def contrasts(
             piece["conf_low"] = est[idx] - cv * se[idx]
             piece["conf_high"] = est[idx] + cv * se[idx]
         for name, value in zip(by_l, keyt, strict=True):
-            piece[name] = value
+            piece[name] = pd.Series([value] * len(piece), index=piece.index)
         piece["contrast"] = labels
         piece["adjust"] = adjust_key
         pieces.append(piece)
