@@ -3,6 +3,7 @@
 - :func:`network_meta` (``nma.py``): Rücker's graph-theoretical NMA, common and random effects,
   league table, P-scores, design decomposition of Q, node-splitting, figures.
 - :func:`component_meta` (``component.py``): additive component NMA (``netcomb``/``discomb``).
+- :func:`microneedling_network` (``published.py``): the shipped published-trial network.
 """
 
 from outcomes.models.network.component import (
@@ -11,11 +12,14 @@ from outcomes.models.network.component import (
     component_meta,
 )
 from outcomes.models.network.nma import NetworkMetaResult, network_meta
+from outcomes.models.network.published import NETWORK_OUTCOMES, microneedling_network
 
 __all__ = [
+    "NETWORK_OUTCOMES",
     "ComponentMetaResult",
     "NetworkMetaResult",
     "component_matrix",
     "component_meta",
+    "microneedling_network",
     "network_meta",
 ]

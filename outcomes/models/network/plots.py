@@ -60,7 +60,9 @@ def network_graph(table: pd.DataFrame, treatments: list[str], *, title: str | No
         ax.scatter([x], [y], s=150 + 900 * size[t] / smax, color=_NODE, zorder=2)
         ha = "left" if x > 0.2 else "right" if x < -0.2 else "center"
         va = "bottom" if y > 0.9 else "top" if y < -0.9 else "center"
-        ax.text(1.12 * x, 1.12 * y, t, fontsize=_FONT + 1, ha=ha, va=va)
+        push = 8 + 10 * np.sqrt(size[t] / smax)  # points beyond the node's edge
+        ax.annotate(t, xy=(x, y), xytext=(push * x, push * y), textcoords="offset points",
+                    fontsize=_FONT + 1, ha=ha, va=va)
     ax.set_xlim(-2.1, 2.1)
     ax.set_ylim(-1.5, 1.3)
     ax.set_aspect("equal")
