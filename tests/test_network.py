@@ -45,18 +45,28 @@ def linde(face: bool = False) -> pd.DataFrame:
     a = pd.read_csv(HERE / "linde2016_arm.csv")
     if face:
         a = a[a["id"].isin([16, 24, 49, 118])]
-    return pd.DataFrame({"study": a["author"] + " " + a["year"].astype(str),
-                         "treatment": a["int"], "events": a["resp"], "n": a["n"]})
+    return pd.DataFrame(
+        {
+            "study": a["author"] + " " + a["year"].astype(str),
+            "treatment": a["int"],
+            "events": a["resp"],
+            "n": a["n"],
+        }
+    )
 
 
 @pytest.fixture(scope="module")
 def fits():
     return {
         "senn2013": (quiet(network_meta, senn(), reference="plac"), R["senn2013"]),
-        "linde2016": (quiet(network_meta, linde(), "OR", reference="Placebo"),
-                      R["linde2016"]["nma"]),
-        "linde2016_face": (quiet(network_meta, linde(True), "OR", reference="Placebo"),
-                           R["linde2016_face"]["nma"]),
+        "linde2016": (
+            quiet(network_meta, linde(), "OR", reference="Placebo"),
+            R["linde2016"]["nma"],
+        ),
+        "linde2016_face": (
+            quiet(network_meta, linde(True), "OR", reference="Placebo"),
+            R["linde2016_face"]["nma"],
+        ),
     }
 
 
@@ -70,8 +80,14 @@ def test_effects_vs_reference(fits, name, model):
     res, ref = fits[name]
     t = res.relative_effects(model).set_index("treatment")
     exp = ref[model]
-    cols = {"estimate": "TE", "std_error": "seTE", "conf_low": "lower", "conf_high": "upper",
-            "statistic": "statistic", "p_value": "pval"}
+    cols = {
+        "estimate": "TE",
+        "std_error": "seTE",
+        "conf_low": "lower",
+        "conf_high": "upper",
+        "statistic": "statistic",
+        "p_value": "pval",
+    }
     for i, trt in enumerate(exp["treat"]):
         if trt == res.reference:
             continue
@@ -95,9 +111,11 @@ def test_league_matrices(fits, name):
             for j, b in enumerate(te["colnames"]):
                 if a != b:
                     assert e.loc[(model, a, b), "estimate"] == pytest.approx(
-                        te["values"][i][j], abs=TOL)
+                        te["values"][i][j], abs=TOL
+                    )
                     assert e.loc[(model, a, b), "std_error"] == pytest.approx(
-                        se["values"][i][j], abs=TOL)
+                        se["values"][i][j], abs=TOL
+                    )
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -125,13 +143,27 @@ def test_heterogeneity(fits, name):
     res, ref = fits[name]
     h = res.heterogeneity.iloc[0]
     exp = ref["heterogeneity"]
-    pairs = {"tau2": "tau2", "tau": "tau", "i2": "I2", "i2_low": "lower.I2",
-             "i2_high": "upper.I2", "q": "Q", "df": "df.Q", "p_value": "pval.Q"}
+    pairs = {
+        "tau2": "tau2",
+        "tau": "tau",
+        "i2": "I2",
+        "i2_low": "lower.I2",
+        "i2_high": "upper.I2",
+        "q": "Q",
+        "df": "df.Q",
+        "p_value": "pval.Q",
+    }
     if exp["df.Q.heterogeneity"] > 0:
-        pairs.update(q_within="Q.heterogeneity", df_within="df.Q.heterogeneity",
-                     p_within="pval.Q.heterogeneity")
-    pairs.update(q_between="Q.inconsistency", df_between="df.Q.inconsistency",
-                 p_between="pval.Q.inconsistency")
+        pairs.update(
+            q_within="Q.heterogeneity",
+            df_within="df.Q.heterogeneity",
+            p_within="pval.Q.heterogeneity",
+        )
+    pairs.update(
+        q_between="Q.inconsistency",
+        df_between="df.Q.inconsistency",
+        p_between="pval.Q.inconsistency",
+    )
     for ours, theirs in pairs.items():
         assert h[ours] == pytest.approx(exp[theirs], abs=TOL), ours
 
@@ -164,8 +196,11 @@ def test_design_decomposition(fits, name):
 @pytest.mark.parametrize("direction", ["desirable", "undesirable"])
 def test_p_scores(name, direction):
     # netrank(net, small.values = direction)$ranking.<model>
-    data, kw = (senn(), {"reference": "plac"}) if name == "senn2013" else (
-        linde(), {"measure": "OR", "reference": "Placebo"})
+    data, kw = (
+        (senn(), {"reference": "plac"})
+        if name == "senn2013"
+        else (linde(), {"measure": "OR", "reference": "Placebo"})
+    )
     res = quiet(network_meta, data, small_values=direction, **kw)
     exp = R[name]["netrank"][f"small.values.{direction}"]
     ps = res.p_scores.set_index("treatment")
@@ -217,13 +252,16 @@ def test_reml_at_least_as_good_as_metafor():
 def test_rucker_equals_gls_for_three_arm_split_body_study():
     # A three-site split-body study: the pairwise variances with r define its covariance, and
     # Rücker's multi-arm reduction must give the same estimates as GLS on the exact covariance.
-    arms = pd.DataFrame({
-        "study": ["A"] * 3 + ["B"] * 2 + ["C"] * 2,
-        "treatment": ["MN", "MN+PRP", "MN+RF", "MN", "MN+PRP", "MN+RF", "MN"],
-        "mean": [2.4, 2.0, 2.1, 2.5, 2.2, 2.0, 2.6], "sd": [0.6, 0.5, 0.7, 0.5, 0.6, 0.6, 0.5],
-        "n": [20, 20, 20, 30, 30, 25, 25],
-        "design": ["split_body"] * 3 + ["parallel"] * 4,
-    })
+    arms = pd.DataFrame(
+        {
+            "study": ["A"] * 3 + ["B"] * 2 + ["C"] * 2,
+            "treatment": ["MN", "MN+PRP", "MN+RF", "MN", "MN+PRP", "MN+RF", "MN"],
+            "mean": [2.4, 2.0, 2.1, 2.5, 2.2, 2.0, 2.6],
+            "sd": [0.6, 0.5, 0.7, 0.5, 0.6, 0.6, 0.5],
+            "n": [20, 20, 20, 30, 30, 25, 25],
+            "design": ["split_body"] * 3 + ["parallel"] * 4,
+        }
+    )
     res = quiet(network_meta, arms, "MD", reference="MN", r=0.4)
     bl = blocks(res._data.table, "MN")
     from outcomes.models.network.designs import _consistency_X
@@ -237,9 +275,22 @@ def test_rucker_equals_gls_for_three_arm_split_body_study():
     assert res.heterogeneity["q"].iloc[0] == pytest.approx(q, abs=1e-10)
     # and the paired contrast variance is the one escalc gives a split-face study
     row = res.contrasts.set_index(["study", "treat1", "treat2"]).loc[("A", "MN", "MN+PRP")]
-    es = escalc(pd.DataFrame({"study": ["A"], "mean1": [2.4], "sd1": [0.6], "n1": [20],
-                              "mean2": [2.0], "sd2": [0.5], "n2": [20],
-                              "design": ["split_body"], "r": [0.4]}), "MD")
+    es = escalc(
+        pd.DataFrame(
+            {
+                "study": ["A"],
+                "mean1": [2.4],
+                "sd1": [0.6],
+                "n1": [20],
+                "mean2": [2.0],
+                "sd2": [0.5],
+                "n2": [20],
+                "design": ["split_body"],
+                "r": [0.4],
+            }
+        ),
+        "MD",
+    )
     assert row["seTE"] == pytest.approx(float(es["sei"].iloc[0]), abs=1e-12)
 
 
@@ -289,8 +340,15 @@ def test_inconsistency_and_boundary_reported_as_data():
 
 
 def test_disconnected_network_is_refused_with_the_parts():
-    d = pd.DataFrame({"study": ["a", "b"], "treat1": ["MN", "laser"],
-                      "treat2": ["MN+PRP", "MN+RF"], "TE": [0.1, 0.2], "seTE": [0.1, 0.1]})
+    d = pd.DataFrame(
+        {
+            "study": ["a", "b"],
+            "treat1": ["MN", "laser"],
+            "treat2": ["MN+PRP", "MN+RF"],
+            "TE": [0.1, 0.2],
+            "seTE": [0.1, 0.1],
+        }
+    )
     with pytest.raises(InputError, match=r"2 sub-networks.*component_meta"):
         network_meta(d)
 
@@ -298,14 +356,36 @@ def test_disconnected_network_is_refused_with_the_parts():
 @pytest.mark.parametrize(
     "data,match",
     [
-        (pd.DataFrame({"study": ["a", "a"], "treat1": ["A", "A"], "treat2": ["B", "C"],
-                       "TE": [0.1, 0.2], "seTE": [0.1, 0.1]}), "needs all 3"),
-        (pd.DataFrame({"study": ["a"], "treat1": ["A"], "treat2": ["A"], "TE": [0.1],
-                       "seTE": [0.1]}), "must differ"),
-        (pd.DataFrame({"study": ["a"], "treat1": ["A"], "treat2": ["B"], "TE": [0.1],
-                       "seTE": [0.0]}), "must be positive"),
-        (pd.DataFrame({"study": ["a"], "treat1": ["A"], "treat2": ["B"], "TE": ["x"],
-                       "seTE": [0.1]}), "row\\(s\\) 1"),
+        (
+            pd.DataFrame(
+                {
+                    "study": ["a", "a"],
+                    "treat1": ["A", "A"],
+                    "treat2": ["B", "C"],
+                    "TE": [0.1, 0.2],
+                    "seTE": [0.1, 0.1],
+                }
+            ),
+            "needs all 3",
+        ),
+        (
+            pd.DataFrame(
+                {"study": ["a"], "treat1": ["A"], "treat2": ["A"], "TE": [0.1], "seTE": [0.1]}
+            ),
+            "must differ",
+        ),
+        (
+            pd.DataFrame(
+                {"study": ["a"], "treat1": ["A"], "treat2": ["B"], "TE": [0.1], "seTE": [0.0]}
+            ),
+            "must be positive",
+        ),
+        (
+            pd.DataFrame(
+                {"study": ["a"], "treat1": ["A"], "treat2": ["B"], "TE": ["x"], "seTE": [0.1]}
+            ),
+            "row\\(s\\) 1",
+        ),
         (pd.DataFrame({"study": ["a"], "arm": ["A"]}), "treatment"),
     ],
 )
@@ -331,17 +411,31 @@ def test_shipped_microneedling_network_is_traceable_and_fits():
     for col in ("citation", "confirmed_at", "quoted", "derivation"):
         assert data[col].notna().all(), col
     assert not data["study"].str.contains("llustrative").any()
-    res = quiet(network_meta, microneedling_network("excellent_response"), "OR",
-                reference="MN", r=0.5, small_values="undesirable")
+    res = quiet(
+        network_meta,
+        microneedling_network("excellent_response"),
+        "OR",
+        reference="MN",
+        r=0.5,
+        small_values="undesirable",
+    )
     t = res.tidy("common", exponentiate=True).set_index("term")
     # Asif 2016 alone informs MN+PRP vs MN: OR (20/30)/(5/45) = 6 whatever r is
     assert t.loc["MN+PRP vs MN", "estimate"] == pytest.approx(6.0, rel=1e-12)
     assert "no_heterogeneity_df" in set(res.diagnostics["code"])
     # r moves only the precision: a higher within-patient correlation narrows the interval
-    res2 = quiet(network_meta, microneedling_network("excellent_response"), "OR",
-                 reference="MN", r=0.8, small_values="undesirable")
-    se = [r.relative_effects("common").set_index("treatment").loc["MN+PRP", "std_error"]
-          for r in (res, res2)]
+    res2 = quiet(
+        network_meta,
+        microneedling_network("excellent_response"),
+        "OR",
+        reference="MN",
+        r=0.8,
+        small_values="undesirable",
+    )
+    se = [
+        r.relative_effects("common").set_index("treatment").loc["MN+PRP", "std_error"]
+        for r in (res, res2)
+    ]
     assert se[1] < se[0]
 
 
@@ -368,6 +462,12 @@ def test_graph_fit_is_order_invariant():
     pd.testing.assert_series_equal(ta.sort_index(), tb.sort_index(), atol=1e-12)
     # the graph engine directly: potentials differences are the effects
     t = a._data.table
-    f = fit_graph(t["TE"].to_numpy(), t["seTE"].to_numpy(), t["treat1"].to_numpy(),
-                  t["treat2"].to_numpy(), t["study"].to_numpy(), a.treatments)
+    f = fit_graph(
+        t["TE"].to_numpy(),
+        t["seTE"].to_numpy(),
+        t["treat1"].to_numpy(),
+        t["treat2"].to_numpy(),
+        t["study"].to_numpy(),
+        a.treatments,
+    )
     assert np.allclose(f.TE, -f.TE.T)

@@ -34,8 +34,14 @@ def linde(face: bool = False) -> pd.DataFrame:
     a = pd.read_csv(HERE / "linde2016_arm.csv")
     if face:
         a = a[a["id"].isin([16, 24, 49, 118])]
-    return pd.DataFrame({"study": a["author"] + " " + a["year"].astype(str),
-                         "treatment": a["int"], "events": a["resp"], "n": a["n"]})
+    return pd.DataFrame(
+        {
+            "study": a["author"] + " " + a["year"].astype(str),
+            "treatment": a["int"],
+            "events": a["resp"],
+            "n": a["n"],
+        }
+    )
 
 
 def check(res, ref):
@@ -43,30 +49,46 @@ def check(res, ref):
         exp = ref[model]
         comp = res.components[res.components["model"] == model].set_index("term")
         assert list(comp.index) == exp["comps"]
-        for ours, theirs in (("estimate", "Comp"), ("std_error", "seComp"),
-                             ("conf_low", "lower.Comp"), ("conf_high", "upper.Comp"),
-                             ("p_value", "pval.Comp")):
+        for ours, theirs in (
+            ("estimate", "Comp"),
+            ("std_error", "seComp"),
+            ("conf_low", "lower.Comp"),
+            ("conf_high", "upper.Comp"),
+            ("p_value", "pval.Comp"),
+        ):
             np.testing.assert_allclose(comp[ours], exp[theirs], atol=TOL, err_msg=ours)
         comb = res.combinations[res.combinations["model"] == model].set_index("term")
         for ours, theirs in (("estimate", "Comb"), ("std_error", "seComb")):
             np.testing.assert_allclose(comb.loc[exp["comb"], ours], exp[theirs], atol=TOL)
         pairs = res.comparisons[res.comparisons["model"] == model].set_index(
-            ["treatment", "comparator"])
+            ["treatment", "comparator"]
+        )
         te, se = exp["TE.matrix"], exp["seTE.matrix"]
         for i, a in enumerate(te["rownames"]):
             for j, b in enumerate(te["colnames"]):
                 if a != b:
-                    assert pairs.loc[(a, b), "estimate"] == pytest.approx(te["values"][i][j],
-                                                                          abs=TOL)
-                    assert pairs.loc[(a, b), "std_error"] == pytest.approx(se["values"][i][j],
-                                                                           abs=TOL)
+                    assert pairs.loc[(a, b), "estimate"] == pytest.approx(
+                        te["values"][i][j], abs=TOL
+                    )
+                    assert pairs.loc[(a, b), "std_error"] == pytest.approx(
+                        se["values"][i][j], abs=TOL
+                    )
     s = ref["statistics"]
     h = res.heterogeneity.iloc[0]
-    pairs = {"tau2": "tau2", "i2": "I2", "i2_low": "lower.I2", "i2_high": "upper.I2",
-             "q_additive": "Q.additive", "df_additive": "df.Q.additive",
-             "p_additive": "pval.Q.additive", "q_standard": "Q.standard",
-             "df_standard": "df.Q.standard", "p_standard": "pval.Q.standard",
-             "q_diff": "Q.diff", "df_diff": "df.Q.diff"}
+    pairs = {
+        "tau2": "tau2",
+        "i2": "I2",
+        "i2_low": "lower.I2",
+        "i2_high": "upper.I2",
+        "q_additive": "Q.additive",
+        "df_additive": "df.Q.additive",
+        "p_additive": "pval.Q.additive",
+        "q_standard": "Q.standard",
+        "df_standard": "df.Q.standard",
+        "p_standard": "pval.Q.standard",
+        "q_diff": "Q.diff",
+        "df_diff": "df.Q.diff",
+    }
     for ours, theirs in pairs.items():
         assert h[ours] == pytest.approx(s[theirs], abs=TOL), ours
     if s["df.Q.diff"] > 0:
@@ -88,8 +110,12 @@ def test_netcomb_additive(name, face):
 
 def test_netcomb_with_interaction_equals_standard_nma():
     ref = R["linde2016_face"]["cnma_interaction_all"]
-    C = pd.DataFrame(ref["C.matrix"]["values"], index=ref["C.matrix"]["rownames"],
-                     columns=ref["C.matrix"]["colnames"], dtype=float)
+    C = pd.DataFrame(
+        ref["C.matrix"]["values"],
+        index=ref["C.matrix"]["rownames"],
+        columns=ref["C.matrix"]["colnames"],
+        dtype=float,
+    )
     res = quiet(component_meta, linde(True), "OR", C=C)
     check(res, ref)
 
@@ -103,12 +129,15 @@ def test_data_frame_and_fitted_network_give_the_same_fit():
 def test_discomb_disconnected_network_linked_by_components():
     # {saline, MN, MN+PRP} and {PRP, RF+PRP} share no treatment, but the additive model
     # identifies MN, PRP and RF; with one study per row the fit is exact.
-    d = pd.DataFrame({
-        "study": ["s1", "s2", "s3", "s4"],
-        "treat1": ["MN", "MN+PRP", "RF+PRP", "MN+PRP"],
-        "treat2": ["saline", "saline", "PRP", "MN"],
-        "TE": [-0.30, -0.55, -0.20, -0.22], "seTE": [0.10, 0.12, 0.15, 0.11],
-    })
+    d = pd.DataFrame(
+        {
+            "study": ["s1", "s2", "s3", "s4"],
+            "treat1": ["MN", "MN+PRP", "RF+PRP", "MN+PRP"],
+            "treat2": ["saline", "saline", "PRP", "MN"],
+            "TE": [-0.30, -0.55, -0.20, -0.22],
+            "seTE": [0.10, 0.12, 0.15, 0.11],
+        }
+    )
     res = quiet(component_meta, d, inactive="saline")
     assert res.heterogeneity["subnetworks"].iloc[0] == 2
     assert "disconnected_network" in set(res.diagnostics["code"])
@@ -128,9 +157,16 @@ def test_discomb_disconnected_network_linked_by_components():
 
 
 def test_unidentifiable_component_is_refused():
-    d = pd.DataFrame({"study": ["s1", "s2"], "treat1": ["MN+PRP", "RF+PRP"],
-                      "treat2": ["MN", "RF"], "TE": [-0.3, -0.2], "seTE": [0.1, 0.1]})
-    with pytest.raises(InputError, match="cannot separate.*MN, RF"):
+    d = pd.DataFrame(
+        {
+            "study": ["s1", "s2"],
+            "treat1": ["MN+PRP", "RF+PRP"],
+            "treat2": ["MN", "RF"],
+            "TE": [-0.3, -0.2],
+            "seTE": [0.1, 0.1],
+        }
+    )
+    with pytest.raises(InputError, match=r"cannot separate.*MN, RF"):
         component_meta(d)
 
 
@@ -151,4 +187,5 @@ def test_shapes():
     ard = res.to_ard("cnma", {"indication": "depression"})
     assert list(ard.columns) == list(ARD_COLUMNS)
     assert {"effect=component", "effect=combination"} <= {
-        p for g in ard["group"] for p in g.split(";")}
+        p for g in ard["group"] for p in g.split(";")
+    }

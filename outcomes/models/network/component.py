@@ -36,8 +36,9 @@ from outcomes.results import Diagnostic, diagnostics_frame, tidy_frame, to_ard
 __all__ = ["ComponentMetaResult", "component_matrix", "component_meta"]
 
 
-def component_matrix(treatments: list[str], sep: str = "+", inactive: str | None = None
-                     ) -> pd.DataFrame:
+def component_matrix(
+    treatments: list[str], sep: str = "+", inactive: str | None = None
+) -> pd.DataFrame:
     """Treatment x component matrix from labels such as ``"MN + PRP"`` (netmeta ``createC``).
 
     Components are the labels split at ``sep`` with spaces trimmed, in case-insensitive
@@ -47,11 +48,15 @@ def component_matrix(treatments: list[str], sep: str = "+", inactive: str | None
     if inactive is not None:
         hits = [t for t in treatments if t.casefold() == str(inactive).casefold()]
         if not hits:
-            raise InputError(f"inactive={inactive!r} is not a treatment of the network "
-                             f"({', '.join(treatments)}).")
+            raise InputError(
+                f"inactive={inactive!r} is not a treatment of the network "
+                f"({', '.join(treatments)})."
+            )
         match = hits[0]
-    parts = {t: ([] if t == match else [c.strip() for c in t.split(sep) if c.strip()])
-             for t in treatments}
+    parts = {
+        t: ([] if t == match else [c.strip() for c in t.split(sep) if c.strip()])
+        for t in treatments
+    }
     comps = sorted({c for p in parts.values() for c in p}, key=sort_key)
     C = pd.DataFrame(0.0, index=treatments, columns=comps)
     for t, p in parts.items():
@@ -127,8 +132,11 @@ class ComponentMetaResult:
 
     def tidy(self, model: str = "random", exponentiate: bool = False) -> pd.DataFrame:
         """Component effects (``term`` = component) of one model, or of ``"both"``."""
-        out = self.components if model == "both" else self.components[
-            self.components["model"] == model]
+        out = (
+            self.components
+            if model == "both"
+            else self.components[self.components["model"] == model]
+        )
         if model not in ("common", "random", "both"):
             raise InputError(f"model={model!r}: use 'common', 'random' or 'both'.")
         out = tidy_frame(out, extra=["model"])
@@ -139,38 +147,52 @@ class ComponentMetaResult:
                 out[col] = np.exp(out[col])
         return out
 
-    def to_ard(self, analysis: str = "component_meta",
-               groups: dict[str, object] | None = None) -> pd.DataFrame:
+    def to_ard(
+        self, analysis: str = "component_meta", groups: dict[str, object] | None = None
+    ) -> pd.DataFrame:
         """ARD rows of component and combination effects per model, and heterogeneity."""
         base = {"measure": self.measure, "inactive": self.inactive or "", **(groups or {})}
         parts = []
         for what, table in (("component", self.components), ("combination", self.combinations)):
             for m in ("common", "random"):
                 t = tidy_frame(table[table["model"] == m])
-                parts.append(to_ard(t, analysis=analysis,
-                                    groups={**base, "model": m, "effect": what},
-                                    diagnostics=self.diagnostics))
+                parts.append(
+                    to_ard(
+                        t,
+                        analysis=analysis,
+                        groups={**base, "model": m, "effect": what},
+                        diagnostics=self.diagnostics,
+                    )
+                )
         het = self.heterogeneity.assign(term="network")
         parts.append(to_ard(het, analysis=analysis, groups=base, diagnostics=self.diagnostics))
         return pd.concat(parts, ignore_index=True)
 
     def forest_plot(self, model: str = "random", **kwargs):
-        """Forest plot of the incremental component effects (see :func:`.plots.component_forest`)."""
+        """Forest plot of the incremental component effects (:func:`.plots.component_forest`)."""
         from outcomes.models.network.plots import component_forest
 
         return component_forest(self, model, **kwargs)
 
 
-def _rows(names: list[str], est: np.ndarray, cov: np.ndarray, model: str, z: float
-          ) -> list[dict]:
+def _rows(names: list[str], est: np.ndarray, cov: np.ndarray, model: str, z: float) -> list[dict]:
     se = np.sqrt(np.clip(np.diag(cov), 0, None))
     out = []
     for name, e, s in zip(names, est, se, strict=True):
         stat = e / s if s > 0 else np.nan
-        out.append({"model": model, "term": name, "estimate": e, "std_error": s,
-                    "statistic": stat, "df": np.nan,
-                    "p_value": 2 * stats.norm.sf(abs(stat)) if s > 0 else np.nan,
-                    "conf_low": e - z * s, "conf_high": e + z * s})
+        out.append(
+            {
+                "model": model,
+                "term": name,
+                "estimate": e,
+                "std_error": s,
+                "statistic": stat,
+                "df": np.nan,
+                "p_value": 2 * stats.norm.sf(abs(stat)) if s > 0 else np.nan,
+                "conf_low": e - z * s,
+                "conf_high": e + z * s,
+            }
+        )
     return out
 
 
@@ -219,8 +241,10 @@ def component_meta(
     table, trts = con.table, con.treatments
     if C is None:
         C = component_matrix(trts, sep, inactive)
-        inactive = next((t for t in trts if inactive is not None
-                         and t.casefold() == str(inactive).casefold()), None)
+        inactive = next(
+            (t for t in trts if inactive is not None and t.casefold() == str(inactive).casefold()),
+            None,
+        )
     else:
         missing = sorted(set(trts) - set(map(str, C.index)), key=sort_key)
         if missing:
@@ -240,17 +264,23 @@ def component_meta(
             "disconnected network share components, or merge components)."
         )
     rank = X.shape[1]
-    n_arms = sum(len(set(g["treat1"]) | set(g["treat2"])) - 1
-                 for _, g in table.groupby("study", sort=False))
+    n_arms = sum(
+        len(set(g["treat1"]) | set(g["treat2"])) - 1 for _, g in table.groupby("study", sort=False)
+    )
     df_add = n_arms - rank
     parts = subnetworks(table)
     q_std = 0.0
     for p in parts:
         sub = table[table["treat1"].isin(p)]
         t_sub = sorted(p, key=sort_key)
-        q_std += fit_graph(sub["TE"].to_numpy(float), sub["seTE"].to_numpy(float),
-                           sub["treat1"].to_numpy(), sub["treat2"].to_numpy(),
-                           sub["study"].to_numpy(), t_sub).Q
+        q_std += fit_graph(
+            sub["TE"].to_numpy(float),
+            sub["seTE"].to_numpy(float),
+            sub["treat1"].to_numpy(),
+            sub["treat2"].to_numpy(),
+            sub["study"].to_numpy(),
+            t_sub,
+        ).Q
     df_std = n_arms - (len(trts) - len(parts))
     df_diff = len(trts) - len(parts) - rank
     w0, notes = adjusted_weights(seTE, study, 0.0)
@@ -272,40 +302,62 @@ def component_meta(
             for j, b in enumerate(trts):
                 if i != j:
                     d = Cm[i] - Cm[j]
-                    row = _rows([f"{a} vs {b}"], np.array([d @ fit.beta]),
-                                np.array([[d @ fit.cov @ d]]), model, z)[0]
+                    row = _rows(
+                        [f"{a} vs {b}"],
+                        np.array([d @ fit.beta]),
+                        np.array([[d @ fit.cov @ d]]),
+                        model,
+                        z,
+                    )[0]
                     pair_rows.append({**row, "treatment": a, "comparator": b})
     q_diff = common.q - q_std
     i2, i2_lo, i2_hi = i_squared(common.q, df_add, level)
     het = {
-        "tau2": tau2, "tau": np.sqrt(tau2), "i2": i2, "i2_low": i2_lo, "i2_high": i2_hi,
-        "q_additive": common.q, "df_additive": df_add,
+        "tau2": tau2,
+        "tau": np.sqrt(tau2),
+        "i2": i2,
+        "i2_low": i2_lo,
+        "i2_high": i2_hi,
+        "q_additive": common.q,
+        "df_additive": df_add,
         "p_additive": stats.chi2.sf(common.q, df_add) if df_add > 0 else np.nan,
-        "q_standard": q_std, "df_standard": df_std,
+        "q_standard": q_std,
+        "df_standard": df_std,
         "p_standard": stats.chi2.sf(q_std, df_std) if df_std > 0 else np.nan,
-        "q_diff": q_diff, "df_diff": df_diff,
+        "q_diff": q_diff,
+        "df_diff": df_diff,
         "p_diff": stats.chi2.sf(q_diff, df_diff) if df_diff > 0 else np.nan,
         "subnetworks": len(parts),
     }
     diagnostics = list(con.diagnostics) + notes
     if len(parts) > 1:
         listing = "; ".join("{" + ", ".join(p) + "}" for p in parts)
-        diagnostics.append(Diagnostic(
-            "disconnected_network",
-            f"The network has {len(parts)} sub-networks ({listing}); they are linked only "
-            "through shared components, so their comparison rests on the additive model.",
-        ))
+        diagnostics.append(
+            Diagnostic(
+                "disconnected_network",
+                f"The network has {len(parts)} sub-networks ({listing}); they are linked only "
+                "through shared components, so their comparison rests on the additive model.",
+            )
+        )
     if df_diff > 0 and het["p_diff"] < 0.05:
-        diagnostics.append(Diagnostic(
-            "additivity_rejected",
-            f"The additive model fits worse than the standard NMA (Q diff = {q_diff:.2f} on "
-            f"{df_diff} df, p = {het['p_diff']:.3g}): component effects may interact.",
-        ))
+        diagnostics.append(
+            Diagnostic(
+                "additivity_rejected",
+                f"The additive model fits worse than the standard NMA (Q diff = {q_diff:.2f} on "
+                f"{df_diff} df, p = {het['p_diff']:.3g}): component effects may interact.",
+            )
+        )
     for d in diagnostics:
         d.emit(StatisticalWarning, stacklevel=3)
     return ComponentMetaResult(
-        measure=measure, inactive=inactive, level=level, tau2=tau2, C=C,
-        components=pd.DataFrame(comp_rows), combinations=pd.DataFrame(comb_rows),
-        comparisons=pd.DataFrame(pair_rows), heterogeneity=pd.DataFrame([het]),
+        measure=measure,
+        inactive=inactive,
+        level=level,
+        tau2=tau2,
+        C=C,
+        components=pd.DataFrame(comp_rows),
+        combinations=pd.DataFrame(comb_rows),
+        comparisons=pd.DataFrame(pair_rows),
+        heterogeneity=pd.DataFrame([het]),
         diagnostics=diagnostics_frame(diagnostics),
     )

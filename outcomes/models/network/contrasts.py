@@ -176,9 +176,11 @@ def _from_contrasts(data: pd.DataFrame) -> Contrasts:
 
 
 def _from_arms(data: pd.DataFrame, measure: str, r: float | None) -> Contrasts:
-    cols = ["study", "treatment", "events", "n"] if measure in _BINARY else [
-        "study", "treatment", "mean", "sd", "n"
-    ]
+    cols = (
+        ["study", "treatment", "events", "n"]
+        if measure in _BINARY
+        else ["study", "treatment", "mean", "sd", "n"]
+    )
     _require(data, cols, f"Arm-level data with measure={measure!r}")
     arms = data.copy()
     arms["study"] = _text(arms["study"], "study")
@@ -188,9 +190,9 @@ def _from_arms(data: pd.DataFrame, measure: str, r: float | None) -> Contrasts:
         arms[c] = _number(arms, c)
     dup = arms.duplicated(["study", "treatment"])
     if dup.any():
-        rows = ", ".join(str(i + 1) for i in np.flatnonzero(dup.to_numpy()))
+        where = ", ".join(str(i + 1) for i in np.flatnonzero(dup.to_numpy()))
         raise InputError(
-            f"A study lists the same treatment twice (data row(s) {rows}); combine those arms."
+            f"A study lists the same treatment twice (data row(s) {where}); combine those arms."
         )
     diagnostics: list[Diagnostic] = []
     rows: list[dict] = []
@@ -221,8 +223,12 @@ def _from_arms(data: pd.DataFrame, measure: str, r: float | None) -> Contrasts:
                 row = {"events1": a["events"], "n1": a["n"], "events2": b["events"], "n2": b["n"]}
             else:
                 row = {
-                    "mean1": a["mean"], "sd1": a["sd"], "n1": a["n"],
-                    "mean2": b["mean"], "sd2": b["sd"], "n2": b["n"],
+                    "mean1": a["mean"],
+                    "sd1": a["sd"],
+                    "n1": a["n"],
+                    "mean2": b["mean"],
+                    "sd2": b["sd"],
+                    "n2": b["n"],
                 }
             rows.append(
                 {
@@ -296,9 +302,9 @@ def _finish(table: pd.DataFrame, diagnostics: list[Diagnostic]) -> Contrasts:
                 table.loc[flip, b] = va
     order = {s: i for i, s in enumerate(dict.fromkeys(table["study"]))}
     table = table.assign(_o=table["study"].map(order)).sort_values(
-        ["_o", "treat1", "treat2"], kind="stable", key=lambda s: s.map(
-            lambda v: sort_key(v) if isinstance(v, str) else v
-        )
+        ["_o", "treat1", "treat2"],
+        kind="stable",
+        key=lambda s: s.map(lambda v: sort_key(v) if isinstance(v, str) else v),
     )
     table = table.drop(columns="_o").reset_index(drop=True)
     treatments = sorted(set(table["treat1"]) | set(table["treat2"]), key=sort_key)

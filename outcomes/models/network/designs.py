@@ -61,7 +61,8 @@ def blocks(table: pd.DataFrame, reference: str) -> list[Block]:
         V = np.array(
             [
                 [
-                    var[(base, oi)] if oi == oj
+                    var[(base, oi)]
+                    if oi == oj
                     else (var[(base, oi)] + var[(base, oj)] - var[(oi, oj)]) / 2
                     for oj in others
                 ]
@@ -104,8 +105,12 @@ def gls(
         XtWy += Xb.T @ Wb @ b.y
     cov = np.linalg.pinv(XtWX, hermitian=True)
     theta = cov @ XtWy
-    Q = float(sum((b.y - Xb @ theta) @ Wb @ (b.y - Xb @ theta)
-                  for b, Xb, Wb in zip(bl, X, inv, strict=True)))
+    Q = float(
+        sum(
+            (b.y - Xb @ theta) @ Wb @ (b.y - Xb @ theta)
+            for b, Xb, Wb in zip(bl, X, inv, strict=True)
+        )
+    )
     return theta, cov, Q
 
 
@@ -146,13 +151,21 @@ def decompose(
         mu, cov_mu, q = gls(members, Xd, tau2)
         df = len(members) * p - p
         within_rows.append(
-            {"design": design, "q": q, "df": df,
-             "p_value": stats.chi2.sf(q, df) if df > 0 else np.nan}
+            {
+                "design": design,
+                "q": q,
+                "df": df,
+                "p_value": stats.chi2.sf(q, df) if df > 0 else np.nan,
+            }
         )
         q_het += q
         df_het += df
-        fit = _consistency_rows(members[0], {t: i for i, t in enumerate(
-            t for t in treatments if t != reference)}) @ theta
+        fit = (
+            _consistency_rows(
+                members[0], {t: i for i, t in enumerate(t for t in treatments if t != reference)}
+            )
+            @ theta
+        )
         resid = mu - fit
         contrib = (np.linalg.solve(cov_mu, resid)) * resid
         for o, c in zip(members[0].others, contrib, strict=True):
@@ -168,8 +181,9 @@ def decompose(
             "df": [df_net, df_het, df_inc],
         }
     )
-    Q["p_value"] = [stats.chi2.sf(q, d) if d > 0 else np.nan for q, d in zip(Q["q"], Q["df"],
-                                                                            strict=True)]
+    Q["p_value"] = [
+        stats.chi2.sf(q, d) if d > 0 else np.nan for q, d in zip(Q["q"], Q["df"], strict=True)
+    ]
     return {"Q": Q, "within": pd.DataFrame(within_rows), "between": pd.DataFrame(between_rows)}
 
 
@@ -181,8 +195,9 @@ def tau_within(bl: list[Block]) -> float:
     XtWX = sum(Xb.T @ Wb @ Xb for Xb, Wb in zip(X, W0, strict=True))
     C = np.linalg.pinv(XtWX, hermitian=True)
     theta = C @ sum(Xb.T @ Wb @ b.y for b, Xb, Wb in zip(bl, X, W0, strict=True))
-    Q = sum((b.y - Xb @ theta) @ Wb @ (b.y - Xb @ theta)
-            for b, Xb, Wb in zip(bl, X, W0, strict=True))
+    Q = sum(
+        (b.y - Xb @ theta) @ Wb @ (b.y - Xb @ theta) for b, Xb, Wb in zip(bl, X, W0, strict=True)
+    )
     trace1 = sum(np.trace(Wb @ V0b) for Wb, V0b in zip(W0, V0, strict=True))
     M = sum(Xb.T @ Wb @ V0b @ Wb @ Xb for Xb, Wb, V0b in zip(X, W0, V0, strict=True))
     trace2 = float(np.trace(C @ M))
@@ -206,7 +221,7 @@ def _restricted_deviance(tau2: float, bl: list[Block], X: list[np.ndarray]) -> f
         XtWX += Xb.T @ Wb @ Xb
         XtWy += Xb.T @ Wb @ b.y
         yWy += b.y @ Wb @ b.y
-    sign, logdet_x = np.linalg.slogdet(XtWX)
+    _, logdet_x = np.linalg.slogdet(XtWX)
     theta = np.linalg.solve(XtWX, XtWy)
     return float(logdet + logdet_x + yWy - XtWy @ theta)
 
@@ -223,7 +238,10 @@ def reml_tau2(bl: list[Block], treatments: list[str], reference: str) -> float:
     lo = grid[max(i - 1, 0)]
     hi = grid[min(i + 1, len(grid) - 1)]
     res = optimize.minimize_scalar(
-        _restricted_deviance, bounds=(lo, hi), args=(bl, X), method="bounded",
+        _restricted_deviance,
+        bounds=(lo, hi),
+        args=(bl, X),
+        method="bounded",
         options={"xatol": 1e-12, "maxiter": 500},
     )
     best = float(res.x)

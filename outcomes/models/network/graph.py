@@ -59,7 +59,7 @@ def multiarm_variances(v: np.ndarray, study: str) -> tuple[np.ndarray, Diagnosti
     reported.
     """
     m = len(v)
-    k = int(round((1 + np.sqrt(8 * m + 1)) / 2))
+    k = round((1 + np.sqrt(8 * m + 1)) / 2)
     B = complete_incidence(k)
     BtVB = B.T @ np.diag(v) @ B
     R = np.diag(np.diag(BtVB)) - BtVB
@@ -174,8 +174,9 @@ def fit_graph(
     )
 
 
-def tau2_dl(Q: float, df: int, H: np.ndarray, B: np.ndarray, weights: np.ndarray,
-            study: np.ndarray) -> float:
+def tau2_dl(
+    Q: float, df: int, H: np.ndarray, B: np.ndarray, weights: np.ndarray, study: np.ndarray
+) -> float:
     """netmeta's method-of-moments tau^2: ``max(0, (Q - df) / tr((I - H) P W))``."""
     if df <= 0:
         return float("nan")

@@ -6,7 +6,8 @@ graph-theoretical method (:mod:`.graph`), with netmeta's multi-arm adjustment, c
 random effects. tau^2 is netmeta's default method-of-moments estimator (``method_tau="DL"``)
 or the restricted-likelihood estimator (``"REML"``, a contrast-based model with correlation
 1/2 between a study's contrasts, as netmeta passes to metafor's ``rma.mv``). Inference is
-normal-theory (z tests, Wald intervals), as in netmeta.
+normal-theory (z tests, Wald intervals), as in netmeta; prediction intervals of the random
+model use ``sqrt(se^2 + tau^2)`` and a t quantile on the df of Q (netmeta 3.6).
 
 Also: all relative effects (league table), P-scores (Rücker & Schwarzer 2015), Q total,
 within and between designs (:mod:`.designs`), node-splitting (:mod:`.split`), a network graph
@@ -139,14 +140,17 @@ class NetworkMetaResult:
             raise InputError(f"model={model!r}: use 'common' or 'random'.")
         return model
 
-    def relative_effects(self, model: str = "random", reference: str | None = None,
-                         exponentiate: bool = False) -> pd.DataFrame:
+    def relative_effects(
+        self, model: str = "random", reference: str | None = None, exponentiate: bool = False
+    ) -> pd.DataFrame:
         """Tidy rows of every treatment against ``reference`` (default the fit's reference)."""
         model = self._model(model)
         ref = self.reference if reference is None else self._treatment(reference)
-        rows = self.effects[(self.effects["model"] == model)
-                            & (self.effects["comparator"] == ref)
-                            & (self.effects["treatment"] != ref)].copy()
+        rows = self.effects[
+            (self.effects["model"] == model)
+            & (self.effects["comparator"] == ref)
+            & (self.effects["treatment"] != ref)
+        ].copy()
         rows["term"] = rows["treatment"] + " vs " + ref
         rows["df"] = np.nan
         out = tidy_frame(rows, extra=["model", "treatment", "comparator"])
@@ -164,8 +168,9 @@ class NetworkMetaResult:
             ignore_index=True,
         )
 
-    def league(self, model: str = "random", exponentiate: bool | None = None,
-               digits: int = 2) -> pd.DataFrame:
+    def league(
+        self, model: str = "random", exponentiate: bool | None = None, digits: int = 2
+    ) -> pd.DataFrame:
         """League table: cell (row, column) is the row treatment vs the column treatment.
 
         Estimates with their confidence intervals as text, e.g. ``"0.52 (0.31 to 0.74)"``;
@@ -199,30 +204,38 @@ class NetworkMetaResult:
         """
         if method not in SPLIT_METHODS:
             raise InputError(f"method={method!r}: use one of {', '.join(SPLIT_METHODS)}.")
-        fits = {m: (f.TE, f.seTE, self.tau2 if m == "random" else 0.0)
-                for m, f in self._fits.items()}
+        fits = {
+            m: (f.TE, f.seTE, self.tau2 if m == "random" else 0.0) for m, f in self._fits.items()
+        }
 
         def refit(rest: pd.DataFrame):
             if len(subnetworks(rest)) > 1:
                 return None
-            trts = sorted(set(rest["treat1"]) | set(rest["treat2"]),
-                          key=self.treatments.index)
+            trts = sorted(set(rest["treat1"]) | set(rest["treat2"]), key=self.treatments.index)
             ref = self.reference if self.reference in trts else trts[0]
             fc, fr, _, _ = _fit_models(rest, trts, ref, self.method_tau)
             return {"common": (fc.TE, fc.seTE, trts), "random": (fr.TE, fr.seTE, trts)}
 
         return netsplit(self._data.table, self.treatments, fits, method, refit, self.level)
 
-    def to_ard(self, analysis: str = "network_meta",
-               groups: dict[str, object] | None = None) -> pd.DataFrame:
+    def to_ard(
+        self, analysis: str = "network_meta", groups: dict[str, object] | None = None
+    ) -> pd.DataFrame:
         """ARD rows: effects vs the reference per model, P-scores and heterogeneity."""
-        base = {"measure": self.measure, "method_tau": self.method_tau,
-                "reference": self.reference, **(groups or {})}
+        base = {
+            "measure": self.measure,
+            "method_tau": self.method_tau,
+            "reference": self.reference,
+            **(groups or {}),
+        }
         parts = []
         for m in MODELS:
             t = self.relative_effects(m).drop(columns=["model", "treatment", "comparator"])
-            parts.append(to_ard(t, analysis=analysis, groups={**base, "model": m},
-                                diagnostics=self.diagnostics))
+            parts.append(
+                to_ard(
+                    t, analysis=analysis, groups={**base, "model": m}, diagnostics=self.diagnostics
+                )
+            )
         ps = self.p_scores.rename(columns={"treatment": "term"})
         parts.append(to_ard(ps, analysis=analysis, groups=base, diagnostics=self.diagnostics))
         het = self.heterogeneity.assign(term="network")
@@ -243,8 +256,9 @@ class NetworkMetaResult:
 
     def _treatment(self, name: str) -> str:
         if name not in self.treatments:
-            raise InputError(f"Unknown treatment {name!r}; the network has "
-                             f"{', '.join(self.treatments)}.")
+            raise InputError(
+                f"Unknown treatment {name!r}; the network has {', '.join(self.treatments)}."
+            )
         return name
 
     def _check_ratio(self) -> None:
@@ -255,8 +269,13 @@ class NetworkMetaResult:
 def _fit_models(
     table: pd.DataFrame, treatments: list[str], reference: str, method_tau: str
 ) -> tuple[GraphFit, GraphFit, float, list[dz.Block]]:
-    args = (table["TE"].to_numpy(float), table["seTE"].to_numpy(float),
-            table["treat1"].to_numpy(), table["treat2"].to_numpy(), table["study"].to_numpy())
+    args = (
+        table["TE"].to_numpy(float),
+        table["seTE"].to_numpy(float),
+        table["treat1"].to_numpy(),
+        table["treat2"].to_numpy(),
+        table["study"].to_numpy(),
+    )
     common = fit_graph(*args, treatments)
     bl = dz.blocks(table, reference)
     if method_tau == "DL":
@@ -329,8 +348,9 @@ def network_meta(
     trts = con.treatments
     reference = trts[0] if reference is None else reference
     if reference not in trts:
-        raise InputError(f"reference={reference!r} is not a treatment of the network "
-                         f"({', '.join(trts)}).")
+        raise InputError(
+            f"reference={reference!r} is not a treatment of the network ({', '.join(trts)})."
+        )
     table = con.table
     common, random, tau2, bl = _fit_models(table, trts, reference, method_tau)
     fits = {"common": common, "random": random}
@@ -343,10 +363,17 @@ def network_meta(
                 if i == j:
                     continue
                 est, se = f.TE[i, j], f.seTE[i, j]
-                row = {"model": model, "treatment": trts[i], "comparator": trts[j],
-                       "estimate": est, "std_error": se, "statistic": est / se,
-                       "p_value": 2 * stats.norm.sf(abs(est / se)),
-                       "conf_low": est - z * se, "conf_high": est + z * se}
+                row = {
+                    "model": model,
+                    "treatment": trts[i],
+                    "comparator": trts[j],
+                    "estimate": est,
+                    "std_error": se,
+                    "statistic": est / se,
+                    "p_value": 2 * stats.norm.sf(abs(est / se)),
+                    "conf_low": est - z * se,
+                    "conf_high": est + z * se,
+                }
                 if model == "random":
                     lo = hi = np.nan
                     if common.df >= 2:
@@ -356,16 +383,26 @@ def network_meta(
                     row.update(pi_low=lo, pi_high=hi)
                 rows.append(row)
     effects = pd.DataFrame(rows)
-    p_scores = pd.DataFrame({"treatment": trts,
-                             **{f"p_score_{m}": _p_scores(f.TE, f.seTE, small_values)
-                                for m, f in fits.items()}})
+    p_scores = pd.DataFrame(
+        {
+            "treatment": trts,
+            **{f"p_score_{m}": _p_scores(f.TE, f.seTE, small_values) for m, f in fits.items()},
+        }
+    )
     dec = dz.decompose(bl, trts, reference) if len({b.design for b in bl}) > 1 else None
     tau_w = dz.tau_within(bl) if dec is not None else np.nan
     dec_r = dz.decompose(bl, trts, reference, tau_w**2) if dec is not None else None
     i2, i2_lo, i2_hi = i_squared(common.Q, common.df, level)
-    het = {"tau2": tau2, "tau": np.sqrt(tau2), "i2": i2, "i2_low": i2_lo, "i2_high": i2_hi,
-           "q": common.Q, "df": common.df,
-           "p_value": stats.chi2.sf(common.Q, common.df) if common.df > 0 else np.nan}
+    het = {
+        "tau2": tau2,
+        "tau": np.sqrt(tau2),
+        "i2": i2,
+        "i2_low": i2_lo,
+        "i2_high": i2_hi,
+        "q": common.Q,
+        "df": common.df,
+        "p_value": stats.chi2.sf(common.Q, common.df) if common.df > 0 else np.nan,
+    }
     for key, label in (("within", "within_designs"), ("between", "between_designs")):
         if dec is None:
             het.update({f"q_{key}": np.nan, f"df_{key}": np.nan, f"p_{key}": np.nan})
@@ -384,45 +421,70 @@ def network_meta(
     contrasts["fitted_random"] = random.fitted
     diagnostics = _diagnostics(con, common, random, tau2, het, method_tau)
     return NetworkMetaResult(
-        measure=measure, reference=reference, method_tau=method_tau, level=level,
-        small_values=small_values, treatments=trts, tau2=tau2, contrasts=contrasts,
-        effects=effects, p_scores=p_scores, heterogeneity=pd.DataFrame([het]),
+        measure=measure,
+        reference=reference,
+        method_tau=method_tau,
+        level=level,
+        small_values=small_values,
+        treatments=trts,
+        tau2=tau2,
+        contrasts=contrasts,
+        effects=effects,
+        p_scores=p_scores,
+        heterogeneity=pd.DataFrame([het]),
         design_q={} if dec is None else {"within": dec["within"], "between": dec["between"]},
-        diagnostics=diagnostics_frame(diagnostics), _fits=fits, _data=con,
+        diagnostics=diagnostics_frame(diagnostics),
+        _fits=fits,
+        _data=con,
     )
 
 
-def _diagnostics(con: Contrasts, common: GraphFit, random: GraphFit, tau2: float,
-                 het: dict[str, float], method_tau: str) -> list[Diagnostic]:
+def _diagnostics(
+    con: Contrasts,
+    common: GraphFit,
+    random: GraphFit,
+    tau2: float,
+    het: dict[str, float],
+    method_tau: str,
+) -> list[Diagnostic]:
     out = list(con.diagnostics)
     out.extend({d.message: d for d in common.notes + random.notes}.values())
     k = len(con.studies)
     if common.df == 0:
-        out.append(Diagnostic(
-            "no_heterogeneity_df",
-            "No degrees of freedom for heterogeneity (every comparison rests on one study or "
-            "one loop-free path): tau^2 cannot be estimated and the random-effects model "
-            "equals the common-effect model.",
-        ))
+        out.append(
+            Diagnostic(
+                "no_heterogeneity_df",
+                "No degrees of freedom for heterogeneity (every comparison rests on one study or "
+                "one loop-free path): tau^2 cannot be estimated and the random-effects model "
+                "equals the common-effect model.",
+            )
+        )
     elif tau2 == 0:
-        out.append(Diagnostic(
-            "tau2_boundary",
-            f"tau^2 ({method_tau}) estimated at zero: the random-effects results equal the "
-            "common-effect ones, which does not prove homogeneity.",
-        ))
+        out.append(
+            Diagnostic(
+                "tau2_boundary",
+                f"tau^2 ({method_tau}) estimated at zero: the random-effects results equal the "
+                "common-effect ones, which does not prove homogeneity.",
+            )
+        )
     if k < 5:
-        out.append(Diagnostic(
-            "few_studies",
-            f"Only {k} studies: tau^2 is poorly estimated and normal-theory intervals may be "
-            "too narrow.", severity="info",
-        ))
+        out.append(
+            Diagnostic(
+                "few_studies",
+                f"Only {k} studies: tau^2 is poorly estimated and normal-theory intervals may be "
+                "too narrow.",
+                severity="info",
+            )
+        )
     if np.isfinite(het["p_between"]) and het["p_between"] < _ALPHA_INCONSISTENCY:
-        out.append(Diagnostic(
-            "inconsistency",
-            f"Between-design Q = {het['q_between']:.2f} on {int(het['df_between'])} df "
-            f"(p = {het['p_between']:.3g}) under the common-effect model: direct and indirect "
-            "evidence disagree somewhere; see netsplit() and the design Q table.",
-        ))
+        out.append(
+            Diagnostic(
+                "inconsistency",
+                f"Between-design Q = {het['q_between']:.2f} on {int(het['df_between'])} df "
+                f"(p = {het['p_between']:.3g}) under the common-effect model: direct and indirect "
+                "evidence disagree somewhere; see netsplit() and the design Q table.",
+            )
+        )
     for d in out:
         category = SingularFitWarning if d.code == "tau2_boundary" else StatisticalWarning
         d.emit(category, stacklevel=4)

@@ -22,12 +22,18 @@ _FONT = 9
 _NODE = "#0072B2"
 _EDGE = "#555555"
 _SPLIT = "#D55E00"
-_SCALE_NAMES = {"MD": "Mean difference", "OR": "Odds ratio", "RR": "Risk ratio",
-                "RD": "Risk difference", "GEN": "Effect"}
+_SCALE_NAMES = {
+    "MD": "Mean difference",
+    "OR": "Odds ratio",
+    "RR": "Risk ratio",
+    "RD": "Risk difference",
+    "GEN": "Effect",
+}
 
 
-def network_graph(table: pd.DataFrame, treatments: list[str], *, title: str | None = None,
-                  width: float = 6.5):
+def network_graph(
+    table: pd.DataFrame, treatments: list[str], *, title: str | None = None, width: float = 6.5
+):
     """Network graph: treatments on a circle, one line per compared pair.
 
     Line width grows with the number of studies (printed on the line); node size with the
@@ -41,28 +47,50 @@ def network_graph(table: pd.DataFrame, treatments: list[str], *, title: str | No
     xy = {t: (np.cos(a), np.sin(a)) for t, a in zip(treatments, angle, strict=True)}
     if "paired" not in table:
         table = table.assign(paired=False)
-    pairs = table.groupby(["treat1", "treat2"]).agg(
-        k=("study", "nunique"), split=("paired", "any")
-    ).reset_index()
+    pairs = (
+        table.groupby(["treat1", "treat2"])
+        .agg(k=("study", "nunique"), split=("paired", "any"))
+        .reset_index()
+    )
     size = _node_sizes(table, treatments)
     fig, ax = plt.subplots(figsize=(width, width * 0.75))
     kmax = max(pairs["k"].max(), 1)
     for _, p in pairs.iterrows():
         (x1, y1), (x2, y2) = xy[p["treat1"]], xy[p["treat2"]]
-        ax.plot([x1, x2], [y1, y2], color=_SPLIT if p["split"] else _EDGE,
-                linestyle="--" if p["split"] else "-", linewidth=1 + 5 * p["k"] / kmax,
-                zorder=1, solid_capstyle="round")
-        ax.text((x1 + x2) / 2, (y1 + y2) / 2, str(p["k"]), fontsize=_FONT - 1, ha="center",
-                va="center", zorder=3,
-                bbox={"boxstyle": "circle,pad=0.2", "fc": "white", "ec": "none"})
+        ax.plot(
+            [x1, x2],
+            [y1, y2],
+            color=_SPLIT if p["split"] else _EDGE,
+            linestyle="--" if p["split"] else "-",
+            linewidth=1 + 5 * p["k"] / kmax,
+            zorder=1,
+            solid_capstyle="round",
+        )
+        ax.text(
+            (x1 + x2) / 2,
+            (y1 + y2) / 2,
+            str(p["k"]),
+            fontsize=_FONT - 1,
+            ha="center",
+            va="center",
+            zorder=3,
+            bbox={"boxstyle": "circle,pad=0.2", "fc": "white", "ec": "none"},
+        )
     smax = max(size.values()) or 1
     for t, (x, y) in xy.items():
         ax.scatter([x], [y], s=150 + 900 * size[t] / smax, color=_NODE, zorder=2)
         ha = "left" if x > 0.2 else "right" if x < -0.2 else "center"
         va = "bottom" if y > 0.9 else "top" if y < -0.9 else "center"
         push = 8 + 10 * np.sqrt(size[t] / smax)  # points beyond the node's edge
-        ax.annotate(t, xy=(x, y), xytext=(push * x, push * y), textcoords="offset points",
-                    fontsize=_FONT + 1, ha=ha, va=va)
+        ax.annotate(
+            t,
+            xy=(x, y),
+            xytext=(push * x, push * y),
+            textcoords="offset points",
+            fontsize=_FONT + 1,
+            ha=ha,
+            va=va,
+        )
     ax.set_xlim(-2.1, 2.1)
     ax.set_ylim(-1.5, 1.3)
     ax.set_aspect("equal")
@@ -90,13 +118,13 @@ def _node_sizes(table: pd.DataFrame, treatments: list[str]) -> dict[str, float]:
                     out[t] += float(n)
         return out
     for t in treatments:
-        out[t] = float(table.loc[(table["treat1"] == t) | (table["treat2"] == t),
-                                 "study"].nunique())
+        out[t] = float(
+            table.loc[(table["treat1"] == t) | (table["treat2"] == t), "study"].nunique()
+        )
     return out
 
 
-def _axis(ax, rows: pd.DataFrame, exponentiate: bool, label: str,
-          favours: tuple[str, str]) -> None:
+def _axis(ax, rows: pd.DataFrame, exponentiate: bool, label: str, favours: tuple[str, str]) -> None:
     """Null line, scale and the two "favours" labels between the ticks and the axis title."""
     from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
@@ -116,18 +144,36 @@ def _axis(ax, rows: pd.DataFrame, exponentiate: bool, label: str,
         ax.set_xlim(lo - pad, hi + pad)
     ax.set_xlabel(label, fontsize=_FONT + 1, labelpad=20)
     ax.tick_params(axis="both", labelsize=_FONT)
-    for text, ha, shift in ((f"\u2190 {favours[0]}", "right", -4),
-                            (f"{favours[1]} \u2192", "left", 4)):
-        ax.annotate(text, xy=(null, 0), xycoords=("data", "axes fraction"),
-                    xytext=(shift, -24), textcoords="offset points", fontsize=_FONT, ha=ha,
-                    va="top", color="#333333")
+    for text, ha, shift in (
+        (f"\u2190 {favours[0]}", "right", -4),
+        (f"{favours[1]} \u2192", "left", 4),
+    ):
+        ax.annotate(
+            text,
+            xy=(null, 0),
+            xycoords=("data", "axes fraction"),
+            xytext=(shift, -24),
+            textcoords="offset points",
+            fontsize=_FONT,
+            ha=ha,
+            va="top",
+            color="#333333",
+        )
     for side in ("top", "right", "left"):
         ax.spines[side].set_visible(False)
 
 
-def _rows_plot(rows: pd.DataFrame, labels: list[str], right: list[str], header: str,
-               exponentiate: bool, label: str, favours: tuple[str, str], title: str | None,
-               width: float):
+def _rows_plot(
+    rows: pd.DataFrame,
+    labels: list[str],
+    right: list[str],
+    header: str,
+    exponentiate: bool,
+    label: str,
+    favours: tuple[str, str],
+    title: str | None,
+    width: float,
+):
     import matplotlib.pyplot as plt
 
     n = len(rows)
@@ -136,12 +182,17 @@ def _rows_plot(rows: pd.DataFrame, labels: list[str], right: list[str], header: 
     left_in = min(0.25 + 0.068 * max(len(t) for t in labels), 0.4 * width)
     right_in = 0.3 + 0.075 * max(len(t) for t in [*right, header])
     fig, ax = plt.subplots(figsize=(width, height))
-    fig.subplots_adjust(left=left_in / width, right=1 - right_in / width,
-                        bottom=bottom_in / height, top=1 - top_in / height)
+    fig.subplots_adjust(
+        left=left_in / width,
+        right=1 - right_in / width,
+        bottom=bottom_in / height,
+        top=1 - top_in / height,
+    )
     y = np.arange(n)[::-1]
     f = np.exp if exponentiate else (lambda v: v)
-    rows = rows.assign(estimate=f(rows["estimate"]), conf_low=f(rows["conf_low"]),
-                       conf_high=f(rows["conf_high"]))
+    rows = rows.assign(
+        estimate=f(rows["estimate"]), conf_low=f(rows["conf_low"]), conf_high=f(rows["conf_high"])
+    )
     ax.hlines(y, rows["conf_low"], rows["conf_high"], color="black", linewidth=1.2)
     ax.plot(rows["estimate"], y, "s", color=_NODE, markersize=6)
     ax.set_yticks(y)
@@ -150,18 +201,38 @@ def _rows_plot(rows: pd.DataFrame, labels: list[str], right: list[str], header: 
     ax.set_ylim(-0.7, n - 0.3)
     _axis(ax, rows, exponentiate, label, favours)
     for yi, text in zip(y, right, strict=True):
-        ax.annotate(text, xy=(1.03, yi), xycoords=("axes fraction", "data"), fontsize=_FONT,
-                    va="center", ha="left")
-    ax.annotate(header, xy=(1.03, n - 0.4), xycoords=("axes fraction", "data"),
-                fontsize=_FONT, va="bottom", ha="left", fontweight="bold")
+        ax.annotate(
+            text,
+            xy=(1.03, yi),
+            xycoords=("axes fraction", "data"),
+            fontsize=_FONT,
+            va="center",
+            ha="left",
+        )
+    ax.annotate(
+        header,
+        xy=(1.03, n - 0.4),
+        xycoords=("axes fraction", "data"),
+        fontsize=_FONT,
+        va="bottom",
+        ha="left",
+        fontweight="bold",
+    )
     if title:
         ax.set_title(title, fontsize=_FONT + 2, loc="left")
     return fig
 
 
-def forest(result: NetworkMetaResult, model: str = "random", reference: str | None = None, *,
-           exponentiate: bool | None = None, favours: tuple[str, str] | None = None,
-           title: str | None = None, width: float = 6.5):
+def forest(
+    result: NetworkMetaResult,
+    model: str = "random",
+    reference: str | None = None,
+    *,
+    exponentiate: bool | None = None,
+    favours: tuple[str, str] | None = None,
+    title: str | None = None,
+    width: float = 6.5,
+):
     """Every treatment against ``reference``, ordered by P-score (best first).
 
     ``favours`` labels the left and right of the null line; by default they follow
@@ -177,23 +248,44 @@ def forest(result: NetworkMetaResult, model: str = "random", reference: str | No
     rows = rows.assign(p=rows["treatment"].map(ps)).sort_values("p", ascending=False)
     if favours is None:
         lower_better = result.small_values == "desirable"
-        favours = ("Favours treatment", f"Favours {ref}") if lower_better else (
-            f"Favours {ref}", "Favours treatment")
+        favours = (
+            ("Favours treatment", f"Favours {ref}")
+            if lower_better
+            else (f"Favours {ref}", "Favours treatment")
+        )
     f = np.exp if exponentiate else (lambda v: v)
-    right = [f"{f(r.estimate):.2f} ({f(r.conf_low):.2f} to {f(r.conf_high):.2f})   {r.p:.2f}"
-             for r in rows.itertuples()]
+    right = [
+        f"{f(e):.2f} ({f(lo):.2f} to {f(hi):.2f})   {p:.2f}"
+        for e, lo, hi, p in zip(
+            rows["estimate"], rows["conf_low"], rows["conf_high"], rows["p"], strict=True
+        )
+    ]
     name = _SCALE_NAMES.get(result.measure, "Effect")
     if result.is_ratio and not exponentiate:
         name = f"log {name.lower()}"
     label = f"{name} vs {ref} ({model} effects, {int(100 * result.level)}% CI)"
-    return _rows_plot(rows, list(rows["treatment"]), right, "Estimate (CI)   P-score",
-                      exponentiate, label, favours, title, width)
+    return _rows_plot(
+        rows,
+        list(rows["treatment"]),
+        right,
+        "Estimate (CI)   P-score",
+        exponentiate,
+        label,
+        favours,
+        title,
+        width,
+    )
 
 
-def component_forest(result: ComponentMetaResult, model: str = "random", *,
-                     exponentiate: bool | None = None,
-                     favours: tuple[str, str] = ("Lower with component", "Higher with component"),
-                     title: str | None = None, width: float = 6.5):
+def component_forest(
+    result: ComponentMetaResult,
+    model: str = "random",
+    *,
+    exponentiate: bool | None = None,
+    favours: tuple[str, str] = ("Lower with component", "Higher with component"),
+    title: str | None = None,
+    width: float = 6.5,
+):
     """Incremental effect of each component (additive model) with its CI."""
     is_ratio = result.measure in ("OR", "RR")
     exponentiate = is_ratio if exponentiate is None else exponentiate
@@ -201,9 +293,12 @@ def component_forest(result: ComponentMetaResult, model: str = "random", *,
     if rows.empty:
         raise InputError(f"model={model!r}: use 'common' or 'random'.")
     f = np.exp if exponentiate else (lambda v: v)
-    right = [f"{f(r.estimate):.2f} ({f(r.conf_low):.2f} to {f(r.conf_high):.2f})"
-             for r in rows.itertuples()]
+    right = [
+        f"{f(e):.2f} ({f(lo):.2f} to {f(hi):.2f})"
+        for e, lo, hi in zip(rows["estimate"], rows["conf_low"], rows["conf_high"], strict=True)
+    ]
     name = _SCALE_NAMES.get(result.measure, "Effect")
     label = f"Incremental {name.lower()} of the component ({model} effects)"
-    return _rows_plot(rows, list(rows["term"]), right, "Estimate (CI)", exponentiate, label,
-                      favours, title, width)
+    return _rows_plot(
+        rows, list(rows["term"]), right, "Estimate (CI)", exponentiate, label, favours, title, width
+    )
