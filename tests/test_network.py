@@ -471,3 +471,14 @@ def test_graph_fit_is_order_invariant():
         a.treatments,
     )
     assert np.allclose(f.TE, -f.TE.T)
+
+
+def test_real_pairs_for_pairwise_meta_analysis():
+    from outcomes.models.network import microneedling_pairs
+
+    pairs = microneedling_pairs("gb_grade_final", "MN+PRP")
+    assert pairs[["study", "mean1", "mean2", "n1"]].values.tolist() == [
+        ["Sharma (J Pak Assoc Dermatol)", 2.13, 2.36, 40]
+    ]
+    assert (pairs["source_status"] == "abstract").all()
+    assert microneedling_pairs("excellent_response", "MN+RF").empty

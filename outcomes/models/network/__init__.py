@@ -12,7 +12,11 @@ from outcomes.models.network.component import (
     component_meta,
 )
 from outcomes.models.network.nma import NetworkMetaResult, network_meta
-from outcomes.models.network.published import NETWORK_OUTCOMES, microneedling_network
+from outcomes.models.network.published import (
+    NETWORK_OUTCOMES,
+    microneedling_network,
+    microneedling_pairs,
+)
 
 __all__ = [
     "NETWORK_OUTCOMES",
@@ -21,5 +25,6 @@ __all__ = [
     "component_matrix",
     "component_meta",
     "microneedling_network",
+    "microneedling_pairs",
     "network_meta",
 ]

@@ -13,7 +13,7 @@ import pandas as pd
 
 from outcomes.errors import InputError
 
-__all__ = ["NETWORK_OUTCOMES", "microneedling_network"]
+__all__ = ["NETWORK_OUTCOMES", "microneedling_network", "microneedling_pairs"]
 
 #: outcome code -> (what it is, measure to analyse it with, ``small_values`` for P-scores)
 NETWORK_OUTCOMES: dict[str, tuple[str, str, str]] = {
@@ -65,3 +65,51 @@ def microneedling_network(outcome: str | None = None) -> pd.DataFrame:
             f"{', '.join(NETWORK_OUTCOMES)}."
         )
     return data[data["outcome"] == outcome].reset_index(drop=True)
+
+
+def microneedling_pairs(outcome: str, experimental: str, comparator: str = "MN") -> pd.DataFrame:
+    """The shipped real trials comparing two treatments, in the layout of ``meta_analysis``.
+
+    One row per trial with both arms: ``study, design, indication, outcome, arm1, arm2`` and
+    ``events1, n1, events2, n2`` (counts) or ``mean1, sd1, n1, mean2, sd2, n2`` (means), plus
+    ``citation`` and ``source_status``. Use it instead of the illustrative example files when a
+    pooled estimate must rest on real studies only.
+
+    Examples
+    --------
+    >>> from outcomes.models.network import microneedling_pairs
+    >>> pairs = microneedling_pairs("excellent_response", "MN+PRP")
+    >>> pairs[["study", "events1", "events2"]].values.tolist()
+    [['Asif 2016', 20, 5]]
+    """
+    arms = microneedling_network(outcome)
+    rows = []
+    for study, g in arms.groupby("study", sort=False):
+        by = g.set_index("treatment")
+        if experimental not in by.index or comparator not in by.index:
+            continue
+        a, b = by.loc[experimental], by.loc[comparator]
+        row = {
+            "study": study,
+            "design": a["design"],
+            "indication": "acne_scars",
+            "outcome": outcome,
+            "arm1": experimental,
+            "arm2": comparator,
+        }
+        if pd.notna(a["events"]):
+            row.update(
+                events1=int(a["events"]), n1=int(a["n"]), events2=int(b["events"]), n2=int(b["n"])
+            )
+        else:
+            row.update(
+                mean1=a["mean"],
+                sd1=a["sd"],
+                n1=int(a["n"]),
+                mean2=b["mean"],
+                sd2=b["sd"],
+                n2=int(b["n"]),
+            )
+        row.update(citation=a["citation"], source_status=a["source_status"])
+        rows.append(row)
+    return pd.DataFrame(rows)
