@@ -22,7 +22,11 @@ Split-face (split-body) studies
 Zero cells (binary measures)
     As netmeta's ``pairwise()``: 1/2 is added to every cell of every arm of a study with a
     zero cell (``"OR"``, ``"RR"``), and a comparison in which both arms have no events (or
-    only events) is left out, with a diagnostic.
+    only events) is left out, with a diagnostic. Effect sizes and variances are those of
+    :func:`outcomes.models.meta.escalc` (metafor's formulas); for ``"OR"`` they equal
+    netmeta's, while netmeta's ``"RR"`` and ``"RD"`` handle zero cells slightly differently
+    (``"RD"`` gets no correction here). Standardised mean differences are not offered:
+    trials on different scales are not pooled here.
 """
 
 from __future__ import annotations
