@@ -177,7 +177,7 @@ def _rows_plot(
     import matplotlib.pyplot as plt
 
     n = len(rows)
-    top_in, bottom_in, row_in = 0.55 if title else 0.35, 0.95, 0.28
+    top_in, bottom_in, row_in = 0.8 if title else 0.45, 0.95, 0.28
     height = top_in + bottom_in + row_in * n
     left_in = min(0.25 + 0.068 * max(len(t) for t in labels), 0.4 * width)
     right_in = 0.3 + 0.075 * max(len(t) for t in [*right, header])
@@ -219,7 +219,7 @@ def _rows_plot(
         fontweight="bold",
     )
     if title:
-        ax.set_title(title, fontsize=_FONT + 2, loc="left")
+        fig.text(0.02, 1 - 0.12 / height, title, fontsize=_FONT + 2, ha="left", va="top")
     return fig
 
 
