@@ -54,16 +54,70 @@ def r_split() -> dict:
     return json.loads((HERE / "splitface.json").read_text())
 
 
-def test_lung_csv_is_the_camis_copy():
-    camis = Path("/work/shared/reference-data/camis/lung_cancer.csv")
-    if not camis.exists():
-        pytest.skip("CAMIS reference data not on this machine")
-    ours, theirs = pd.read_csv(HERE / "lung.csv"), pd.read_csv(camis)
-    pd.testing.assert_frame_equal(ours, theirs[ours.columns])
+@pytest.fixture(scope="module")
+def r_km() -> dict:
+    return json.loads((HERE / "km_conf.json").read_text())
+
+
+def _km_data(name: str, lung: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
+    """The data set and kaplan_meier arguments of each curve in km_conf.R."""
+    whas = pd.read_csv(HERE / "whas500.csv")
+    whas = whas.assign(Y=(whas["LENFOL"] / 365.25).round(2))
+    nonmono = pd.read_csv(HERE / "nonmonotone.csv")
+    return {
+        "whas500_afb": (whas, {"by": "AFB", "time": "Y", "event": "FSTAT"}),
+        "whas500_gender": (whas, {"by": "GENDER", "time": "Y", "event": "FSTAT"}),
+        "lung_sex": (lung, {"by": "sex"}),
+        "lung_all": (lung, {}),
+        "nonmonotone": (nonmono, {}),
+    }[name]
 
 
 # --------------------------------------------------------------------------------------------
 # Kaplan-Meier
+
+
+@pytest.mark.parametrize("conf_type", ["log", "log-log", "plain"])
+@pytest.mark.parametrize(
+    "name", ["whas500_afb", "whas500_gender", "lung_sex", "lung_all", "nonmonotone"]
+)
+def test_km_curve_and_quantiles_every_conf_type(lung, r_km, name, conf_type):
+    # R: summary(survfit(..., conf.type = ct), censored = TRUE) and quantile(fit, probs)
+    data, kwargs = _km_data(name, lung)
+    km = kaplan_meier(data, conf_type=conf_type, **kwargs)
+    r = r_km[conf_type][name]
+    t = km.table
+    np.testing.assert_array_equal(t["time"], r["time"])
+    np.testing.assert_allclose(t["surv"], r["surv"], rtol=1e-12)
+    np.testing.assert_allclose(t["std_err"], _num(r["std_err"]), rtol=1e-10)
+    np.testing.assert_allclose(t["conf_low"], _num(r["lower"]), rtol=1e-10, atol=1e-15)
+    np.testing.assert_allclose(t["conf_high"], _num(r["upper"]), rtol=1e-10)
+    q = km.quantile(r_km["probs"])
+    np.testing.assert_allclose(q["estimate"], _num(r["q_estimate"]), rtol=1e-12)
+    np.testing.assert_allclose(q["conf_low"], _num(r["q_lower"]), rtol=1e-12)
+    np.testing.assert_allclose(q["conf_high"], _num(r["q_upper"]), rtol=1e-12)
+
+
+def test_km_quantile_limit_on_a_band_that_is_not_monotone(lung, r_km):
+    # CAMIS whas500 by AFB: the upper band of AFB = 0 rises again after falling, and R's
+    # quantile(fit, 0.25) gives an upper limit of 1.47 years (the search once gave NaN)
+    data, kwargs = _km_data("whas500_afb", lung)
+    km = kaplan_meier(data, **kwargs)
+    upper = km.table.loc[km.table["AFB"] == 0, "conf_high"].dropna().to_numpy()
+    assert (np.diff(upper) > 0).any()
+    q = km.quantile(0.25)
+    assert q["prob"].tolist() == [0.25, 0.25]
+    assert q.loc[q["AFB"] == 0, "conf_high"].item() == pytest.approx(1.47, abs=1e-12)
+    # the built data set: the plain band goes 1 -> 0.977 -> 1 -> 0.760; R finds 41
+    data, kwargs = _km_data("nonmonotone", lung)
+    plain = kaplan_meier(data, conf_type="plain", **kwargs)
+    assert plain.quantile(0.1)["conf_high"].item() == 41.0
+    assert not r_km["plain"]["nonmonotone"]["upper_monotone"]
+
+
+def test_km_conf_type_is_checked(lung):
+    with pytest.raises(InputError, match="conf_type must be one of log, log-log, plain"):
+        kaplan_meier(lung, conf_type="logit")
 
 
 def test_km_median_and_ci_by_sex(lung, r_lung):

@@ -1,0 +1,45 @@
+# Reference values from R survival for the Kaplan-Meier tests in tests/test_survival.py:
+# every conf.type (log, log-log, plain), whole curves and quantiles with their limits.
+# Run from this folder: Rscript km_conf.R   (writes whas500.csv, nonmonotone.csv, km_conf.json)
+# whas500: the CAMIS copy (../shared/reference-data/camis/whas500.csv), time in years as
+# CAMIS has it, round(LENFOL / 365.25, 2); lung: survival::lung (lung.csv, written by lung.R).
+suppressPackageStartupMessages({library(survival); library(jsonlite)})
+camis <- "/work/shared/reference-data/camis/whas500.csv"
+if (file.exists(camis)) {
+  w <- read.csv(camis)[, c("ID", "AGE", "GENDER", "AFB", "LENFOL", "FSTAT")]
+  write.csv(w, "whas500.csv", row.names = FALSE)
+}
+whas <- read.csv("whas500.csv")
+whas$Y <- round(whas$LENFOL / 365.25, 2)
+lung <- read.csv("lung.csv")
+
+# A small data set whose upper band is not monotone: five early events in a large risk set pull
+# the upper limit below 1, then events in a risk set of three push it back up to 1.
+nonmono <- data.frame(time = c(1:5, 5 + 1:32, 40, 41, 42),
+                      event = c(rep(1, 5), rep(0, 32), 1, 1, 1))
+write.csv(nonmono, "nonmonotone.csv", row.names = FALSE)
+
+probs <- c(0.1, 0.25, 0.5, 0.75, 0.9)
+na <- function(x) ifelse(is.na(x), "NA", x)
+one <- function(fit) {
+  s <- summary(fit, censored = TRUE)
+  q <- quantile(fit, probs = probs)
+  strata <- if (is.null(s$strata)) rep("all", length(s$time)) else as.character(s$strata)
+  qm <- function(m) if (is.matrix(m)) as.vector(t(m)) else unname(m)
+  list(strata = strata, time = s$time, surv = s$surv, std_err = na(s$std.err),
+       lower = na(s$lower), upper = na(s$upper),
+       q_estimate = na(qm(q$quantile)), q_lower = na(qm(q$lower)), q_upper = na(qm(q$upper)),
+       upper_monotone = !any(sapply(split(s$upper, strata), function(u) is.unsorted(rev(u[!is.na(u)])))))
+}
+out <- list(R_version = R.version.string, survival_version = as.character(packageVersion("survival")),
+            probs = probs)
+for (ct in c("log", "log-log", "plain")) {
+  out[[ct]] <- list(
+    whas500_afb = one(survfit(Surv(Y, FSTAT) ~ AFB, data = whas, conf.type = ct)),
+    whas500_gender = one(survfit(Surv(Y, FSTAT) ~ GENDER, data = whas, conf.type = ct)),
+    lung_sex = one(survfit(Surv(time, status) ~ sex, data = lung, conf.type = ct)),
+    lung_all = one(survfit(Surv(time, status) ~ 1, data = lung, conf.type = ct)),
+    nonmonotone = one(survfit(Surv(time, event) ~ 1, data = nonmono, conf.type = ct))
+  )
+}
+writeLines(toJSON(out, digits = NA, auto_unbox = TRUE, pretty = TRUE), "km_conf.json")
