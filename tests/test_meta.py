@@ -484,7 +484,6 @@ def test_bad_options_give_input_errors():
 
 
 def test_plots_and_ard_build():
-    pytest.importorskip("plotnine")
     res = quiet(bcg(), "RR", "REML", by="alloc")
     forest = res.forest_plot()
     funnel = res.funnel_plot()
