@@ -493,3 +493,21 @@ def test_logrank_flags_small_expected_counts():
     with pytest.warns(StatisticalWarning, match="fewer than 5 expected events"):
         lr = logrank(df, by="arm")
     assert "few_events" in lr.diagnostics["code"].tolist()
+
+
+def test_camis_whas500_logrank_and_cox(lung, r_km):
+    # CAMIS whas500 (time in years): survdiff(Surv(Y, FSTAT) ~ AFB) and
+    # coxph(Surv(Y, FSTAT) ~ AGE + GENDER + AFB, ties = "efron" | "breslow")
+    data, _ = _km_data("whas500_afb", lung)
+    lr = logrank(data, by="AFB", time="Y", event="FSTAT")
+    r = r_km["whas500_logrank"]
+    assert lr.chisq == pytest.approx(r["chisq"], rel=1e-10)
+    assert lr.p_value == pytest.approx(r["p"], rel=1e-8)
+    np.testing.assert_allclose(lr.groups["expected"], r["exp"], rtol=1e-10)
+    for ties in ("efron", "breslow"):
+        fit = cox(data, "AGE + GENDER + AFB", ties=ties, time="Y", event="FSTAT")
+        r = r_km[f"whas500_cox_{ties}"]
+        np.testing.assert_allclose(fit.loglik, r["loglik"], rtol=1e-10)
+        tidy = fit.table.set_index("term").loc[r["term"]]
+        np.testing.assert_allclose(tidy["estimate"], r["coef"], rtol=1e-7)
+        np.testing.assert_allclose(tidy["std_error"], r["se"], rtol=1e-6)

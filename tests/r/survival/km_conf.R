@@ -1,5 +1,6 @@
-# Reference values from R survival for the Kaplan-Meier tests in tests/test_survival.py:
-# every conf.type (log, log-log, plain), whole curves and quantiles with their limits.
+# Reference values from R survival for tests/test_survival.py: Kaplan-Meier with every
+# conf.type (log, log-log, plain), whole curves and quantiles with their limits; and the
+# CAMIS whas500 log-rank and Cox cases.
 # Run from this folder: Rscript km_conf.R   (writes whas500.csv, nonmonotone.csv, km_conf.json)
 # whas500: the CAMIS copy (../shared/reference-data/camis/whas500.csv), time in years as
 # CAMIS has it, round(LENFOL / 365.25, 2); lung: survival::lung (lung.csv, written by lung.R).
@@ -41,5 +42,14 @@ for (ct in c("log", "log-log", "plain")) {
     lung_all = one(survfit(Surv(time, status) ~ 1, data = lung, conf.type = ct)),
     nonmonotone = one(survfit(Surv(time, event) ~ 1, data = nonmono, conf.type = ct))
   )
+}
+# the other CAMIS whas500 cases: log-rank by AFB, Cox on AGE + GENDER + AFB (both ties)
+lr <- survdiff(Surv(Y, FSTAT) ~ AFB, data = whas)
+out$whas500_logrank <- list(chisq = lr$chisq, obs = unname(lr$obs), exp = unname(lr$exp),
+                            p = pchisq(lr$chisq, 1, lower.tail = FALSE))
+for (ties in c("efron", "breslow")) {
+  cf <- coxph(Surv(Y, FSTAT) ~ AGE + GENDER + AFB, data = whas, ties = ties)
+  out[[paste0("whas500_cox_", ties)]] <- list(term = names(coef(cf)), coef = unname(coef(cf)),
+                                              se = unname(sqrt(diag(vcov(cf)))), loglik = cf$loglik)
 }
 writeLines(toJSON(out, digits = NA, auto_unbox = TRUE, pretty = TRUE), "km_conf.json")
