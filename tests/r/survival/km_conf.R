@@ -14,13 +14,16 @@ whas <- read.csv("whas500.csv")
 whas$Y <- round(whas$LENFOL / 365.25, 2)
 lung <- read.csv("lung.csv")
 
-# A small data set whose upper band is not monotone: five early events in a large risk set pull
-# the upper limit below 1, then events in a risk set of three push it back up to 1.
-nonmono <- data.frame(time = c(1:5, 5 + 1:32, 40, 41, 42),
-                      event = c(rep(1, 5), rep(0, 32), 1, 1, 1))
+# A data set whose upper band is not monotone and ends below its earlier maximum of 1 - upper:
+# ten early events among 100 pull the log-scale upper limit to 0.961; after 70 censorings an
+# event in a risk set of 20 lifts it to 0.964, where it stays (the rest are censored). So
+# 1 - upper reaches 0.039 at day 10 and ends at 0.036: R's quantile(fit, 0.038) upper limit
+# is day 10, where a search that reads the band as sorted finds nothing.
+nonmono <- data.frame(time = c(1:10, 10 + 1:70, 81, 81 + 1:19),
+                      event = c(rep(1, 10), rep(0, 70), 1, rep(0, 19)))
 write.csv(nonmono, "nonmonotone.csv", row.names = FALSE)
 
-probs <- c(0.1, 0.25, 0.5, 0.75, 0.9)
+probs <- c(0.02, 0.038, 0.1, 0.25, 0.5, 0.75, 0.9)
 na <- function(x) ifelse(is.na(x), "NA", x)
 one <- function(fit) {
   s <- summary(fit, censored = TRUE)
