@@ -2,8 +2,10 @@
 
 R reference (tests/r/mixed/gee.R, on gee.csv from tests/r/mixed/make_data.py): with an
 independence working correlation the GEE estimates are ``glm(responder ~ time + arm,
-binomial)`` and the robust SEs the cluster sandwich written out in the script. geepack is not
-installed, so exchangeable, unstructured and ordinal fits are checked by recovery of a known
+binomial)`` and the robust SEs the cluster sandwich written out in the script. Exchangeable
+fits: R geepack 1.3.9 (tests/r/mixed/gee_exchangeable.R, on gee.csv and the CAMIS respiratory
+trial resp_gee.csv) for ``convention="geepack"``; the default (SAS's moment estimators) is
+checked against its formula. Unstructured and ordinal fits are checked by recovery of a known
 marginal model (make_data.correlated_outcomes: Gaussian copula, exact logit margins).
 """
 
@@ -46,6 +48,78 @@ def test_independence_gee_matches_glm_and_cluster_sandwich():
     # coef(glm(responder ~ time + arm, binomial, d)); sqrt(diag(bread %*% meat %*% bread))
     np.testing.assert_allclose(ours["estimate"], REF["estimate"], rtol=1e-6)
     np.testing.assert_allclose(ours["std_error"], REF["robust_se"], rtol=1e-4)
+
+
+GEEPACK = json.loads((R_DIR / "gee_exchangeable.json").read_text())
+RESP = pd.read_csv(R_DIR / "resp_gee.csv")
+GEEPACK_CASES = {
+    # geeglm(responder ~ time + arm, binomial, id = subject, corstr = "exchangeable")
+    "simulated": (
+        DATA,
+        "responder ~ time + arm",
+        "subject",
+        {"(Intercept)": "Intercept", "time": "time", "armcontrol": "arm[T.control]"},
+    ),
+    # geeglm(outcome ~ trtp + sex + age + base + avisitn, binomial, id = usubjid, ...)
+    "resp": (
+        RESP,
+        "outcome ~ trtp + sex + age + base + avisitn",
+        "usubjid",
+        {
+            "(Intercept)": "Intercept",
+            "trtpP": "trtp[T.P]",
+            "sexM": "sex[T.M]",
+            "age": "age",
+            "base": "base",
+            "avisitn": "avisitn",
+        },
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(GEEPACK_CASES))
+def test_exchangeable_matches_geepack(name):
+    data, formula, groups, names = GEEPACK_CASES[name]
+    ref = GEEPACK[name]
+    fit = quiet_gee(data, formula, groups=groups, convention="geepack")
+    ours = fit.coefficients.set_index("term").loc[[names[t] for t in ref["term"]]]
+    scale = np.maximum(np.abs(ref["estimate"]), ref["robust_se"])
+    np.testing.assert_array_less(np.abs(ours["estimate"] - ref["estimate"]) / scale, 1e-6)
+    np.testing.assert_allclose(ours["std_error"], ref["robust_se"], rtol=1e-5)
+    rho = fit.dependence.set_index("parameter").loc["correlation", "value"]
+    assert rho == pytest.approx(ref["alpha"], rel=1e-6)
+    assert fit.ngroups == ref["n_clusters"]
+
+
+def test_default_exchangeable_follows_sas_moment_estimators():
+    # SAS PROC GENMOD: phi = sum r^2 / (N - p), alpha = sum_pairs r_j r_k / ((pairs - p) phi)
+    fit = quiet_gee(RESP, "outcome ~ trtp + sex + age + base + avisitn", groups="usubjid")
+    res = fit.result
+    r = np.asarray(res.resid_pearson)
+    n, p = len(r), len(res.params)
+    pairs = products = 0.0
+    for _, idx in RESP.groupby("usubjid").indices.items():
+        g = r[idx]
+        products += (g.sum() ** 2 - (g**2).sum()) / 2
+        pairs += len(g) * (len(g) - 1) / 2
+    phi = (r**2).sum() / (n - p)
+    rho = fit.dependence.set_index("parameter").loc["correlation", "value"]
+    assert rho == pytest.approx(products / ((pairs - p) * phi), rel=1e-4)
+    # and it differs from geepack's by about p / N, as documented
+    assert abs(rho - GEEPACK["resp"]["alpha"]) > 1e-4
+
+
+def test_geepack_convention_is_for_exchangeable_only():
+    with pytest.raises(InputError, match="exchangeable working correlation only"):
+        gee(
+            DATA,
+            "responder ~ time + arm",
+            groups="subject",
+            cov_struct="independence",
+            convention="geepack",
+        )
+    with pytest.raises(InputError, match="convention='spss'"):
+        gee(DATA, "responder ~ time + arm", groups="subject", convention="spss")
 
 
 def test_exchangeable_binary_recovers_the_marginal_model():

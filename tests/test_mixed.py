@@ -55,7 +55,8 @@ def test_fixed_effects_match_lmertest(case):
     r = rref.r_fixed(ref, FACTORS)
     ours = fit.fixed.set_index("term").loc[r.index]
     # summary(fit)$coefficients (lmerTest): Estimate, Std. Error, df, t value, Pr(>|t|)
-    rref.assert_rel(ours["estimate"], r["estimate"], 1e-6, f"{name} estimate")
+    rref.assert_rel(fit.loglik, ref["loglik"], 1e-10, f"{name} logLik")  # the criterion first
+    rref.assert_coef(ours["estimate"], r["estimate"], r["std_error"], 1e-6, f"{name} estimate")
     rref.assert_rel(ours["std_error"], r["std_error"], 1e-4, f"{name} std_error")
     rref.assert_rel(ours["df"], r["df"], 1e-3, f"{name} Satterthwaite df")
     rref.assert_rel(ours["statistic"], r["statistic"], 1e-4, f"{name} t")
@@ -65,9 +66,9 @@ def test_fixed_effects_match_lmertest(case):
 def test_likelihood_and_information_criteria_match_lme4(case):
     name, fit, ref = case
     # logLik(fit), AIC(fit), BIC(fit)
-    rref.assert_rel(fit.loglik, ref["loglik"], 1e-6, f"{name} logLik")
-    rref.assert_rel(fit.aic, ref["aic"], 1e-6, f"{name} AIC")
-    rref.assert_rel(fit.bic, ref["bic"], 1e-6, f"{name} BIC")
+    rref.assert_rel(fit.loglik, ref["loglik"], 1e-10, f"{name} logLik")
+    rref.assert_rel(fit.aic, ref["aic"], 1e-10, f"{name} AIC")
+    rref.assert_rel(fit.bic, ref["bic"], 1e-10, f"{name} BIC")
     assert fit.nobs == ref["nobs"]
     assert fit.ngroups == {"Subject": 18}
 

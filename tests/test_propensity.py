@@ -244,7 +244,8 @@ def registry_frame(seed: int, n_subjects: int) -> tuple[pd.DataFrame, dict]:
     the other indications severity is latent, so they cannot be adjusted and are left out.
     Baseline severity is the baseline score standardised within indication.
     """
-    simulate = pytest.importorskip("outcomes.simulate")
+    from outcomes import simulate
+
     feeds = simulate.simulate_registry(seed=seed, n_subjects=n_subjects)
     t = feeds.tables
     instrument = feeds.truth["outcome"]["primary_instrument"]
@@ -418,7 +419,6 @@ def test_bad_input_gives_input_errors():
 
 
 def test_love_plot_builds():
-    pytest.importorskip("plotnine")
     d = r_data()
     pw = propensity_weights(d, "modality", ["x1", "x2", "clinic"])
     plot = pw.love_plot()

@@ -54,16 +54,73 @@ def r_split() -> dict:
     return json.loads((HERE / "splitface.json").read_text())
 
 
-def test_lung_csv_is_the_camis_copy():
-    camis = Path("/work/shared/reference-data/camis/lung_cancer.csv")
-    if not camis.exists():
-        pytest.skip("CAMIS reference data not on this machine")
-    ours, theirs = pd.read_csv(HERE / "lung.csv"), pd.read_csv(camis)
-    pd.testing.assert_frame_equal(ours, theirs[ours.columns])
+@pytest.fixture(scope="module")
+def r_km() -> dict:
+    return json.loads((HERE / "km_conf.json").read_text())
+
+
+def _km_data(name: str, lung: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
+    """The data set and kaplan_meier arguments of each curve in km_conf.R."""
+    whas = pd.read_csv(HERE / "whas500.csv")
+    whas = whas.assign(Y=(whas["LENFOL"] / 365.25).round(2))
+    nonmono = pd.read_csv(HERE / "nonmonotone.csv")
+    return {
+        "whas500_afb": (whas, {"by": "AFB", "time": "Y", "event": "FSTAT"}),
+        "whas500_gender": (whas, {"by": "GENDER", "time": "Y", "event": "FSTAT"}),
+        "lung_sex": (lung, {"by": "sex"}),
+        "lung_all": (lung, {}),
+        "nonmonotone": (nonmono, {}),
+    }[name]
 
 
 # --------------------------------------------------------------------------------------------
 # Kaplan-Meier
+
+
+@pytest.mark.parametrize("conf_type", ["log", "log-log", "plain"])
+@pytest.mark.parametrize(
+    "name", ["whas500_afb", "whas500_gender", "lung_sex", "lung_all", "nonmonotone"]
+)
+def test_km_curve_and_quantiles_every_conf_type(lung, r_km, name, conf_type):
+    # R: summary(survfit(..., conf.type = ct), censored = TRUE) and quantile(fit, probs)
+    data, kwargs = _km_data(name, lung)
+    km = kaplan_meier(data, conf_type=conf_type, **kwargs)
+    r = r_km[conf_type][name]
+    t = km.table
+    np.testing.assert_array_equal(t["time"], r["time"])
+    np.testing.assert_allclose(t["surv"], r["surv"], rtol=1e-12)
+    np.testing.assert_allclose(t["std_err"], _num(r["std_err"]), rtol=1e-10)
+    np.testing.assert_allclose(t["conf_low"], _num(r["lower"]), rtol=1e-10, atol=1e-15)
+    np.testing.assert_allclose(t["conf_high"], _num(r["upper"]), rtol=1e-10)
+    q = km.quantile(r_km["probs"])
+    np.testing.assert_allclose(q["estimate"], _num(r["q_estimate"]), rtol=1e-12)
+    np.testing.assert_allclose(q["conf_low"], _num(r["q_lower"]), rtol=1e-12)
+    np.testing.assert_allclose(q["conf_high"], _num(r["q_upper"]), rtol=1e-12)
+
+
+def test_km_quantile_limit_on_a_band_that_is_not_monotone(lung, r_km):
+    # CAMIS whas500 by AFB: the upper band of AFB = 0 rises again after falling, and R's
+    # quantile(fit, 0.25) gives an upper limit of 1.47 years (the search once gave NaN)
+    data, kwargs = _km_data("whas500_afb", lung)
+    km = kaplan_meier(data, **kwargs)
+    upper = km.table.loc[km.table["AFB"] == 0, "conf_high"].dropna().to_numpy()
+    assert (np.diff(upper) > 0).any()
+    q = km.quantile(0.25)
+    assert q["prob"].tolist() == [0.25, 0.25]
+    assert q.loc[q["AFB"] == 0, "conf_high"].item() == pytest.approx(1.47, abs=1e-12)
+    # the built data set (km_conf.R): 1 - upper reaches 0.039 at day 10 and ends at 0.036;
+    # R finds day 10 for the 3.8th percentile, a search reading the band as sorted gave NaN
+    data, kwargs = _km_data("nonmonotone", lung)
+    km = kaplan_meier(data, **kwargs)
+    upper = km.table["conf_high"].dropna().to_numpy()
+    assert (np.diff(upper) > 0).any()
+    assert not r_km["log"]["nonmonotone"]["upper_monotone"]
+    assert km.quantile(0.038)["conf_high"].item() == 10.0
+
+
+def test_km_conf_type_is_checked(lung):
+    with pytest.raises(InputError, match="conf_type must be one of log, log-log, plain"):
+        kaplan_meier(lung, conf_type="logit")
 
 
 def test_km_median_and_ci_by_sex(lung, r_lung):
@@ -439,3 +496,21 @@ def test_logrank_flags_small_expected_counts():
     with pytest.warns(StatisticalWarning, match="fewer than 5 expected events"):
         lr = logrank(df, by="arm")
     assert "few_events" in lr.diagnostics["code"].tolist()
+
+
+def test_camis_whas500_logrank_and_cox(lung, r_km):
+    # CAMIS whas500 (time in years): survdiff(Surv(Y, FSTAT) ~ AFB) and
+    # coxph(Surv(Y, FSTAT) ~ AGE + GENDER + AFB, ties = "efron" | "breslow")
+    data, _ = _km_data("whas500_afb", lung)
+    lr = logrank(data, by="AFB", time="Y", event="FSTAT")
+    r = r_km["whas500_logrank"]
+    assert lr.chisq == pytest.approx(r["chisq"], rel=1e-10)
+    assert lr.p_value == pytest.approx(r["p"], rel=1e-8)
+    np.testing.assert_allclose(lr.groups["expected"], r["exp"], rtol=1e-10)
+    for ties in ("efron", "breslow"):
+        fit = cox(data, "AGE + GENDER + AFB", ties=ties, time="Y", event="FSTAT")
+        r = r_km[f"whas500_cox_{ties}"]
+        np.testing.assert_allclose(fit.loglik, r["loglik"], rtol=1e-10)
+        tidy = fit.table.set_index("term").loc[r["term"]]
+        np.testing.assert_allclose(tidy["estimate"], r["coef"], rtol=1e-7)
+        np.testing.assert_allclose(tidy["std_error"], r["se"], rtol=1e-6)

@@ -13,8 +13,10 @@ the outcome towards higher grades. The thresholds ``y>k`` are the log odds of a 
 
 Validation: with an independence working correlation, the binary estimates equal R's ``glm``
 and the robust standard errors the cluster sandwich written out in R
-(``tests/r/mixed/gee.R``); exchangeable, unstructured and ordinal fits are checked by recovery
-on simulated data with a known marginal model (R's ``geepack`` is not available here).
+(``tests/r/mixed/gee.R``); the exchangeable binary fit with ``convention="geepack"`` equals R's
+``geepack::geeglm`` 1.3.9 (``tests/r/mixed/gee_exchangeable.R``: estimates, robust SEs, the
+correlation and the scale); unstructured and ordinal fits are checked by recovery on simulated
+data with a known marginal model.
 """
 
 from __future__ import annotations
@@ -40,6 +42,9 @@ COV_STRUCTS = {
     "ordinal": ("global_odds_ratio", "independence"),
 }
 FEW_CLUSTERS = 20
+#: Moment estimators of the working correlation: divide by ``N - p`` and ``pairs - p`` (SAS
+#: PROC GENMOD, statsmodels) or by ``N`` and ``pairs`` (R geepack).
+CONVENTIONS = ("sas", "geepack")
 
 
 @dataclass(repr=False)
@@ -161,6 +166,7 @@ def gee(
     cov_struct: str | None = None,
     time: str | None = None,
     level: float = 0.95,
+    convention: str = "sas",
 ) -> GeeResult:
     """Fit a GEE for a binary or ordinal repeated outcome.
 
@@ -184,6 +190,14 @@ def gee(
         Visit column ordering the repeated measures (required for ``"unstructured"``).
     level
         Confidence level.
+    convention
+        How the exchangeable correlation ``alpha`` and the scale ``phi`` behind it are
+        estimated from the Pearson residuals ``r`` (N observations, p coefficients, pairs =
+        within-cluster pairs). ``"sas"`` (default; SAS PROC GENMOD and statsmodels):
+        ``phi = sum r^2 / (N - p)``, ``alpha = sum_pairs r_j r_k / ((pairs - p) phi)``.
+        ``"geepack"`` (R ``geepack::geeglm``): the same without ``- p``. The two differ by
+        O(p / N) in ``alpha`` and less in the coefficients; the robust SEs use the same
+        sandwich. Only the exchangeable working correlation depends on it.
 
     Returns
     -------
@@ -198,6 +212,12 @@ def gee(
         raise InputError(f"family={family!r}: use one of {', '.join(FAMILIES)}.")
     cov_struct = cov_struct or COV_STRUCTS[family][0]
     cs = _cov_struct(cov_struct, family)
+    if convention not in CONVENTIONS:
+        raise InputError(f"convention={convention!r}: use one of {', '.join(CONVENTIONS)}.")
+    if convention == "geepack" and cov_struct != "exchangeable":
+        raise InputError(
+            "convention='geepack' applies to the exchangeable working correlation only."
+        )
     needed = [groups] + ([time] if time else [])
     missing = [c for c in needed if c not in data.columns]
     if missing:
@@ -254,7 +274,9 @@ def gee(
                 keep_cols = [i for i, n in enumerate(names) if n != "Intercept"]
                 x, names = x[:, keep_cols], [names[i] for i in keep_cols]
             model = OrdinalGEE(y, x, groups=group_codes, time=time_codes, cov_struct=cs)
-        result = model.fit(maxiter=100)
+        # ddof_scale = 0 drops the "- p" from both denominators of the exchangeable update
+        extra = {"ddof_scale": 0} if convention == "geepack" else {}
+        result = model.fit(maxiter=100, **extra)
     messages = list(dict.fromkeys(str(w.message).strip() for w in caught))
     converged = bool(getattr(result, "converged", True))
     if messages or not converged:

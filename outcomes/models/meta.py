@@ -552,6 +552,11 @@ def _fit(
         tau2_se = float(np.sqrt(2 / tr_pp))
     elif method == "PM":
         tau2_se = float(np.sqrt(2 * k**2 / (k - 1) / sw**2))
+    elif method == "DL":
+        # metafor's rma.uni: the variance of the moment estimator with fixed-effect weights,
+        # sqrt(2 (k - 1) + 4 tau^2 tr(P) + 2 tau^2^2 tr(P P)) / tr(P), where tr(P) = c
+        pp = (w0**2).sum() - 2 * (w0**3).sum() / w0.sum() + ((w0**2).sum() / w0.sum()) ** 2
+        tau2_se = float(np.sqrt(2 * (k - 1) + 4 * tau2 * c + 2 * tau2**2 * pp) / c)
     if method != "FE":
         if k < FEW_STUDIES:
             diags.append(

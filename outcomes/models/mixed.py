@@ -305,7 +305,12 @@ class ProfiledDeviance:
 
     def __init__(self, problem: LmmProblem) -> None:
         self.problem = problem
-        y, x, terms = problem.y, problem.x, problem.terms
+        x, terms = np.asarray(problem.x, dtype=float), problem.terms
+        # Work on the least-squares residual of y (as the default engine does): the criterion
+        # sees y only through its residual from the span of X, and y'y would otherwise be
+        # orders of magnitude larger than pwrss, so its rounding would swamp the optimum.
+        self.shift = np.linalg.lstsq(x, np.asarray(problem.y, dtype=float), rcond=None)[0]
+        y = np.asarray(problem.y, dtype=float) - x @ self.shift
         self.n, self.p = x.shape
         self.reml = problem.reml
         self.qs = [t.z.shape[1] for t in terms]
@@ -455,7 +460,7 @@ class ProfiledDeviance:
         beta = np.linalg.solve(rxtrx, rhs_x)
         pwrss = self.yty - cc - float(rhs_x @ beta)
         return {
-            "beta": beta,
+            "beta": beta + self.shift,
             "pwrss": pwrss,
             "ldL2": ld_l2,
             "ldRX2": 2.0 * np.log(np.diag(chol_x)).sum(),
@@ -538,20 +543,26 @@ class ProfiledDeviance:
         """:meth:`objective` varying only the ``free`` parameters of ``at``."""
         return self.objective(np.where(free, theta, at))
 
-    def newton(self, theta: np.ndarray, steps: int = 6) -> tuple[np.ndarray, float]:
+    def newton(self, theta: np.ndarray, steps: int = 12) -> tuple[np.ndarray, float]:
         """Polish an optimum with Newton steps; return it and lme4's convergence measure.
 
         Gradient and Hessian of :meth:`objective` are numerical (Richardson extrapolation, as
         numDeriv), over the parameters not held at a bound by an outward gradient. A step is
-        kept only if it lowers the deviance. The measure is lme4's scaled gradient
-        ``max |H^-1 g|`` (lme4 calls a fit converged below 0.002); if ``H`` is not positive
-        definite it is ``max |g|``.
+        kept if it lowers the deviance, or leaves it within rounding noise and shrinks the
+        gradient (near the optimum the change is below the noise while the step still moves
+        the estimates); it stops when the step is below 1e-10 relative to ``theta``. The
+        measure is lme4's scaled gradient ``max |H^-1 g|`` (lme4 calls a fit converged below
+        0.002); if ``H`` is not positive definite it is ``max |g|``.
         """
+
+        def gradient(t: np.ndarray) -> np.ndarray:
+            return jacobian(lambda u: np.array([self.objective(u)]), t)[0]
+
         theta = np.maximum(np.asarray(theta, dtype=float), self.lower)
         current = self.objective(theta)
+        grad = gradient(theta)
         measure = np.inf
         for _ in range(steps):
-            grad = jacobian(lambda t: np.array([self.objective(t)]), theta)[0]
             free = ~((theta <= self.lower + 1e-10) & (grad >= 0))
             if not free.any():
                 return theta, 0.0
@@ -563,15 +574,21 @@ class ProfiledDeviance:
                 return theta, float(np.max(np.abs(grad[free])))
             step = np.linalg.solve(hess, grad[free])
             measure = float(np.max(np.abs(step)))
+            if measure <= 1e-10 * max(1.0, float(np.max(np.abs(theta)))):
+                break
             candidate = theta.copy()
             candidate[free] -= step
             candidate = np.maximum(candidate, self.lower)
             value = self.objective(candidate)
-            if not value < current:
+            new_grad = gradient(candidate)
+            noise = 1e-13 * max(1.0, abs(current))
+            better = value < current or (
+                value <= current + noise
+                and np.linalg.norm(new_grad[free]) < np.linalg.norm(grad[free])
+            )
+            if not better:
                 break
-            theta, current = candidate, value
-            if measure < 1e-9:
-                break
+            theta, current, grad = candidate, value, new_grad
         return theta, measure
 
 

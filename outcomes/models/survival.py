@@ -123,7 +123,26 @@ def _z(conf_level: float) -> float:
 # Kaplan-Meier
 
 
-def _km_curve(t: np.ndarray, d: np.ndarray, z: float) -> pd.DataFrame:
+CONF_TYPES = ("log", "log-log", "plain")
+
+
+def _km_limits(
+    surv: np.ndarray, se_log: np.ndarray, z: float, conf_type: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """Pointwise limits as R's ``survfit_confint`` (``se_log``: SE of the cumulative hazard)."""
+    if conf_type == "plain":
+        half = z * se_log * surv
+        return np.maximum(surv - half, 0.0), np.minimum(surv + half, 1.0)
+    if conf_type == "log":
+        s = np.where(surv == 0, np.nan, surv)
+        return s * np.exp(-z * se_log), np.minimum(s * np.exp(z * se_log), 1.0)
+    s = np.where((surv == 0) | (surv == 1), np.nan, surv)
+    shift = z * se_log / np.log(s)
+    loglog = np.log(-np.log(s))
+    return np.exp(-np.exp(loglog - shift)), np.exp(-np.exp(loglog + shift))
+
+
+def _km_curve(t: np.ndarray, d: np.ndarray, z: float, conf_type: str) -> pd.DataFrame:
     """R's survfit KM: one row per distinct time (events and censorings)."""
     times, inverse = np.unique(t, return_inverse=True)
     n_event = np.bincount(inverse, weights=d, minlength=len(times))
@@ -133,8 +152,7 @@ def _km_curve(t: np.ndarray, d: np.ndarray, z: float) -> pd.DataFrame:
     with np.errstate(divide="ignore", invalid="ignore"):
         greenwood = np.cumsum(np.where(n_event > 0, n_event / (n_risk * (n_risk - n_event)), 0.0))
         se_log = np.sqrt(greenwood)
-        lower = surv * np.exp(-z * se_log)
-        upper = np.minimum(surv * np.exp(z * se_log), 1.0)
+        lower, upper = _km_limits(surv, se_log, z, conf_type)
         std_err = surv * se_log
     undefined = (surv == 0) | ~np.isfinite(se_log)
     lower[undefined] = np.nan
@@ -153,32 +171,43 @@ def _km_curve(t: np.ndarray, d: np.ndarray, z: float) -> pd.DataFrame:
     )
 
 
+def _approx_constant(xs: np.ndarray, ys: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """R's ``approx(xs, ys, v, method = "constant", f = 1)`` for distinct ``xs``.
+
+    As R: pairs with a missing value are dropped and the rest sorted by ``xs`` first, so an
+    ``xs`` that is not monotone (a non-monotone confidence band) is searched correctly. Each
+    ``v`` gets the ``ys`` of the smallest ``xs >= v``; NaN outside the range of ``xs``.
+    """
+    good = ~np.isnan(xs)
+    order = np.argsort(xs[good], kind="stable")
+    xs, ys = xs[good][order], ys[good][order]
+    out = np.full(len(v), np.nan)
+    if len(xs) == 0:
+        return out
+    inside = (v >= xs[0]) & (v <= xs[-1])
+    out[inside] = ys[np.searchsorted(xs, v[inside], side="left")]
+    return out
+
+
 def _findq(x: np.ndarray, y: np.ndarray, p: np.ndarray, tol: float) -> np.ndarray:
-    """Port of ``findq`` inside R survival's ``quantile.survfit``."""
-    ok = ~np.isnan(y)
-    if not ok.any() or np.nanmax(y) < p.min():
+    """Port of ``findq`` inside R survival's ``quantile.survfit`` (survival 3.5).
+
+    ``x`` are the times (the start time first), ``y`` the cumulative event probability
+    ``1 - S`` (or ``1 -`` a confidence limit, which need not be monotone).
+    """
+    if np.isnan(y).all() or np.nanmax(y) < p.min():
         return np.full(len(p), np.nan)
     xmax = x[-1]
     keep = ~pd.Series(y).duplicated().to_numpy()
     x, y = x[keep], y[keep]
-    n = len(y)
-    idx = np.arange(1, n + 1)
-
-    def step(yy: np.ndarray) -> np.ndarray:
-        # approx(yy, 1:n, p, method = "constant", f = 1): NA outside the range, NA pairs dropped
-        good = ~np.isnan(yy)
-        xs, ix = yy[good], idx[good]
-        out = np.full(len(p), np.nan)
-        inside = (p >= xs[0]) & (p <= xs[-1])
-        out[inside] = ix[np.searchsorted(xs, p[inside], side="left")]
-        return out
-
-    i1, i2 = step(y + tol), step(y - tol)
+    index = np.arange(len(y), dtype=float)
+    i1 = _approx_constant(y + tol, index, p)
+    i2 = _approx_constant(y - tol, index, p)
 
     def at(i: np.ndarray) -> np.ndarray:
         res = np.full(len(i), np.nan)
         good = ~np.isnan(i)
-        res[good] = x[i[good].astype(int) - 1]
+        res[good] = x[i[good].astype(int)]
         return res
 
     quant = (at(i1) + at(i2)) / 2
@@ -205,6 +234,8 @@ class KaplanMeierResult:
         Confidence level of every interval.
     diagnostics
         Dropped rows and other trouble (:func:`outcomes.results.diagnostics_frame`).
+    conf_type
+        Scale of the pointwise intervals: ``"log"``, ``"log-log"`` or ``"plain"``.
     """
 
     table: pd.DataFrame
@@ -212,9 +243,15 @@ class KaplanMeierResult:
     conf_level: float
     diagnostics: pd.DataFrame
     counts: pd.DataFrame = field(repr=False)
+    conf_type: str = "log"
 
-    def quantile(self, probs: Sequence[float] = (0.25, 0.5, 0.75)) -> pd.DataFrame:
+    def quantile(self, probs: float | Sequence[float] = (0.25, 0.5, 0.75)) -> pd.DataFrame:
         """Time by which ``probs`` of units had the event, with CIs (R ``quantile.survfit``).
+
+        Parameters
+        ----------
+        probs
+            One probability or several, each in [0, 1].
 
         Returns
         -------
@@ -222,7 +259,7 @@ class KaplanMeierResult:
             ``by`` columns, ``strata``, ``prob``, ``estimate``, ``conf_low``, ``conf_high``;
             NaN where a curve (or its confidence limit) never reaches ``prob``.
         """
-        p = np.asarray(probs, dtype=float)
+        p = np.atleast_1d(np.asarray(probs, dtype=float))
         if ((p < 0) | (p > 1)).any():
             raise InputError("quantile probabilities must lie in [0, 1]")
         tol = np.sqrt(np.finfo(float).eps)
@@ -348,6 +385,7 @@ def kaplan_meier(
     time: str = "time",
     event: str = "event",
     conf_level: float = 0.95,
+    conf_type: str = "log",
 ) -> KaplanMeierResult:
     """Kaplan-Meier estimates per group, as R ``survfit(Surv(time, event) ~ by)``.
 
@@ -360,7 +398,12 @@ def kaplan_meier(
     time, event
         Names of the duration and event columns.
     conf_level
-        Confidence level (log-transformed intervals, R's default ``conf.type = "log"``).
+        Confidence level of the pointwise intervals and of the quantile limits.
+    conf_type
+        Scale of the pointwise intervals, as R's ``survfit(conf.type = ...)``: ``"log"``
+        (R's default), ``"log-log"`` (SAS PROC LIFETEST's default, ``CONFTYPE=LOGLOG``) or
+        ``"plain"`` (linear). Quantile limits follow from the chosen band, as in R; SAS
+        computes quantile limits differently, so they may not match SAS.
 
     Returns
     -------
@@ -377,9 +420,11 @@ def kaplan_meier(
     by_cols = _as_list(by)
     df, diags = _prepare(tte, time, event, by_cols, "kaplan_meier")
     z = _z(conf_level)
+    if conf_type not in CONF_TYPES:
+        raise InputError(f"conf_type must be one of {', '.join(CONF_TYPES)}, got {conf_type!r}")
     tables, counts = [], []
     for keys, g in _groups(df, by_cols):
-        curve = _km_curve(g[time].to_numpy(float), g[event].to_numpy(float), z)
+        curve = _km_curve(g[time].to_numpy(float), g[event].to_numpy(float), z, conf_type)
         label = _label(keys, by_cols)
         for j, (b, k) in enumerate(zip(by_cols, keys, strict=True)):
             curve.insert(j, b, k)
@@ -405,6 +450,7 @@ def kaplan_meier(
         conf_level=conf_level,
         diagnostics=diagnostics_frame(diags),
         counts=pd.DataFrame(counts),
+        conf_type=conf_type,
     )
 
 

@@ -76,3 +76,14 @@ def assert_rel(actual, expected, rtol: float, what: str, atol: float = 0.0) -> N
     np.testing.assert_allclose(
         np.asarray(actual, float), np.asarray(expected, float), rtol=rtol, atol=atol, err_msg=what
     )
+
+
+def assert_coef(actual, expected, std_error, tol: float, what: str) -> None:
+    """Coefficients on the scale of their uncertainty: ``|diff| <= tol * max(|beta|, SE)``.
+
+    A relative tolerance alone is meaningless for a coefficient near zero, and an absolute one
+    ignores the units; R's own SE sets the scale.
+    """
+    actual, expected = np.asarray(actual, float), np.asarray(expected, float)
+    scale = np.maximum(np.abs(expected), np.asarray(std_error, float))
+    np.testing.assert_array_less(np.abs(actual - expected) / scale, tol, err_msg=what)
