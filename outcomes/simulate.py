@@ -221,11 +221,11 @@ CALIBRATION: dict[str, Target] = {
         "IDOJ 2024 (6.7%); 1,340 nm laser vs MN RCT (0%)",
     ),
     "pih_ablative_laser": Target(
-        0.18,
+        0.165,
         0.14,
         0.30,
         "proportion",
-        "units with PIH over the course, ablative CO2 laser",
+        "units with PIH over the course, ablative CO2 laser (implied by pih_control and the RR)",
         "IDOJ 2024 (30%); 1,340 nm laser vs MN RCT (13.6%)",
     ),
     "pih_relative_risk_laser": Target(
@@ -233,7 +233,7 @@ CALIBRATION: dict[str, Target] = {
         1.49,
         6.21,
         "risk ratio",
-        "PIH, fractional CO2 laser vs MN",
+        "PIH, fractional CO2 laser vs MN (per session here; per course about 2.6)",
         "Lasers Med Sci 2026 (meta-analysis; 95% CI)",
     ),
     "severe_erythema_odds_ratio": Target(
