@@ -15,6 +15,11 @@ models can be checked by recovery.
   response and retreatments. Vectorised: about 100,000 subjects (a million assessment rows)
   take seconds.
 
+Defaults are calibrated to published arm-level numbers (acne scars): :data:`CALIBRATION` holds
+each target's design value, published range, unit, definition and source, and the trial's LMM,
+baseline grade, dropout, PIH and the registry's acne-scar outcome are derived from it;
+:func:`calibration_table` lists the targets, and ``truth.json`` repeats them (``calibration``).
+
 Same seed, same bytes: all randomness comes from ``numpy.random.SeedSequence(seed)``, rows are
 in a fixed order and floats are written with a fixed format (CSV and Parquet; XLSX workbooks
 store the time they were written).
@@ -22,13 +27,15 @@ store the time they were written).
 ``truth.json`` of a trial: ``simulator, seed, study_id, design, options`` (every argument),
 ``arms``, ``lmm`` (``formula``; ``fixed`` with terms ``(Intercept), week, combo, week:combo``;
 ``sd_subject_intercept, sd_subject_week, corr_subject, sd_unit, sd_residual``; ``n_clipped``;
-notes on rounding and clipping), ``survival`` (``endpoint, instrument, definition,
+notes on rounding and clipping), ``calibration`` (``targets``, ``assumptions``,
+``implied_side_correlation``), ``survival`` (``endpoint, instrument, definition,
 weibull_shape, control_scale_days, control_median_days, hazard_ratio,
 combination_scale_days``), ``event_times.first_improvement`` (every unit id -> true day of the
 first one-grade improvement, including units censored in the data), ``raters``,
 ``patient_reported``, ``follow_up``, ``adverse_events``.
 
-``truth.json`` of a registry: ``simulator, seed, study_id, design, options``, ``effects``
+``truth.json`` of a registry: ``simulator, seed, study_id, design, options``, ``calibration``
+(as for trials, plus ``registry``: what is calibrated and what has no target), ``effects``
 (``outcome: "pct_improvement_day168", vs: "MN"``, and the true effect in percentage points of
 ``MN+PRP, MN+RF, MN+laser``), ``confounders`` (``phototype, baseline_severity, site_id``),
 ``outcome``, ``baseline_severity``, ``phototype_model``, ``treatment_model`` (coefficients and
@@ -54,7 +61,15 @@ import pandas as pd
 from outcomes.dictionary import Dictionary, load_dictionary
 from outcomes.errors import InputError
 
-__all__ = ["Feeds", "simulate_registry", "simulate_trial", "write_feeds"]
+__all__ = [
+    "CALIBRATION",
+    "Feeds",
+    "Target",
+    "calibration_table",
+    "simulate_registry",
+    "simulate_trial",
+    "write_feeds",
+]
 
 FORMATS = ("csv", "parquet", "xlsx")
 FLOAT_FORMAT = "%.10g"
@@ -63,21 +78,304 @@ REGISTRY_MODALITIES = ("MN", "MN+PRP", "MN+RF", "MN+laser")
 PHOTOTYPES = ("I", "II", "III", "IV", "V", "VI")
 AE_TERMS = ("erythema", "edema", "dryness", "pih", "infection")
 
-# Adverse events: probabilities per unit and session unless stated (simulation choices; the
-# odds ratio and relative risks are from domain.md).
+# --------------------------------------------------------------------------------------------
+# calibration: published targets, in one place; the defaults below are derived from them
+
+
+@dataclass(frozen=True)
+class Target:
+    """A published arm-level number the simulator's defaults reproduce.
+
+    ``low``-``high`` is the published range (or confidence interval); ``value`` is the design
+    value inside it that the defaults aim at. Acne scars, the end of treatment (day 168).
+    """
+
+    value: float
+    low: float
+    high: float
+    unit: str
+    definition: str
+    source: str
+
+
+#: Published calibration targets (numbers and sources collected in the team's domain notes).
+CALIBRATION: dict[str, Target] = {
+    "baseline_gb_quant_mean": Target(
+        12.4,
+        11.88,
+        12.80,
+        "points",
+        "mean baseline Goodman & Baron quantitative score",
+        "Saleh & Alkhayer 2020-21 (12.80 and 11.88); Navyadevi, J Cutan Aesthet Surg (12.65)",
+    ),
+    "baseline_gb_quant_sd": Target(
+        4.2,
+        3.9,
+        4.5,
+        "points",
+        "SD of the baseline G&B quantitative score (per arm)",
+        "Saleh & Alkhayer 2020-21 (3.9 and 4.5)",
+    ),
+    "baseline_gb_qual_mean": Target(
+        3.3,
+        3.20,
+        3.53,
+        "grade",
+        "mean baseline G&B qualitative grade (1-4)",
+        "Sharma, J Pak Assoc Dermatol (3.20); Krishnegowda 2023 (3.45); IDOJ 2024 (3.53)",
+    ),
+    "baseline_gb_qual_sd": Target(
+        0.46,
+        0.40,
+        0.50,
+        "grade",
+        "SD of the baseline G&B qualitative grade",
+        "Sharma (0.40); domain.md calibration note (0.4-0.5)",
+    ),
+    "improvement_control": Target(
+        45.5,
+        27.9,
+        45.8,
+        "%",
+        "mean percent improvement of G&B quantitative, MN alone",
+        "Saleh & Alkhayer 2020-21 (11.88 -> 8.57: 27.9%); Asif 2016 (45.8%)",
+    ),
+    "improvement_combination": Target(
+        58.0,
+        50.2,
+        62.2,
+        "%",
+        "mean percent improvement of G&B quantitative, MN+PRP",
+        "Saleh & Alkhayer 2020-21 (12.80 -> 6.37: 50.2%); Asif 2016 (62.2%)",
+    ),
+    "improvement_sd": Target(
+        22.0,
+        15.0,
+        25.0,
+        "percentage points",
+        "SD of percent improvement within each arm",
+        "domain.md / issue 16 (published trials 15-25; secondary, no single primary source)",
+    ),
+    "excellent_control": Target(
+        0.085,
+        0.07,
+        0.10,
+        "proportion",
+        "excellent response (>= 75% improvement), MN alone",
+        "Asif 2016 (5/50); Chawla 2014 (2/27); cut 75% assumed, not confirmed in the papers",
+    ),
+    "excellent_combination": Target(
+        0.22,
+        0.18,
+        0.40,
+        "proportion",
+        "excellent response (>= 75% improvement), MN+PRP",
+        "Asif 2016 (20/50); Chawla 2014 (5/27); cut 75% assumed, not confirmed in the papers",
+    ),
+    "responder_odds_ratio": Target(
+        2.97,
+        1.96,
+        4.51,
+        "odds ratio",
+        ">= 50% improvement, MN+PRP vs MN",
+        "Kang & Lu, Front Med 2022 (14 studies, random effects; 95% CI)",
+    ),
+    "gb_qual_change_control": Target(
+        -0.84,
+        -0.84,
+        -0.12,
+        "grade",
+        "mean change of the G&B qualitative grade, MN alone",
+        "Sharma (3.20 -> 2.36); IDOJ 2024 (3.53 -> 3.20); Krishnegowda 2023 (3.45 -> 3.33)",
+    ),
+    "gb_qual_mean_difference": Target(
+        -0.32,
+        -0.44,
+        -0.20,
+        "grade",
+        "final G&B qualitative grade, MN+PRP minus MN",
+        "Kang & Lu, Front Med 2022 (95% CI); Sharma (2.13 vs 2.36)",
+    ),
+    "gb_qual_final_sd": Target(
+        0.56,
+        0.53,
+        0.56,
+        "grade",
+        "SD of the final G&B qualitative grade (per arm)",
+        "Sharma (0.56 both arms); Krishnegowda 2023 (0.56, 0.53); NOT reproduced: about 0.75",
+    ),
+    "dropout": Target(
+        0.15,
+        0.10,
+        0.25,
+        "proportion",
+        "subjects lost before the last visit",
+        "Chawla 2014 (3/30); Alam 2014 (5/20)",
+    ),
+    "pih_control": Target(
+        0.06,
+        0.0,
+        0.07,
+        "proportion",
+        "units with PIH over the course, MN alone",
+        "IDOJ 2024 (6.7%); 1,340 nm laser vs MN RCT (0%)",
+    ),
+    "pih_ablative_laser": Target(
+        0.165,
+        0.14,
+        0.30,
+        "proportion",
+        "units with PIH over the course, ablative CO2 laser (implied by pih_control and the RR)",
+        "IDOJ 2024 (30%); 1,340 nm laser vs MN RCT (13.6%)",
+    ),
+    "pih_relative_risk_laser": Target(
+        3.04,
+        1.49,
+        6.21,
+        "risk ratio",
+        "PIH, fractional CO2 laser vs MN (per session here; per course about 2.6)",
+        "Lasers Med Sci 2026 (meta-analysis; 95% CI)",
+    ),
+    "severe_erythema_odds_ratio": Target(
+        1.59,
+        0.73,
+        3.46,
+        "odds ratio",
+        "severe erythema, MN+PRP vs MN",
+        "Kang & Lu, Front Med 2022 (95% CI)",
+    ),
+}
+
+#: Choices the literature does not report, stated as assumptions (also in ``truth.json``).
+CALIBRATION_ASSUMPTIONS: dict[str, Any] = {
+    "endpoint_day": 168,
+    "excellent_cut_pct": 75.0,
+    "responder_cut_pct": 50.0,
+    "sd_unit": 1.0,
+    "sd_residual": 0.5,
+    "within_patient": (
+        "never reported: the two sides share the subject's random intercept and week slope; "
+        "the side-specific parts are the unit intercept (sd_unit) and the residual"
+    ),
+    "weibull_shape": 2.5,
+    "control_median_days": 130.0,
+    "grade_model_fit": (
+        "weibull_shape and control_median_days chosen by simulating the grade model over "
+        "shape 1.7-5, median 63-220 days and HR 1.8-3.5 to match the G&B grade change and "
+        "mean difference; no setting gives a final-grade SD near 0.56 (whole-grade steps "
+        "from event counts spread more, about 0.75)"
+    ),
+    "trial_phototype_probs": {"II": 0.2, "III": 0.35, "IV": 0.3, "V": 0.15},
+    "pih_phototype_weights": {"I": 0.3, "II": 0.6, "III": 1.0, "IV": 2.0, "V": 3.3, "VI": 4.0},
+}
+
+
+def calibration_table() -> pd.DataFrame:
+    """The calibration targets as a table: name, value, low, high, unit, definition, source."""
+    return pd.DataFrame(
+        [{"name": k, **t.__dict__} for k, t in CALIBRATION.items()],
+        columns=["name", "value", "low", "high", "unit", "definition", "source"],
+    )
+
+
+def _trial_lmm_defaults() -> dict[str, float]:
+    """LMM parameters of ``gb_quant`` implied by the calibration targets.
+
+    Baseline: intercept and total SD from the targets, with ``sd_unit`` and ``sd_residual``
+    assumed and rounding (variance 1/12) included. Mean change: the arm's mean improvement
+    times the baseline by the endpoint week. The subject's week slope is ``gamma * u + v0``:
+    ``gamma`` makes the expected drop proportional to the subject's baseline (improvement is
+    a percentage), ``v0`` gives the target SD of percent improvement, by the delta method with
+    ``E[1 / Y0^2] ~ (1 + 3 cv^2) / mean^2``.
+    """
+    c, a = CALIBRATION, CALIBRATION_ASSUMPTIONS
+    weeks = a["endpoint_day"] / 7.0
+    base, base_sd = c["baseline_gb_quant_mean"].value, c["baseline_gb_quant_sd"].value
+    sd_unit, sd_res = a["sd_unit"], a["sd_residual"]
+    sd_u = math.sqrt(base_sd**2 - sd_unit**2 - sd_res**2 - 1 / 12)
+    m_c = c["improvement_control"].value / 100
+    m_t = c["improvement_combination"].value / 100
+    m_bar = (m_c + m_t) / 2
+    gamma = -m_bar / weeks
+    target_var = (c["improvement_sd"].value / 100 * base) ** 2 / (1 + 3 * (base_sd / base) ** 2)
+    noise_var = 2 * (sd_res**2 + 1 / 12) + m_bar**2 * (sd_unit**2 + sd_res**2 + 1 / 12)
+    sd_v0 = math.sqrt(max(target_var - noise_var, 0.0)) / weeks
+    sd_week = math.sqrt((gamma * sd_u) ** 2 + sd_v0**2)
+    return {
+        "intercept": base,
+        "week": -m_c * base / weeks,
+        "combo": 0.0,
+        "week_combo": -(m_t - m_c) * base / weeks,
+        "sd_subject_intercept": sd_u,
+        "sd_subject_week": sd_week,
+        "corr_subject": gamma * sd_u / sd_week,
+        "sd_unit": sd_unit,
+        "sd_residual": sd_res,
+    }
+
+
+def _pih_session_probs() -> dict[str, float]:
+    """Per-session PIH probability by phototype giving the MN course target in a trial.
+
+    The phototype weights are relative risks (assumed); the base is solved so that a unit
+    of the trial's phototype mix has PIH in 3 sessions with the target probability.
+    """
+    a = CALIBRATION_ASSUMPTIONS
+    w, mix = a["pih_phototype_weights"], a["trial_phototype_probs"]
+    target = CALIBRATION["pih_control"].value
+
+    def course(base: float) -> float:
+        return sum(p * (1 - (1 - base * w[k]) ** 3) for k, p in mix.items())
+
+    lo, hi = 0.0, 1.0 / max(w.values())
+    for _ in range(60):  # bisection: course() increases with base
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if course(mid) < target else (lo, mid)
+    base = (lo + hi) / 2
+    return {k: round(base * v, 6) for k, v in w.items()}
+
+
+def _side_correlation() -> dict[str, float]:
+    """Correlation of the two sides of a subject implied by the default LMM (no rounding)."""
+    m = TRIAL_LMM
+    weeks = CALIBRATION_ASSUMPTIONS["endpoint_day"] / 7.0
+    res = m["sd_residual"] ** 2 + 1 / 12
+    shared_base = m["sd_subject_intercept"] ** 2
+    shared_change = (weeks * m["sd_subject_week"]) ** 2
+    return {
+        "baseline_gb_quant": shared_base / (shared_base + m["sd_unit"] ** 2 + res),
+        "change_gb_quant_day168": shared_change / (shared_change + 2 * res),
+    }
+
+
+def _calibration_truth() -> dict[str, Any]:
+    """The calibration targets and assumptions, as written to ``truth.json``."""
+    return {
+        "targets": {k: t.__dict__ for k, t in CALIBRATION.items()},
+        "assumptions": CALIBRATION_ASSUMPTIONS,
+        "implied_side_correlation": _side_correlation(),
+        "note": (
+            "the default options are derived from these targets (value: the design value, "
+            "low-high: the published range); they describe the defaults, not options a caller "
+            "overrides"
+        ),
+    }
+
+
+TRIAL_LMM = _trial_lmm_defaults()
+# Baseline G&B grade 3 or 4 with P(4) = mean - 3: mean 3.3, SD sqrt(0.3 * 0.7) = 0.46.
+P_GRADE_4 = round(CALIBRATION["baseline_gb_qual_mean"].value - 3.0, 10)
+
+
+# Adverse events: probabilities per unit and session unless stated (simulation choices, except
+# PIH, calibrated to CALIBRATION["pih_control"], and the odds ratio and relative risks taken
+# from CALIBRATION where it has them).
 AE_DEFAULTS: dict[str, Any] = {
     "p_severe_erythema_unit": 0.10,
     "p_erythema_session": 0.6,
     "p_edema_session": 0.3,
     "p_dryness_session": 0.15,
-    "p_pih_session_by_phototype": {
-        "I": 0.005,
-        "II": 0.01,
-        "III": 0.015,
-        "IV": 0.03,
-        "V": 0.05,
-        "VI": 0.06,
-    },
+    "p_pih_session_by_phototype": _pih_session_probs(),
     "p_infection_session": 0.002,
     "p_serious_given_infection": 0.3,
 }
@@ -116,10 +414,10 @@ BODY_SITES = {
 PRIMARY_INSTRUMENT: dict[str, dict[str, Any]] = {
     "acne_scars": {
         "instrument": "gb_quant",
-        "centre": 30.0,
-        "scale": 8.0,
-        "low": 8.0,
-        "high": 70.0,
+        "centre": CALIBRATION["baseline_gb_quant_mean"].value,
+        "scale": CALIBRATION["baseline_gb_quant_sd"].value,
+        "low": 3.0,
+        "high": 40.0,
         "decimals": 0,
     },
     "pigmentation": {
@@ -132,15 +430,21 @@ PRIMARY_INSTRUMENT: dict[str, dict[str, Any]] = {
     },
 }
 # Mean percent improvement by day 168 with MN alone at severity_z 0, phototype III, average
-# clinic (acne scars: Asif 2016, 45.8% on the control side; others are simulation choices).
+# clinic (acne scars: CALIBRATION["improvement_control"]; others are simulation choices).
 MU_INDICATION = {
-    "acne_scars": 45.0,
+    "acne_scars": CALIBRATION["improvement_control"].value,
     "wrinkles": 30.0,
     "enlarged_pores": 30.0,
     "pigmentation": 35.0,
     "striae": 25.0,
 }
-REGISTRY_EFFECTS = {"MN+PRP": 10.0, "MN+RF": 6.0, "MN+laser": 9.0}
+# MN+PRP: the calibrated trial difference; MN+RF and MN+laser: simulation choices (no target).
+REGISTRY_EFFECTS = {
+    "MN+PRP": CALIBRATION["improvement_combination"].value
+    - CALIBRATION["improvement_control"].value,
+    "MN+RF": 6.0,
+    "MN+laser": 9.0,
+}
 # Treatment choice: multinomial logit, reference MN.
 CHOICE_MODEL: dict[str, Any] = {
     "intercept": {"MN+PRP": 0.0, "MN+RF": -0.5, "MN+laser": -0.3},
@@ -152,12 +456,36 @@ OUTCOME_MODEL = {
     "severity_z": -6.0,
     "phototype": -4.0,
     "clinic_sd": 4.0,
-    "subject_sd": 10.0,
     "measurement_cv": 0.05,
     "plateau_day": 120,
 }
-SEVERE_ERYTHEMA_OR = {"MN": 1.0, "MN+PRP": 1.59, "MN+RF": 1.3, "MN+laser": 2.5}
-PIH_RR = {"MN": 1.0, "MN+PRP": 1.0, "MN+RF": 1.3, "MN+laser": 3.0}
+# subject_sd: what is left of the calibrated within-arm SD of percent improvement once severity
+# (SD 1), phototype (SD about 1.15 in the registry's mix), clinic and measurement error
+# (measurement_cv x 100 points) are counted; shared by every indication (targets: acne scars).
+OUTCOME_MODEL["subject_sd"] = round(
+    math.sqrt(
+        CALIBRATION["improvement_sd"].value ** 2
+        - OUTCOME_MODEL["severity_z"] ** 2
+        - (OUTCOME_MODEL["phototype"] * 1.15) ** 2
+        - OUTCOME_MODEL["clinic_sd"] ** 2
+        - (100 * OUTCOME_MODEL["measurement_cv"]) ** 2
+    ),
+    2,
+)
+SEVERE_ERYTHEMA_OR = {
+    "MN": 1.0,
+    "MN+PRP": CALIBRATION["severe_erythema_odds_ratio"].value,
+    "MN+RF": 1.3,
+    "MN+laser": 2.5,
+}
+# Per-session relative risk of PIH; "laser" (ablative CO2 alone) from the calibration.
+PIH_RR = {
+    "MN": 1.0,
+    "MN+PRP": 1.0,
+    "MN+RF": 1.3,
+    "MN+laser": 3.0,
+    "laser": CALIBRATION["pih_relative_risk_laser"].value,
+}
 # Registry visits: nominal days, labels, probability a subject has each one.
 REGISTRY_VISITS = (
     (30, "month_1", 0.5),
@@ -531,19 +859,19 @@ def simulate_trial(
     n_sessions: int = 3,
     session_interval_days: int = 28,
     visit_days: Sequence[int] = (0, 28, 56, 84, 168),
-    dropout: float = 0.10,
+    dropout: float = CALIBRATION["dropout"].value,
     missed_visit: float = 0.05,
-    intercept: float = 30.0,
-    week: float = -0.5725,
-    combo: float = 0.0,
-    week_combo: float = -0.205,
-    sd_subject_intercept: float = 5.0,
-    sd_subject_week: float = 0.10,
-    corr_subject: float = -0.8,
+    intercept: float = TRIAL_LMM["intercept"],
+    week: float = TRIAL_LMM["week"],
+    combo: float = TRIAL_LMM["combo"],
+    week_combo: float = TRIAL_LMM["week_combo"],
+    sd_subject_intercept: float = TRIAL_LMM["sd_subject_intercept"],
+    sd_subject_week: float = TRIAL_LMM["sd_subject_week"],
+    corr_subject: float = TRIAL_LMM["corr_subject"],
     sd_unit: float | None = None,
-    sd_residual: float = 1.5,
-    weibull_shape: float = 1.7,
-    control_median_days: float = 63.0,
+    sd_residual: float = TRIAL_LMM["sd_residual"],
+    weibull_shape: float = CALIBRATION_ASSUMPTIONS["weibull_shape"],
+    control_median_days: float = CALIBRATION_ASSUMPTIONS["control_median_days"],
     hazard_ratio: float = 1.8,
     photo_rater_error: float = 0.15,
     study_id: str = "TRIAL1",
@@ -574,13 +902,14 @@ def simulate_trial(
     missed_visit
         Probability of missing each intermediate visit (baseline and last are not missed).
     intercept, week, combo, week_combo
-        Fixed effects of ``gb_quant ~ week * combo`` (week = day / 7). Defaults: baseline 30
-        and improvements of 45.8% (control) and 62.2% (combination) by week 24 (Asif 2016).
+        Fixed effects of ``gb_quant ~ week * combo`` (week = day / 7). Defaults derived from
+        :data:`CALIBRATION` (see :func:`calibration_table`): baseline mean and SD, mean
+        percent improvement per arm and its SD by day 168.
     sd_subject_intercept, sd_subject_week, corr_subject
-        Subject random intercept and week slope (SDs, correlation).
+        Subject random intercept and week slope (SDs, correlation); calibrated defaults.
     sd_unit
-        SD of the unit (side) random intercept; default 1.5 for split-body, and it must be 0
-        (or None) for parallel trials, where unit and subject coincide.
+        SD of the unit (side) random intercept; default 1.0 (an assumption) for split-body,
+        and it must be 0 (or None) for parallel trials, where unit and subject coincide.
     sd_residual
         Residual SD before rounding to an integer score.
     weibull_shape, control_median_days, hazard_ratio
@@ -599,8 +928,8 @@ def simulate_trial(
     Examples
     --------
     >>> feeds = simulate_trial(seed=1, n_subjects=20)
-    >>> feeds.truth["lmm"]["fixed"]["week:combo"]
-    -0.205
+    >>> round(feeds.truth["lmm"]["fixed"]["week:combo"], 4)
+    -0.0646
     >>> sorted(feeds.tables["units"]["side"].unique())
     ['left', 'right']
     """
@@ -639,7 +968,7 @@ def simulate_trial(
         raise InputError(f"corr_subject={corr_subject}: a correlation in [-1, 1]")
     split = design == "split_body"
     if sd_unit is None:
-        sd_unit = 1.5 if split else 0.0
+        sd_unit = TRIAL_LMM["sd_unit"] if split else 0.0
     if not split and sd_unit != 0.0:
         raise InputError("sd_unit must be 0 in a parallel trial (one unit per subject)")
 
@@ -651,7 +980,10 @@ def simulate_trial(
     subject_ids = _ids("S", n)
     age = r_subj.integers(18, 56, size=n)
     sex = np.where(r_subj.random(n) < 0.75, "female", "male").astype(object)
-    photo = r_subj.choice([1, 2, 3, 4], size=n, p=[0.2, 0.35, 0.3, 0.15])  # II..V
+    photo_probs = CALIBRATION_ASSUMPTIONS["trial_phototype_probs"]
+    photo = r_subj.choice(
+        [PHOTOTYPES.index(k) for k in photo_probs], size=n, p=list(photo_probs.values())
+    )
     if split:
         site = np.full(n, "SITE1", dtype=object)
     else:
@@ -710,7 +1042,7 @@ def simulate_trial(
     gbq = np.clip(gbq, 0, 84)
 
     # gb_qual: baseline grade and Weibull improvement times
-    base_grade = r_qual.choice([2, 3, 4], size=n, p=[0.3, 0.45, 0.25])[s_]
+    base_grade = r_qual.choice([3, 4], size=n, p=[1 - P_GRADE_4, P_GRADE_4])[s_]
     k = float(weibull_shape)
     control_scale = control_median_days / math.log(2) ** (1 / k)
     scale = control_scale * np.where(is_combo, hazard_ratio ** (-1 / k), 1.0)
@@ -809,7 +1141,7 @@ def simulate_trial(
         },
         n_rows,
     )
-    sev_or = {control: 1.0, combination: 1.59}
+    sev_or = {control: 1.0, combination: CALIBRATION["severe_erythema_odds_ratio"].value}
     ev = _adverse_events(
         r_ae,
         unit=su,
@@ -947,8 +1279,8 @@ def simulate_trial(
             "clipping": "values outside 0-84 set to the bound; n_clipped counts them",
             "n_clipped": n_clipped,
             "source": (
-                "Asif 2016: improvement 45.8% (control) vs 62.2% (PRP) on a baseline "
-                "near 30 by the end (here week 24)"
+                "defaults derived from the calibration targets (see 'calibration'): "
+                "baseline mean and SD, percent improvement per arm and its SD at day 168"
             ),
         },
         "survival": {
@@ -970,8 +1302,9 @@ def simulate_trial(
                 "sums of independent Weibull gaps with the unit's arm scale; times rounded to "
                 "0.001 day; the investigator rates the true grade without error"
             ),
-            "baseline_grade_probs": {"2": 0.3, "3": 0.45, "4": 0.25},
+            "baseline_grade_probs": {"3": 1 - P_GRADE_4, "4": P_GRADE_4},
         },
+        "calibration": _calibration_truth(),
         "event_times": {
             "first_improvement": dict(zip(unit_ids.tolist(), times[:, 0].tolist(), strict=True)),
         },
@@ -1033,7 +1366,7 @@ def simulate_registry(
     n_clinics: int = 12,
     *,
     effects: Mapping[str, float] | None = None,
-    loss_to_follow_up: float = 0.15,
+    loss_to_follow_up: float = CALIBRATION["dropout"].value,
     p_lose_response: float = 0.5,
     study_id: str = "REG1",
     start_year: int = 2020,
@@ -1057,7 +1390,8 @@ def simulate_registry(
         Number of clinics (``site_id`` C01, C02, ...).
     effects
         True effects in percentage points of improvement vs MN for ``"MN+PRP"``, ``"MN+RF"``
-        and ``"MN+laser"``; defaults +10, +6, +9 (simulation choices).
+        and ``"MN+laser"``; defaults: MN+PRP the calibrated trial difference (+12.5), MN+RF
+        +6 and MN+laser +9 (simulation choices: no published target).
     loss_to_follow_up
         Probability of loss to follow-up at a uniform time during follow-up.
     p_lose_response
@@ -1074,7 +1408,7 @@ def simulate_registry(
     --------
     >>> feeds = simulate_registry(seed=2, n_subjects=200)
     >>> feeds.truth["effects"]["MN+PRP"]
-    10.0
+    12.5
     >>> feeds.truth["confounders"]
     ['phototype', 'baseline_severity', 'site_id']
     """
@@ -1412,6 +1746,18 @@ def simulate_registry(
             "marginal_probs": dict(zip(PHOTOTYPES, photo_probs.tolist(), strict=True)),
             "clinic_shift_sd": photo_shift_sd,
             "note": "clinics differ in phototype mix (ordered probit with a clinic shift)",
+        },
+        "calibration": {
+            **_calibration_truth(),
+            "registry": (
+                "calibrated (acne scars, gb_quant): baseline mean and SD (severity "
+                "centre and scale), MN mean improvement (mu), the MN+PRP effect, the within-arm "
+                "SD of percent improvement (subject_sd), loss to follow-up (trial dropout "
+                "range) and PIH per session (AE model shared with trials). No published "
+                "target: the other indications (mu, mmasi baseline), MN+RF and MN+laser "
+                "effects, confounding (treatment and phototype models), clinic effects, "
+                "visits, loss of response, retreatment, GAIS and pain"
+            ),
         },
         "treatment_model": {
             "type": "multinomial logit, reference MN",
