@@ -1,7 +1,8 @@
 """Hostile and careless inputs through the CLI, as a user would try them (issue 13).
 
 Each probe builds its files by hand in a fresh folder, runs ``outcomes ...`` (``main()`` in
-this process, its output captured, so a probe takes a second rather than an import) and checks what a user is owed: no internal error (exit 1), nothing lost or altered, no
+this process, its output captured, so a probe takes a second rather than an import) and
+checks what a user is owed: no internal error (exit 1), nothing lost or altered, no
 identifier stored, no formula or terminal escape passed through, a clear message.
 
 Run with the toolkit on ``PYTHONPATH`` to compare versions::
@@ -18,9 +19,9 @@ import contextlib
 import io
 import shutil
 import subprocess
-import traceback
 import sys
 import tempfile
+import traceback
 from collections.abc import Callable
 from pathlib import Path
 
@@ -202,9 +203,11 @@ def fixed_mapping_resent(tmp: Path) -> bool:
     mapping.write_text("values: {rater_role: {INV: investigator}}\n")
     r2 = run("ingest", site, "--store", store)
     n = len(text.splitlines()) - 1
-    return r1.returncode == 3 and r2.returncode == 0 and query(
-        store, "SELECT count(*) FROM assessments"
-    )[0][0] == n
+    return (
+        r1.returncode == 3
+        and r2.returncode == 0
+        and query(store, "SELECT count(*) FROM assessments")[0][0] == n
+    )
 
 
 @probe
@@ -260,9 +263,24 @@ for _t, _c, _v in PLANTED:
     PROBES[f"identifier_value_{_t}_{_c}_{_v[:12]}"] = _identifier_probe(_t, _c, _v)
 
 NAMES = [
-    "zip", "postal_code", "hospital_number", "nhsno", "national_id", "forename", "year_of_birth",
-    "Geburtsdatum", "PLZ", "Vorname", "telefono", "courriel", "HospNo", "codice_fiscale",
-    "apellidos", "prenom", "date_naissance", "Straße",
+    "zip",
+    "postal_code",
+    "hospital_number",
+    "nhsno",
+    "national_id",
+    "forename",
+    "year_of_birth",
+    "Geburtsdatum",
+    "PLZ",
+    "Vorname",
+    "telefono",
+    "courriel",
+    "HospNo",
+    "codice_fiscale",
+    "apellidos",
+    "prenom",
+    "date_naissance",
+    "Straße",
 ]
 
 
@@ -331,9 +349,11 @@ def duplicate_column_names(tmp: Path) -> bool:
     text = (feeds / "subjects.csv").read_text().replace("end_reason", "age", 1)
     (feeds / "subjects.csv").write_text(text)
     r = run("ingest", feeds, "--store", tmp / "s.duckdb")
-    studies = query(tmp / "s.duckdb", "SELECT count(*) FROM studies")[0][0] if (
-        tmp / "s.duckdb"
-    ).exists() else 0
+    studies = (
+        query(tmp / "s.duckdb", "SELECT count(*) FROM studies")[0][0]
+        if (tmp / "s.duckdb").exists()
+        else 0
+    )
     return ok(r) and r.returncode == 4 and "age" in r.stdout and studies > 0
 
 
@@ -359,7 +379,9 @@ def two_sources_one_target(tmp: Path) -> bool:
     text = (feeds / "subjects.csv").read_text().replace("site_id", "clinic", 1)
     text = text.replace("end_reason", "centre", 1)
     (feeds / "subjects.csv").write_text(text)
-    (feeds / "subjects.csv.mapping.yaml").write_text("columns: {clinic: site_id, centre: site_id}\n")
+    (feeds / "subjects.csv.mapping.yaml").write_text(
+        "columns: {clinic: site_id, centre: site_id}\n"
+    )
     r = run("ingest", feeds, "--store", tmp / "s.duckdb")
     return ok(r) and r.returncode == 4 and "site_id" in r.stdout
 
@@ -462,7 +484,7 @@ def row_numbers_after_blank_and_multiline(tmp: Path) -> bool:
     feeds = tmp / "f"
     feeds.mkdir()
     (feeds / "studies.csv").write_text(
-        "study_id,title,design\n\nA,\"two\nlines\",parallel\n\nB,ok,crossover\n"
+        'study_id,title,design\n\nA,"two\nlines",parallel\n\nB,ok,crossover\n'
     )
     r = run("ingest", feeds, "--store", tmp / "s.duckdb")
     # B is on line 6: row 5

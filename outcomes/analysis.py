@@ -1316,9 +1316,7 @@ def audit_results(
             f"the spec's tolerance {_canonical_json(tol)} is not the one the expected results "
             f"were made with {_canonical_json(committed_tol)}"
         )
-        (entry.problems if strict else entry.notes).append(
-            what + (" (--strict)" if strict else "")
-        )
+        (entry.problems if strict else entry.notes).append(what + (" (--strict)" if strict else ""))
     if strict:
         entry.problems += [
             f"{c} (inputs differ from the manifest; --strict)" for c in entry.causes["inputs"]

@@ -291,4 +291,17 @@ def render_dictionary(d: Dictionary | None = None) -> str:
         "",
     ]
     out += [f"- `{p}`" for p in d.identifier_patterns]
+    out += [
+        "",
+        "## Refused values",
+        "",
+        "A row with a value matching one of these patterns is quarantined, and the value "
+        "itself is not kept:",
+        "",
+    ]
+    out += [
+        f"- {v['kind']}: `{v['pattern']}`"
+        + (f" (columns {', '.join(v['columns'])})" if v.get("columns") else "")
+        for v in d.identifier_values
+    ]
     return "\n".join(out) + "\n"

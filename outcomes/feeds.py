@@ -78,7 +78,9 @@ def discover_feeds(paths: list[str | Path]) -> tuple[list[Path], list[str]]:
                 elif f.suffix.lower() in FEED_SUFFIXES:
                     found.append(f)
                 else:
-                    why = SKIP_REASONS.get(f.suffix.lower(), "not a feed format (CSV, .xlsx, Parquet)")
+                    why = SKIP_REASONS.get(
+                        f.suffix.lower(), "not a feed format (CSV, .xlsx, Parquet)"
+                    )
                     skipped.append(f"{f}: {why}")
         elif p.is_file():
             found.append(p)
@@ -130,7 +132,9 @@ def _frame(path: Path, header: list[str], records: list[list[str]], lines: list[
                 "[field_count]"
             )
     columns = list(zip(*records, strict=True)) if records else [()] * len(header)
-    df = pd.DataFrame({i: pd.array(list(c), dtype="string[pyarrow]") for i, c in enumerate(columns)})
+    df = pd.DataFrame(
+        {i: pd.array(list(c), dtype="string[pyarrow]") for i, c in enumerate(columns)}
+    )
     df.columns = header
     return df, np.asarray(lines, dtype=np.int64) - 1
 
@@ -141,8 +145,7 @@ def _read_csv(path: Path, data: bytes):
     except UnicodeDecodeError as err:
         line = data[: err.start].count(b"\n") + 1
         raise InputError(
-            f"{path}: line {line}: byte {err.start} is not UTF-8; save the file as UTF-8 "
-            "[encoding]"
+            f"{path}: line {line}: byte {err.start} is not UTF-8; save the file as UTF-8 [encoding]"
         ) from None
     reader = csv.reader(io.StringIO(text, newline=""))
     header: list[str] | None = None
@@ -239,7 +242,7 @@ def _read_parquet(path: Path, data: bytes):
     except Exception as err:  # any pyarrow failure means the file cannot be read
         raise InputError(f"{path}: cannot be read as PARQUET ({err})") from None
     columns = {}
-    for i, name in enumerate(table.column_names):
+    for i in range(table.num_columns):
         values = table.column(i).to_pylist()
         columns[i] = pd.array(
             [None if v is None else _cell_text(v) for v in values], dtype="string[pyarrow]"
@@ -250,7 +253,7 @@ def _read_parquet(path: Path, data: bytes):
 
 
 def load_mapping(path: Path) -> dict[str, Any]:
-    """Read and check a mapping file: its keys and the shape of each (see :mod:`outcomes.ingest`)."""
+    """Read and check a mapping file: its keys and the shape of each (see ``outcomes.ingest``)."""
     try:
         raw = yaml.safe_load(path.read_bytes())
     except (OSError, yaml.YAMLError) as err:
@@ -260,9 +263,7 @@ def load_mapping(path: Path) -> dict[str, Any]:
         raise InputError(f"{path}: a mapping must be a set of keys ({', '.join(MAPPING_KEYS)})")
     unknown = sorted(map(str, set(raw) - set(MAPPING_KEYS)))
     if unknown:
-        raise InputError(
-            f"{path}: unknown mapping keys {unknown}; use {', '.join(MAPPING_KEYS)}"
-        )
+        raise InputError(f"{path}: unknown mapping keys {unknown}; use {', '.join(MAPPING_KEYS)}")
 
     def scalar(v: Any) -> bool:
         return isinstance(v, str | int | float | bool) and not isinstance(v, dict | list)
@@ -276,7 +277,8 @@ def load_mapping(path: Path) -> dict[str, Any]:
     columns = raw.get("columns") or {}
     need(
         "columns",
-        isinstance(columns, dict) and all(scalar(k) and isinstance(v, str) for k, v in columns.items()),
+        isinstance(columns, dict)
+        and all(scalar(k) and isinstance(v, str) for k, v in columns.items()),
         "feed column: schema column pairs",
     )
     values = raw.get("values") or {}
@@ -308,7 +310,9 @@ def load_mapping(path: Path) -> dict[str, Any]:
     return {
         "table": raw.get("table"),
         "columns": {str(k): v for k, v in columns.items()},
-        "values": {str(c): {str(k): str(v) for k, v in codes.items()} for c, codes in values.items()},
+        "values": {
+            str(c): {str(k): str(v) for k, v in codes.items()} for c, codes in values.items()
+        },
         "constants": {str(k): str(v) for k, v in constants.items()},
         "drop": [str(c) for c in drop],
     }

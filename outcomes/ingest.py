@@ -10,20 +10,37 @@ A feed file holds one table. Which table is told by its mapping's ``table:`` or 
     constants: {study_id: REG1}                                    # columns the feed lacks
     drop: [redcap_event_name]                                      # feed columns to ignore
 
+Every value is read as the text written (:mod:`outcomes.feeds`) and parsed by the
+dictionary's type during validation, so IDs like ``0001`` are stored as written.
+
 What happens to bad input:
 
-- a file that cannot be read, whose table cannot be told, that lacks a required column, has
-  a column the schema does not know (and the mapping does not drop), or has a column that
-  looks like a direct identifier is *rejected* whole, with a message naming file and column;
+- a file that cannot be read, whose table cannot be told, whose mapping is malformed (or
+  maps two columns onto one, or sets a constant the feed already has), that lacks a required
+  column, has a column the schema does not know (and the mapping does not drop), or has a
+  column whose own or mapped name looks like a direct identifier is *rejected* whole, with a
+  message naming file, line or column and rule; the other files go on;
 - a row that breaks a rule goes to the store's quarantine table with file, row number,
-  column, value, rule and the whole record; accepted + quarantined rows = input rows;
-- with ``strict=True`` any rejection or violation fails the ingest and nothing is written;
-- a file whose bytes were already ingested into the same table adds nothing.
+  column, value, rule and the whole record; accepted + quarantined rows = input rows. A value
+  that looks like an identifier (e-mail, phone, national number, person name) quarantines its
+  row and is replaced by ``[removed: <kind>]`` everywhere it would be kept;
+- files and folders not read (other formats, subfolders, extra Excel sheets) are named in
+  the report's notes with the reason;
+- with ``strict=True`` any rejection or violation, or no feed at all, fails the ingest and
+  nothing is written (not even a new store file).
+
+A file's identity is its bytes, its mapping and its outcome. The same bytes under the same
+mapping with every row accepted add nothing. A file with quarantined rows is checked again
+when re-sent (its parents may have arrived, or its mapping been fixed): rows already stored
+with the same values count as accepted and unchanged, new rows are added, and a re-send that
+changes nothing writes no snapshot. A stored key with *different* values is still a
+``duplicate_key_in_store`` violation (corrections of stored rows are a separate step).
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -55,7 +72,16 @@ EXIT_CODES = {
     4: "ingested, but some files were rejected whole",
     5: "strict mode: violations found, nothing written",
 }
-QUARANTINE_COLUMNS = ["file", "table_name", "row", "column_name", "value", "rule", "message", "record"]
+QUARANTINE_COLUMNS = [
+    "file",
+    "table_name",
+    "row",
+    "column_name",
+    "value",
+    "rule",
+    "message",
+    "record",
+]
 
 
 @dataclass
@@ -156,7 +182,9 @@ class IngestReport:
         return "\n".join(lines)
 
 
-def apply_mapping(df: pd.DataFrame, mapping: dict[str, Any], path: Path | None = None) -> pd.DataFrame:
+def apply_mapping(
+    df: pd.DataFrame, mapping: dict[str, Any], path: Path | None = None
+) -> pd.DataFrame:
     """Rename columns, recode values, add constant columns and drop listed columns.
 
     A rename onto a column the feed already has, or a constant for a column the feed
@@ -248,7 +276,7 @@ def prepare_feed(path: Path, d: Dictionary | None = None) -> _Feed:
     return _Feed(path, table, raw.sha256, data, raw.rows, mapping_sha256(mapping), raw.notes)
 
 
-def _stack(frames: list[pd.DataFrame | None]) -> pd.DataFrame:
+def _stack(frames: Sequence[pd.DataFrame | None]) -> pd.DataFrame:
     """Concatenate the non-empty frames (an empty frame when there are none)."""
     parts = [f for f in frames if f is not None and len(f)]
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
@@ -338,7 +366,8 @@ def _ingest(
         identity = (feed.sha256, feed.table, feed.mapping_sha256)
         previous = store.file_outcome(*identity)
         if identity in seen or (previous is not None and previous[1] == 0):
-            where = f"snapshot {previous[0]}" if identity not in seen else "this ingest"
+            in_batch = identity in seen or previous is None
+            where = "this ingest" if in_batch else f"snapshot {previous[0]}"  # type: ignore[index]
             results.append(
                 FileResult(
                     str(feed.path),
@@ -355,8 +384,10 @@ def _ingest(
         accepted[feed.table].append(new)
         if len(q):
             quarantine.append(q)
-        if previous is not None and result.rows_accepted == result.rows_unchanged and (
-            result.rows_quarantined == previous[1]
+        if (
+            previous is not None
+            and result.rows_accepted == result.rows_unchanged
+            and (result.rows_quarantined == previous[1])
         ):
             # re-sent unchanged: its rows still fail as recorded; nothing new to write
             result.status = "already_ingested"
@@ -464,9 +495,7 @@ def _check_feed(
     return result, check.accepted, q
 
 
-def _quarantine_rows(
-    feed: _Feed, violations: pd.DataFrame, rejected: pd.DataFrame
-) -> pd.DataFrame:
+def _quarantine_rows(feed: _Feed, violations: pd.DataFrame, rejected: pd.DataFrame) -> pd.DataFrame:
     """Violations in the store's quarantine shape, each with its original record.
 
     The record is the row as read, except values that looked like identifiers (removed).

@@ -26,9 +26,7 @@ __all__ = ["EscapingStream", "identifier_cells", "neutralise", "printable", "wri
 
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 # C0/C1 controls (tab and newline are allowed in printed text) and bidi/zero-width format chars
-_CONTROL = re.compile(
-    "[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]"
-)
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
 
 
 def printable(text: str, *, keep_newlines: bool = True) -> str:

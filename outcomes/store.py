@@ -21,6 +21,7 @@ Besides the dictionary's tables the store keeps:
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from datetime import UTC, datetime
 from pathlib import Path
@@ -98,9 +99,7 @@ class Store:
         try:
             self.con.execute(META_DDL)
             for table in self.dictionary.tables.values():
-                cols = ", ".join(
-                    f'"{c.name}" {SQL_TYPES[c.type]}' for c in table.columns.values()
-                )
+                cols = ", ".join(f'"{c.name}" {SQL_TYPES[c.type]}' for c in table.columns.values())
                 self.con.execute(
                     f'CREATE TABLE IF NOT EXISTS "{table.name}" (snapshot_id INTEGER, {cols})'
                 )
@@ -178,9 +177,7 @@ class Store:
         """Source files of every snapshot."""
         return self.con.execute("SELECT * FROM snapshot_files ORDER BY snapshot_id, path").df()
 
-    def file_outcome(
-        self, sha256: str, table: str, mapping_sha256: str
-    ) -> tuple[int, int] | None:
+    def file_outcome(self, sha256: str, table: str, mapping_sha256: str) -> tuple[int, int] | None:
         """(snapshot, rows quarantined) of the latest ingest of these bytes under this mapping."""
         row = self.con.execute(
             "SELECT snapshot_id, rows_quarantined FROM snapshot_files WHERE sha256 = ? AND "
@@ -190,7 +187,7 @@ class Store:
         return None if row is None else (int(row[0]), int(row[1]))
 
     def dictionary_warnings(self) -> list[str]:
-        """A warning for each dictionary, other than the current one, the snapshots were made under."""
+        """A warning per other dictionary (not the current one) that snapshots were made under."""
         rows = self.con.execute(
             "SELECT dictionary_version, dictionary_sha256, min(snapshot_id), max(snapshot_id) "
             "FROM snapshots WHERE dictionary_sha256 <> ? GROUP BY 1, 2 ORDER BY 3",
@@ -308,10 +305,8 @@ class Store:
             )
             con.execute("COMMIT")
         except (duckdb.Error, OSError) as err:
-            try:
+            with contextlib.suppress(duckdb.Error):  # the cause to report is the write's
                 con.execute("ROLLBACK")
-            except duckdb.Error:
-                pass  # the write itself failed; its cause is the error to report
             raise InputError(f"{self.path}: cannot write snapshot {snap} ({err})") from None
         return snap
 

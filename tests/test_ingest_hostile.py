@@ -138,12 +138,18 @@ def test_store_made_under_another_dictionary_warns(valid_store: Path, tmp_path: 
 def test_disk_full_shows_the_real_cause(valid_store: Path, tmp_path: Path) -> None:
     with Store(valid_store) as st:
         st.con.execute("DROP TABLE quarantine")  # the write fails inside the transaction
-        with pytest.raises(InputError, match="cannot write snapshot 2.*quarantine"):
+        with pytest.raises(InputError, match=r"cannot write snapshot 2.*quarantine"):
             st.add_snapshot(
                 {},
                 pd.DataFrame(
-                    {"path": ["x"], "sha256": ["y"], "table_name": ["units"], "rows_in": [1],
-                     "rows_accepted": [0], "rows_quarantined": [1]}
+                    {
+                        "path": ["x"],
+                        "sha256": ["y"],
+                        "table_name": ["units"],
+                        "rows_in": [1],
+                        "rows_accepted": [0],
+                        "rows_quarantined": [1],
+                    }
                 ),
                 pd.DataFrame({"file": ["x"], "table_name": ["units"], "row": [1]}),
             )
@@ -255,11 +261,38 @@ def test_identifier_screen_passes_ordinary_values() -> None:
 
 
 IDENTIFIER_NAMES = [
-    "zip", "postal_code", "hospital_number", "nhsno", "national_id", "forename",
-    "year_of_birth", "Geburtsdatum", "PLZ", "Postleitzahl", "Vorname", "Nachname", "telefono",
-    "courriel", "HospNo", "HospitalNumber", "codice_fiscale", "apellidos", "prenom",
-    "date_naissance", "Straße", "fodselsnummer", "pesel", "NIR", "social_security_no",
-    "patient_name", "given_name", "mobile_phone", "e-mail", "DOB", "city", "address_line_1",
+    "zip",
+    "postal_code",
+    "hospital_number",
+    "nhsno",
+    "national_id",
+    "forename",
+    "year_of_birth",
+    "Geburtsdatum",
+    "PLZ",
+    "Postleitzahl",
+    "Vorname",
+    "Nachname",
+    "telefono",
+    "courriel",
+    "HospNo",
+    "HospitalNumber",
+    "codice_fiscale",
+    "apellidos",
+    "prenom",
+    "date_naissance",
+    "Straße",
+    "fodselsnummer",
+    "pesel",
+    "NIR",
+    "social_security_no",
+    "patient_name",
+    "given_name",
+    "mobile_phone",
+    "e-mail",
+    "DOB",
+    "city",
+    "address_line_1",
 ]
 
 
@@ -286,21 +319,35 @@ def test_no_dictionary_column_looks_like_an_identifier() -> None:
 
 def test_csv_written_by_the_toolkit_neutralises_formulas(tmp_path: Path) -> None:
     f = feeds(tmp_path)
-    plant(f, "studies", "title", "=HYPERLINK(\"http://x\")")
+    plant(f, "studies", "title", '=HYPERLINK("http://x")')
     plant(f, "subjects", "sex", "@SUM(1)")
     store = tmp_path / "s.duckdb"
     ingest([f], store)
-    assert main(["export", "--store", str(store), "--table", "studies", "--out",
-                 str(tmp_path / "e.csv")]) == 0
+    assert (
+        main(
+            [
+                "export",
+                "--store",
+                str(store),
+                "--table",
+                "studies",
+                "--out",
+                str(tmp_path / "e.csv"),
+            ]
+        )
+        == 0
+    )
     exported = pd.read_csv(tmp_path / "e.csv", dtype=str, keep_default_na=False)
-    assert "'=HYPERLINK(\"http://x\")" in exported["title"].tolist()
+    assert '\'=HYPERLINK("http://x")' in exported["title"].tolist()
     assert main(["quarantine", "--store", str(store), "--out", str(tmp_path / "q.csv")]) == 0
     q = pd.read_csv(tmp_path / "q.csv", dtype=str, keep_default_na=False)
     assert q.loc[q["rule"] == "code_sex", "value"].tolist() == ["'@SUM(1)"]
     # numbers stay numbers, text cells of every formula prefix are neutralised
     df = pd.DataFrame({"n": [-1.5, 2.0], "t": ["-1", "\tx"], "u": ["+1", "ok"]})
     assert neutralise(df).to_dict("list") == {
-        "n": [-1.5, 2.0], "t": ["'-1", "'\tx"], "u": ["'+1", "ok"]
+        "n": [-1.5, 2.0],
+        "t": ["'-1", "'\tx"],
+        "u": ["'+1", "ok"],
     }
 
 
@@ -359,11 +406,15 @@ def test_bad_mappings_are_named(tmp_path: Path, mapping: str, message: str) -> N
     [
         (b"", "empty"),
         (b"study_id,unit_id,subject_id\nT1,U\xe9,S1\n", "line 2: byte"),
-        (b"study_id,unit_id,subject_id,body_site,side,modality,randomised\nT1,U1\n",
-         "line 2 has 2 fields"),
+        (
+            b"study_id,unit_id,subject_id,body_site,side,modality,randomised\nT1,U1\n",
+            "line 2 has 2 fields",
+        ),
     ],
 )
-def test_unreadable_csv_is_named_with_its_line(tmp_path: Path, content: bytes, message: str) -> None:
+def test_unreadable_csv_is_named_with_its_line(
+    tmp_path: Path, content: bytes, message: str
+) -> None:
     (tmp_path / "units.csv").write_bytes(content)
     report = ingest([tmp_path / "units.csv", VALID / "studies.csv"], tmp_path / "s.duckdb")
     [rejected] = [r for r in report.files if r.status == "rejected"]
@@ -391,15 +442,24 @@ def test_bad_options_exit_2_not_internal_error(
 
 
 def test_os_error_is_reported_with_its_cause(
-    valid_store: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    valid_store: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture,
 ) -> None:
     def full(*args: object, **kwargs: object) -> None:
         raise OSError(28, "No space left on device", str(tmp_path / "e.csv"))
 
     monkeypatch.setattr(pd.DataFrame, "to_csv", full)
-    args = ["export", "--store", str(valid_store), "--table", "units", "--out",
-            str(tmp_path / "e.csv")]
+    args = [
+        "export",
+        "--store",
+        str(valid_store),
+        "--table",
+        "units",
+        "--out",
+        str(tmp_path / "e.csv"),
+    ]
     assert main(args) == 2
     assert "No space left on device" in capsys.readouterr().err
 
@@ -443,7 +503,7 @@ def test_empty_feed_folder_warns_and_fails_under_strict(tmp_path: Path) -> None:
 
 def test_row_numbers_count_blank_lines_and_multi_line_cells(tmp_path: Path) -> None:
     (tmp_path / "studies.csv").write_text(
-        "study_id,title,design\n\nA,\"two\nlines\",parallel\n\nB,ok,crossover\n"
+        'study_id,title,design\n\nA,"two\nlines",parallel\n\nB,ok,crossover\n'
     )
     report = ingest([tmp_path / "studies.csv"], tmp_path / "s.duckdb")
     assert report.quarantine["row"].tolist() == [5]  # B starts on line 6
