@@ -540,3 +540,17 @@ def test_hash_is_of_the_bytes_read(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     assert calls == [1]
     assert raw.sha256 == hashlib.sha256((VALID / "studies.csv").read_bytes()).hexdigest()
     assert len(raw.data) == len(pd.read_csv(VALID / "studies.csv"))
+
+
+def test_fast_and_exact_csv_readers_agree(tmp_path: Path) -> None:
+    from outcomes.feeds import read_feed
+
+    body = 'study_id,title,design\n007,"a, b",parallel\n0001, NA ,"=1"\n"x""y",,n/a\n'
+    simple, blank = tmp_path / "simple.csv", tmp_path / "blank.csv"
+    simple.write_text(body)
+    blank.write_text("\n" + body)  # a blank line: the exact reader numbers the lines
+    fast, exact = read_feed(simple), read_feed(blank)
+    pd.testing.assert_frame_equal(fast.data, exact.data)
+    assert fast.data.iloc[:, 0].tolist() == ["007", "0001", 'x"y']
+    assert fast.data.iloc[1, 1] == " NA "
+    assert fast.rows.tolist() == [1, 2, 3] and exact.rows.tolist() == [2, 3, 4]
