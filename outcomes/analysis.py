@@ -480,6 +480,9 @@ class _Session:
             store_path = base / d["store"]
             store = Store(store_path)
             self._stack.callback(store.close)
+            damaged = store.integrity_problems()
+            if damaged:
+                raise InputError(f"{spec.path}: key 'data.store': " + "; ".join(damaged))
             latest = store.latest() or 0
             if not 1 <= d["snapshot"] <= latest:
                 raise InputError(
@@ -513,6 +516,12 @@ class _Session:
             store = Store(self._tmp() / "store.duckdb", create=True)
             self._stack.callback(store.close)
             report = ingest(paths, store, note=f"declared analysis {spec.name}")
+            skipped = [n for n in report.notes if n.startswith("skipped ")]
+            if skipped:  # recorded only when there are some, so older manifests compare
+                info["skipped"] = sorted(
+                    _relative(n.removeprefix("skipped ").split(": ")[0], relative_to)
+                    for n in skipped
+                )
             rejected = [f for f in report.files if f.status == "rejected"]
             if rejected:
                 raise InputError(
@@ -866,7 +875,9 @@ def _format_floats(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def _write_csv(df: pd.DataFrame, path: Path) -> None:
-    _format_floats(df).to_csv(path, index=False, lineterminator="\n")
+    from outcomes.safety import neutralise
+
+    _format_floats(neutralise(df)).to_csv(path, index=False, lineterminator="\n")
 
 
 def _write_parquet(df: pd.DataFrame, path: Path) -> None:
@@ -1298,6 +1309,18 @@ def audit_results(
         stats=tol["stats"],
     )
     entry.causes = explain(old_manifest, new_manifest)
+    entry.problems += _tampered_expected(expected, old_manifest)
+    committed_tol = old_manifest.get("tolerance")
+    if committed_tol is not None and committed_tol != tol:
+        what = (
+            f"the spec's tolerance {_canonical_json(tol)} is not the one the expected results "
+            f"were made with {_canonical_json(committed_tol)}"
+        )
+        (entry.problems if strict else entry.notes).append(what + (" (--strict)" if strict else ""))
+    if strict:
+        entry.problems += [
+            f"{c} (inputs differ from the manifest; --strict)" for c in entry.causes["inputs"]
+        ]
     env = entry.causes["environment"]
     dependency = [c for c in env if c.startswith(("package ", "python:"))]
     machine = [c for c in env if c not in dependency]
@@ -1332,6 +1355,20 @@ def audit_results(
                 "fonts and FreeType; the numbers it shows are checked in the ARD)"
             )
     return entry
+
+
+def _tampered_expected(expected: Path, manifest: Mapping[str, Any]) -> list[str]:
+    """Expected result files whose bytes are not those their manifest records."""
+    recorded = manifest.get("results", {}).get("files", {})
+    problems = []
+    for name in RESULT_FILES:
+        path = expected / name
+        if name in recorded and path.is_file() and sha256_file(path) != recorded[name]:
+            problems.append(
+                f"{path}: sha256 {sha256_file(path)[:12]} is not the {recorded[name][:12]} its "
+                "manifest records (the expected results were edited after they were made)"
+            )
+    return problems
 
 
 def audit(

@@ -386,6 +386,11 @@ def explain(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, list[st
             f"data dictionary: sha256 {_short(od.get('dictionary_sha256'))} -> "
             f"{_short(nd.get('dictionary_sha256'))}"
         )
+    if od.get("skipped", []) != nd.get("skipped", []):
+        causes["inputs"].append(
+            f"files in the feed folders not read: {od.get('skipped', [])} -> "
+            f"{nd.get('skipped', [])}"
+        )
     if od.get("rows_quarantined") != nd.get("rows_quarantined"):
         causes["inputs"].append(
             f"rows quarantined at ingest: {od.get('rows_quarantined')} -> "

@@ -21,7 +21,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from outcomes.errors import OutcomesError
+from outcomes.errors import InputError, OutcomesError
+from outcomes.safety import check_out_path, wrap_std_streams, write_csv
 
 EPILOG = textwrap.dedent(
     """\
@@ -49,6 +50,13 @@ EPILOG = textwrap.dedent(
 def _simulate(args: argparse.Namespace) -> int:
     from outcomes.simulate import simulate_registry, simulate_trial, write_feeds
 
+    if args.seed < 0 or args.seed >= 2**63:
+        raise InputError(f"--seed {args.seed}: give a whole number from 0 to 2**63 - 1")
+    if args.n_subjects is not None and args.n_subjects < 1:
+        raise InputError(f"--n-subjects {args.n_subjects}: give at least 1")
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--out {out}: is a file, not a folder")
     options = {"seed": args.seed}
     if args.n_subjects is not None:
         options["n_subjects"] = args.n_subjects
@@ -79,6 +87,8 @@ def _validate(args: argparse.Namespace) -> int:
 
     feed = prepare_feed(Path(args.file))
     result = validate_table(feed.data, feed.table)
+    # report rows as the file numbers them (blank lines and multi-line cells counted)
+    result.violations["row"] = feed.rows[result.violations["row"].to_numpy(dtype=int)] - 1
     print(f"{args.file}: " + result.report(limit=args.limit))
     return 0 if result.ok else 3
 
@@ -88,7 +98,7 @@ def _dictionary(args: argparse.Namespace) -> int:
 
     text = render_dictionary()
     if args.out:
-        Path(args.out).write_text(text)
+        check_out_path(args.out).write_text(text)
         print(f"wrote {args.out}")
     else:
         print(text)
@@ -154,7 +164,7 @@ def _quarantine(args: argparse.Namespace) -> int:
     with Store(args.store) as store:
         q = store.quarantine(args.snapshot)
     if args.out:
-        q.to_csv(args.out, index=False)
+        write_csv(q, args.out)
         print(f"wrote {len(q)} quarantined violations to {args.out}")
     else:
         print(q.drop(columns="record").to_string(index=False) if len(q) else "no quarantined rows")
@@ -164,13 +174,13 @@ def _quarantine(args: argparse.Namespace) -> int:
 def _export(args: argparse.Namespace) -> int:
     from outcomes.store import Store
 
+    out = check_out_path(args.out)
     with Store(args.store) as store:
         df = store.table(args.table, args.snapshot)
-    out = Path(args.out)
     if out.suffix == ".parquet":
         df.to_parquet(out, index=False)
     else:
-        df.to_csv(out, index=False)
+        write_csv(df, out)
     print(f"wrote {len(df)} rows of {args.table} to {out}")
     return 0
 
@@ -406,10 +416,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; return the exit code. User errors print a message, never a traceback."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    streams = wrap_std_streams()  # control characters from data never reach the terminal
     try:
         return int(args.func(args))
     except OutcomesError as err:
         print(f"outcomes {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:  # disk full, permissions, a file vanishing: the system's own words
+        where = f"{err.filename}: " if err.filename else ""
+        print(f"outcomes {args.command}: error: {where}{err.strerror or err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
@@ -423,6 +438,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 1
+    finally:
+        sys.stdout, sys.stderr = streams
 
 
 if __name__ == "__main__":

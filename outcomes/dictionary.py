@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
@@ -104,6 +105,7 @@ class Dictionary:
     tables: dict[str, Table]
     identifier_patterns: tuple[str, ...]
     sha256: str
+    identifier_values: tuple[dict[str, Any], ...] = ()
 
     def table(self, name: str) -> Table:
         """Return a table by name, with a readable error for an unknown name."""
@@ -123,8 +125,22 @@ class Dictionary:
 
     def looks_like_identifier(self, column_name: str) -> bool:
         """Whether a feed column name looks like a direct identifier (name, e-mail, ...)."""
-        name = re.sub(r"[^a-z0-9]+", "_", column_name.strip().lower()).strip("_")
-        return any(re.search(p, name) for p in self.identifier_patterns)
+        return any(re.search(p, normalise_name(column_name)) for p in self.identifier_patterns)
+
+    def value_patterns(self, column: str) -> dict[str, str]:
+        """Identifier value patterns that apply to ``column``: regex -> kind of identifier."""
+        return {
+            v["pattern"]: v["kind"]
+            for v in self.identifier_values
+            if column in v.get("columns", [column])
+        }
+
+
+def normalise_name(column_name: str) -> str:
+    """A column name as the identifier screen compares it: ``HospitalNo.`` -> ``hospital_no``."""
+    name = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", column_name.strip()).replace("ß", "ss")
+    name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
+    return re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
 
 
 def _parse(raw: dict[str, Any], sha256: str) -> Dictionary:
@@ -180,6 +196,7 @@ def _parse(raw: dict[str, Any], sha256: str) -> Dictionary:
         tables={name: tables[name] for name in TABLE_ORDER if name in tables},
         identifier_patterns=tuple(raw.get("identifier_patterns", [])),
         sha256=sha256,
+        identifier_values=tuple(raw.get("identifier_values", [])),
     )
 
 
@@ -274,4 +291,17 @@ def render_dictionary(d: Dictionary | None = None) -> str:
         "",
     ]
     out += [f"- `{p}`" for p in d.identifier_patterns]
+    out += [
+        "",
+        "## Refused values",
+        "",
+        "A row with a value matching one of these patterns is quarantined, and the value "
+        "itself is not kept:",
+        "",
+    ]
+    out += [
+        f"- {v['kind']}: `{v['pattern']}`"
+        + (f" (columns {', '.join(v['columns'])})" if v.get("columns") else "")
+        for v in d.identifier_values
+    ]
     return "\n".join(out) + "\n"

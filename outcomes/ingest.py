@@ -10,31 +10,48 @@ A feed file holds one table. Which table is told by its mapping's ``table:`` or 
     constants: {study_id: REG1}                                    # columns the feed lacks
     drop: [redcap_event_name]                                      # feed columns to ignore
 
+Every value is read as the text written (:mod:`outcomes.feeds`) and parsed by the
+dictionary's type during validation, so IDs like ``0001`` are stored as written.
+
 What happens to bad input:
 
-- a file that cannot be read, whose table cannot be told, that lacks a required column, has
-  a column the schema does not know (and the mapping does not drop), or has a column that
-  looks like a direct identifier is *rejected* whole, with a message naming file and column;
+- a file that cannot be read, whose table cannot be told, whose mapping is malformed (or
+  maps two columns onto one, or sets a constant the feed already has), that lacks a required
+  column, has a column the schema does not know (and the mapping does not drop), or has a
+  column whose own or mapped name looks like a direct identifier is *rejected* whole, with a
+  message naming file, line or column and rule; the other files go on;
 - a row that breaks a rule goes to the store's quarantine table with file, row number,
-  column, value, rule and the whole record; accepted + quarantined rows = input rows;
-- with ``strict=True`` any rejection or violation fails the ingest and nothing is written;
-- a file whose bytes were already ingested into the same table adds nothing.
+  column, value, rule and the whole record; accepted + quarantined rows = input rows. A value
+  that looks like an identifier (e-mail, phone, national number, person name) quarantines its
+  row and is replaced by ``[removed: <kind>]`` everywhere it would be kept;
+- files and folders not read (other formats, subfolders, extra Excel sheets) are named in
+  the report's notes with the reason;
+- with ``strict=True`` any rejection or violation, or no feed at all, fails the ingest and
+  nothing is written (not even a new store file).
+
+A file's identity is its bytes, its mapping and its outcome. The same bytes under the same
+mapping with every row accepted add nothing. A file with quarantined rows is checked again
+when re-sent (its parents may have arrived, or its mapping been fixed): rows already stored
+with the same values count as accepted and unchanged, new rows are added, and a re-send that
+changes nothing writes no snapshot. A stored key with *different* values is still a
+``duplicate_key_in_store`` violation (corrections of stored rows are a separate step).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
-import yaml
 
 from outcomes.dictionary import Dictionary, load_dictionary
 from outcomes.errors import InputError
-from outcomes.schema import validate_table
+from outcomes.feeds import discover_feeds, load_mapping, mapping_sha256, read_feed
+from outcomes.schema import TEXT, coerce_table, validate_table
 from outcomes.store import Store
 
 __all__ = [
@@ -48,18 +65,32 @@ __all__ = [
     "read_feed",
 ]
 
-FEED_SUFFIXES = (".csv", ".parquet", ".xlsx", ".xls")
 EXIT_CODES = {
     0: "every row accepted (or nothing new to add)",
+    2: "nothing to ingest (a folder without feeds under --strict), or a store that cannot be used",
     3: "ingested, but some rows were quarantined",
     4: "ingested, but some files were rejected whole",
     5: "strict mode: violations found, nothing written",
 }
+QUARANTINE_COLUMNS = [
+    "file",
+    "table_name",
+    "row",
+    "column_name",
+    "value",
+    "rule",
+    "message",
+    "record",
+]
 
 
 @dataclass
 class FileResult:
-    """What happened to one feed file."""
+    """What happened to one feed file.
+
+    ``rows_in = rows_accepted + rows_quarantined`` always; ``rows_unchanged`` of the accepted
+    rows were already stored with the same values (a re-sent file) and are not added again.
+    """
 
     path: str
     table: str | None
@@ -69,6 +100,8 @@ class FileResult:
     rows_accepted: int = 0
     rows_quarantined: int = 0
     message: str = ""
+    mapping_sha256: str | None = None
+    rows_unchanged: int = 0
 
 
 @dataclass
@@ -83,10 +116,12 @@ class IngestReport:
         One :class:`FileResult` per feed file.
     quarantine
         One row per violation (file, table_name, row, column_name, value, rule, message,
-        record); ``row`` counts data rows from 1 (a CSV's header is line 1, so row r is line
-        r + 1).
+        record); ``row`` is the record's line in the file minus one (the header is line 1),
+        or its sheet row minus one for Excel, its position from 1 for Parquet.
     strict
         Whether strict mode was on.
+    notes
+        Files skipped and why, sheets not read, warnings about the store.
     """
 
     snapshot: int | None
@@ -94,11 +129,14 @@ class IngestReport:
     quarantine: pd.DataFrame
     strict: bool = False
     notes: list[str] = field(default_factory=list)
+    no_feeds: bool = False
 
     @property
     def exit_code(self) -> int:
         """The CLI exit code (see :data:`EXIT_CODES`)."""
         rejected = any(f.status == "rejected" for f in self.files)
+        if self.strict and self.no_feeds:
+            return 2
         if self.strict and (rejected or len(self.quarantine)):
             return 5
         if rejected:
@@ -114,10 +152,16 @@ class IngestReport:
             elif f.status == "already_ingested":
                 lines.append(f"unchanged {f.path}: {f.message}")
             else:
+                again = f" ({f.rows_unchanged} already stored)" if f.rows_unchanged else ""
                 lines.append(
                     f"ok        {f.path} -> {f.table}: {f.rows_in} rows in, {f.rows_accepted} "
-                    f"accepted, {f.rows_quarantined} quarantined"
+                    f"accepted{again}, {f.rows_quarantined} quarantined"
                 )
+        if self.no_feeds:
+            lines.append(
+                "no feed files found"
+                + (" (--strict: an empty delivery is an error)" if self.strict else "")
+            )
         q = self.quarantine
         if len(q):
             lines.append(f"\nQuarantined rows ({len(q)} violations):")
@@ -134,72 +178,43 @@ class IngestReport:
             lines.append(f"\nSnapshot {self.snapshot} written.")
         else:
             lines.append("\nNothing new: no snapshot written.")
-        lines += self.notes
+        lines += [f"note: {n}" for n in self.notes]
         return "\n".join(lines)
 
 
-def discover_feeds(paths: list[str | Path]) -> list[Path]:
-    """Feed files named by ``paths``: files as given, folders searched (not recursively)."""
-    found: list[Path] = []
-    for p in map(Path, paths):
-        if p.is_dir():
-            found += sorted(f for f in p.iterdir() if f.suffix.lower() in FEED_SUFFIXES)
-        elif p.exists():
-            found.append(p)
-        else:
-            raise InputError(f"{p}: no such file or folder")
-    return found
+def apply_mapping(
+    df: pd.DataFrame, mapping: dict[str, Any], path: Path | None = None
+) -> pd.DataFrame:
+    """Rename columns, recode values, add constant columns and drop listed columns.
 
-
-def read_feed(path: Path) -> pd.DataFrame:
-    """Read a feed with every value as text (types are checked by validation, per row)."""
-    suffix = path.suffix.lower()
-    try:
-        if suffix == ".csv":
-            df = pd.read_csv(path, dtype=str, keep_default_na=False, engine="pyarrow")
-        elif suffix == ".parquet":
-            df = pd.read_parquet(path)
-        elif suffix in (".xlsx", ".xls"):
-            df = pd.read_excel(path, dtype=str, keep_default_na=False)
-        else:
-            raise InputError(f"{path}: unknown feed format {suffix!r} (use CSV, Excel or Parquet)")
-    except InputError:
-        raise
-    except Exception as err:  # any reader failure means an unreadable file, named as such
-        raise InputError(f"{path}: cannot be read as {suffix[1:].upper()} ({err})") from None
-    df.columns = [str(c).strip() for c in df.columns]
-    return df.astype("string[pyarrow]")
-
-
-def load_mapping(path: Path) -> dict[str, Any]:
-    """Read a mapping file (see the module docstring for its keys)."""
-    try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except (OSError, yaml.YAMLError) as err:
-        raise InputError(f"{path}: cannot read mapping ({err})") from None
-    unknown = set(raw) - {"table", "columns", "values", "constants", "drop"}
-    if unknown:
-        raise InputError(
-            f"{path}: unknown mapping keys {sorted(unknown)}; "
-            "use table, columns, values, constants, drop"
-        )
-    return raw
-
-
-def apply_mapping(df: pd.DataFrame, mapping: dict[str, Any]) -> pd.DataFrame:
-    """Rename columns, recode values, add constant columns and drop listed columns."""
+    A rename onto a column the feed already has, or a constant for a column the feed
+    already has, is refused: the feed's own values are never overwritten.
+    """
+    where = f"{path}: " if path is not None else ""
     df = df.drop(columns=[c for c in mapping.get("drop", []) if c in df])
-    df = df.rename(columns=mapping.get("columns", {}))
+    renames = {k: v for k, v in (mapping.get("columns") or {}).items() if k in df}
+    clash = [v for k, v in renames.items() if v in df and v not in renames and v != k]
+    if clash:
+        raise InputError(
+            f"{where}the mapping renames a column onto {clash[0]!r}, which the feed already "
+            "has; drop one of them [mapping_shape]"
+        )
+    df = df.rename(columns=renames)
     for column, codes in (mapping.get("values") or {}).items():
         if column in df:
             df[column] = df[column].replace({str(k): str(v) for k, v in codes.items()})
     for column, value in (mapping.get("constants") or {}).items():
-        df[column] = pd.Series(str(value), index=df.index, dtype="string")
+        if column in df:
+            raise InputError(
+                f"{where}mapping constant {column}: {value!r} would overwrite the feed's own "
+                f"column {column!r}; remove the constant or drop the column [mapping_constant]"
+            )
+        df[column] = pd.Series(str(value), index=df.index, dtype=TEXT)
     return df
 
 
 def _table_of(path: Path, mapping: dict[str, Any], d: Dictionary) -> str:
-    if "table" in mapping:
+    if mapping.get("table"):
         if mapping["table"] not in d.tables:
             raise InputError(f"{path}: mapping names unknown table {mapping['table']!r}")
         return str(mapping["table"])
@@ -219,6 +234,19 @@ class _Feed:
     table: str
     sha256: str
     data: pd.DataFrame
+    rows: np.ndarray  # each record's row number in the file
+    mapping_sha256: str
+    notes: list[str] = field(default_factory=list)
+
+
+def _identifier_names(path: Path, names: list[str], d: Dictionary, what: str) -> None:
+    identifiers = [c for c in names if d.looks_like_identifier(c)]
+    if identifiers:
+        raise InputError(
+            f"{path}: {what} {', '.join(map(repr, identifiers))} look like direct "
+            "identifiers; remove them from the export (the store holds pseudonymous data only) "
+            "[identifier_column]"
+        )
 
 
 def prepare_feed(path: Path, d: Dictionary | None = None) -> _Feed:
@@ -227,34 +255,28 @@ def prepare_feed(path: Path, d: Dictionary | None = None) -> _Feed:
     mapping_path = path.with_name(path.name + ".mapping.yaml")
     mapping = load_mapping(mapping_path) if mapping_path.exists() else {}
     table = _table_of(path, mapping, d)
-    try:
-        sha = hashlib.sha256(path.read_bytes()).hexdigest()
-    except OSError as err:
-        raise InputError(f"{path}: cannot be read ({err})") from None
     raw = read_feed(path)
-    identifiers = [c for c in raw.columns if d.looks_like_identifier(c)]
-    if identifiers:
-        raise InputError(
-            f"{path}: column(s) {', '.join(map(repr, identifiers))} look like direct "
-            "identifiers; remove them from the export (the store holds pseudonymous data only)"
-        )
-    data = apply_mapping(raw, mapping)
+    _identifier_names(path, list(raw.data.columns), d, "column(s)")
+    data = apply_mapping(raw.data, mapping, path)
+    _identifier_names(path, [c for c in data.columns if c not in raw.data], d, "mapped column(s)")
     t = d.table(table)
     missing = [c for c in t.required_columns if c not in data]
     if missing:
         raise InputError(
-            f"{path}: missing required column(s) {', '.join(map(repr, missing))} of table {table}"
+            f"{path}: missing required column(s) {', '.join(map(repr, missing))} of table "
+            f"{table} [missing_column]"
         )
     unknown = [c for c in data.columns if c not in t.columns]
     if unknown:
         raise InputError(
             f"{path}: column(s) {', '.join(map(repr, unknown))} are not in table {table}; "
-            f"map them (`columns:`) or drop them (`drop:`) in {path.name}.mapping.yaml"
+            f"map them (`columns:`) or drop them (`drop:`) in {path.name}.mapping.yaml "
+            "[unknown_column]"
         )
-    return _Feed(path, table, sha, data)
+    return _Feed(path, table, raw.sha256, data, raw.rows, mapping_sha256(mapping), raw.notes)
 
 
-def _stack(frames: list[pd.DataFrame | None]) -> pd.DataFrame:
+def _stack(frames: Sequence[pd.DataFrame | None]) -> pd.DataFrame:
     """Concatenate the non-empty frames (an empty frame when there are none)."""
     parts = [f for f in frames if f is not None and len(f)]
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
@@ -262,6 +284,12 @@ def _stack(frames: list[pd.DataFrame | None]) -> pd.DataFrame:
 
 def _key_columns(df: pd.DataFrame, cols: tuple[str, ...]) -> pd.DataFrame:
     return df[list(cols)].drop_duplicates()
+
+
+def _row_texts(df: pd.DataFrame, cols: list[str]) -> list[tuple[str, ...]]:
+    """Rows as tuples of text, missing values marked, to compare typed rows exactly."""
+    text = df[cols].astype("string").fillna("\x00NA")
+    return list(text.itertuples(index=False, name=None))
 
 
 def ingest(
@@ -278,33 +306,53 @@ def ingest(
     paths
         Feed files and/or folders of feeds.
     store
-        A store path (created if missing) or an open :class:`~outcomes.store.Store`.
+        A store path (created if missing, unless nothing is written) or an open
+        :class:`~outcomes.store.Store`.
     strict
-        Fail without writing anything on any rejected file or row violation.
+        Fail without writing anything on any rejected file or row violation, or when there
+        are no feeds at all.
     note
         Free text kept with the snapshot.
 
     Returns
     -------
     IngestReport
-        Per-file results, quarantined rows and the snapshot written (if any).
+        Per-file results, quarantined rows, notes and the snapshot written (if any).
     """
-    feeds = discover_feeds(paths)
+    feeds, skipped = discover_feeds(paths)
     if isinstance(store, Store):
-        return _ingest(feeds, store, strict=strict, note=note)
-    with Store(store, create=True) as st:
-        return _ingest(feeds, st, strict=strict, note=note)
+        return _ingest(feeds, skipped, store, store, strict=strict, note=note)
+    path = Path(store)
+    if path.exists():
+        with Store(path) as st:
+            return _ingest(feeds, skipped, st, st, strict=strict, note=note)
+    # a new store: validate against an empty one in memory; create the file only to write
+    with Store(":memory:", create=True) as empty:
+        return _ingest(feeds, skipped, empty, path, strict=strict, note=note)
 
 
-def _ingest(paths: list[Path], store: Store, *, strict: bool, note: str) -> IngestReport:
+def _ingest(
+    paths: list[Path],
+    skipped: list[str],
+    store: Store,
+    target: Store | Path,
+    *,
+    strict: bool,
+    note: str,
+) -> IngestReport:
     d = store.dictionary
     results: list[FileResult] = []
     feeds: list[_Feed] = []
+    notes = [f"skipped {s}" for s in skipped]
+    notes += store.dictionary_warnings()
     for path in paths:
         try:
-            feeds.append(prepare_feed(path, d))
+            feed = prepare_feed(path, d)
         except InputError as err:
             results.append(FileResult(str(path), None, None, "rejected", message=str(err)))
+            continue
+        feeds.append(feed)
+        notes += feed.notes
     order = list(d.tables)
     feeds.sort(key=lambda f: (order.index(f.table), str(f.path)))
 
@@ -312,91 +360,153 @@ def _ingest(paths: list[Path], store: Store, *, strict: bool, note: str) -> Inge
     stored = {name: store.table(name) for name in order} if latest else {}
     accepted: dict[str, list[pd.DataFrame]] = {name: [] for name in order}
     quarantine: list[pd.DataFrame] = []
-    seen: set[tuple[str, str]] = set()
+    to_store: list[pd.DataFrame] = []
+    seen: set[tuple[str, str, str]] = set()
     for feed in feeds:
-        rows_in = len(feed.data)
-        previous = store.snapshot_of_file(feed.sha256, feed.table)
-        if previous is not None or (feed.sha256, feed.table) in seen:
-            where = f"snapshot {previous}" if previous is not None else "this ingest"
+        identity = (feed.sha256, feed.table, feed.mapping_sha256)
+        previous = store.file_outcome(*identity)
+        if identity in seen or (previous is not None and previous[1] == 0):
+            in_batch = identity in seen or previous is None
+            where = "this ingest" if in_batch else f"snapshot {previous[0]}"  # type: ignore[index]
             results.append(
                 FileResult(
                     str(feed.path),
                     feed.table,
                     feed.sha256,
                     "already_ingested",
-                    rows_in,
-                    message=f"identical file already in {where}",
+                    len(feed.data),
+                    message=f"identical file and mapping already in {where}, every row accepted",
                 )
             )
             continue
-        seen.add((feed.sha256, feed.table))
-        refs = {
-            name: _stack([stored.get(name), *accepted[name]])
-            for name in ("studies", "subjects", "units")
-        }
-        t = d.table(feed.table)
-        earlier = _stack([stored.get(feed.table), *accepted[feed.table]])
-        if len(earlier):
-            refs[f"stored_{feed.table}"] = _key_columns(earlier, t.primary_key)
-        check = validate_table(feed.data, feed.table, refs, d)
-        accepted[feed.table].append(check.accepted)
-        n_bad = len(check.rejected)
-        if len(check.violations):
-            quarantine.append(_quarantine_rows(feed, check.violations))
-        results.append(
-            FileResult(
-                str(feed.path),
-                feed.table,
-                feed.sha256,
-                "ingested",
-                rows_in,
-                len(check.accepted),
-                n_bad,
+        seen.add(identity)
+        result, new, q = _check_feed(feed, d, stored, accepted)
+        accepted[feed.table].append(new)
+        if len(q):
+            quarantine.append(q)
+        if (
+            previous is not None
+            and result.rows_accepted == result.rows_unchanged
+            and (result.rows_quarantined == previous[1])
+        ):
+            # re-sent unchanged: its rows still fail as recorded; nothing new to write
+            result.status = "already_ingested"
+            result.message = (
+                f"identical file and mapping already in snapshot {previous[0]}; its "
+                f"{previous[1]} quarantined row(s) still fail (listed below)"
             )
-        )
+        elif len(q):
+            to_store.append(q)
+        results.append(result)
 
-    q = (
-        pd.concat(quarantine, ignore_index=True)
-        if quarantine
-        else pd.DataFrame(
-            columns=[
-                "file",
-                "table_name",
-                "row",
-                "column_name",
-                "value",
-                "rule",
-                "message",
-                "record",
-            ]
-        )
-    )
-    report = IngestReport(None, results, q, strict)
+    q_all = _stack(quarantine) if quarantine else pd.DataFrame(columns=QUARANTINE_COLUMNS)
+    report = IngestReport(None, results, q_all, strict, notes, no_feeds=not paths)
     ingested = [r for r in results if r.status == "ingested"]
-    if (strict and report.exit_code == 5) or not ingested:
+    if (strict and report.exit_code in (2, 5)) or not ingested:
         return report
     files = pd.DataFrame(
         [
-            (r.path, r.sha256, r.table, r.rows_in, r.rows_accepted, r.rows_quarantined)
+            (
+                r.path,
+                r.sha256,
+                r.table,
+                r.rows_in,
+                r.rows_accepted,
+                r.rows_quarantined,
+                r.mapping_sha256,
+                r.rows_unchanged,
+            )
             for r in ingested
         ],
-        columns=["path", "sha256", "table_name", "rows_in", "rows_accepted", "rows_quarantined"],
+        columns=[
+            "path",
+            "sha256",
+            "table_name",
+            "rows_in",
+            "rows_accepted",
+            "rows_quarantined",
+            "mapping_sha256",
+            "rows_unchanged",
+        ],
     )
     tables = {
         name: pd.concat(parts, ignore_index=True) for name, parts in accepted.items() if parts
     }
-    report.snapshot = store.add_snapshot(tables, files, q, note=note)
+    q_store = _stack(to_store) if to_store else pd.DataFrame(columns=QUARANTINE_COLUMNS)
+    if isinstance(target, Store):
+        report.snapshot = target.add_snapshot(tables, files, q_store, note=note)
+    else:
+        with Store(target, create=True) as st:
+            report.snapshot = st.add_snapshot(tables, files, q_store, note=note)
     return report
 
 
-def _quarantine_rows(feed: _Feed, violations: pd.DataFrame) -> pd.DataFrame:
-    """Violations in the store's quarantine shape, each with its whole original record."""
-    records = feed.data.iloc[violations["row"].to_numpy()]
+def _check_feed(
+    feed: _Feed,
+    d: Dictionary,
+    stored: dict[str, pd.DataFrame],
+    accepted: dict[str, list[pd.DataFrame]],
+) -> tuple[FileResult, pd.DataFrame, pd.DataFrame]:
+    """Validate one feed against the store and this batch.
+
+    Returns the file's result, its new rows (typed) and its quarantine rows. A row whose key
+    is already stored with exactly the same values is accepted as unchanged, not added again
+    and not a duplicate: so a file can be re-sent once its parents arrive or its mapping is
+    fixed.
+    """
+    refs = {
+        name: _stack([stored.get(name), *accepted[name]])
+        for name in ("studies", "subjects", "units")
+    }
+    t = d.table(feed.table)
+    earlier = _stack([stored.get(feed.table), *accepted[feed.table]])
+    if len(earlier):
+        refs[f"stored_{feed.table}"] = _key_columns(earlier, t.primary_key)
+    check = validate_table(feed.data, feed.table, refs, d)
+    violations = check.violations
+    unchanged = np.zeros(0, dtype=int)
+    if len(violations) and len(earlier):
+        only_dup = violations.groupby("row")["rule"].agg(
+            lambda r: set(r) == {"duplicate_key_in_store"}
+        )
+        rows = only_dup.index[only_dup.to_numpy()].to_numpy(dtype=int)
+        if len(rows):
+            text = check.rejected.loc[rows].astype(TEXT).apply(lambda s: s.str.strip())
+            typed = coerce_table(text.replace("", pd.NA), t)
+            cols = list(t.columns)
+            known = set(_row_texts(earlier, cols))
+            same = np.array([r in known for r in _row_texts(typed, cols)], dtype=bool)
+            unchanged = rows[same]
+    violations = violations[~violations["row"].isin(unchanged)]
+    n_in = len(feed.data)
+    n_bad = violations["row"].nunique()
+    result = FileResult(
+        str(feed.path),
+        feed.table,
+        feed.sha256,
+        "ingested",
+        n_in,
+        n_in - n_bad,
+        n_bad,
+        mapping_sha256=feed.mapping_sha256,
+        rows_unchanged=len(unchanged),
+    )
+    q = _quarantine_rows(feed, violations, check.rejected) if len(violations) else pd.DataFrame()
+    return result, check.accepted, q
+
+
+def _quarantine_rows(feed: _Feed, violations: pd.DataFrame, rejected: pd.DataFrame) -> pd.DataFrame:
+    """Violations in the store's quarantine shape, each with its original record.
+
+    The record is the row as read, except values that looked like identifiers (removed).
+    """
+    positions = violations["row"].to_numpy()
+    records = rejected.loc[positions]
     return pd.DataFrame(
         {
             "file": str(feed.path),
             "table_name": feed.table,
-            "row": violations["row"].to_numpy() + 1,
+            "row": feed.rows[positions],
             "column_name": violations["column"].astype(str).to_numpy(),
             "value": violations["value"].map(lambda v: "" if pd.isna(v) else str(v)).to_numpy(),
             "rule": violations["rule"].to_numpy(),

@@ -28,6 +28,7 @@ import pyarrow.compute as pc
 from pandera.errors import SchemaErrors
 
 from outcomes.dictionary import Column, Dictionary, Table, load_dictionary
+from outcomes.safety import identifier_cells
 
 __all__ = [
     "VIOLATION_COLUMNS",
@@ -49,6 +50,8 @@ PANDAS_DTYPES: dict[str, Any] = {
     "number": "Float64",
     "boolean": "boolean",
 }
+MISSING_MARKERS = ("NA", "N/A", "NAN", ".", "NULL", "NONE", "-", "?", "MISSING", "UNKNOWN")
+LARGEST_INTEGER = 2**53  # whole numbers are exact up to here (and fit 64 bits)
 TRUE_WORDS = frozenset({"true", "t", "yes", "y", "1"})
 FALSE_WORDS = frozenset({"false", "f", "no", "n", "0"})
 
@@ -88,9 +91,13 @@ def _parses(col: Column):
 
         def is_integer(s: pd.Series) -> pd.Series:
             num = _parse_number(s)
-            return s.isna() | (num.notna() & (num % 1 == 0))
+            return s.isna() | (num.notna() & (num % 1 == 0) & (num.abs() < LARGEST_INTEGER))
 
-        return pa.Check(is_integer, name="type_integer", error="must be a whole number")
+        return pa.Check(
+            is_integer,
+            name="type_integer",
+            error="must be a whole number (at most 15 digits)",
+        )
     return pa.Check(
         lambda s: s.isna() | _parse_number(s).notna(), name="type_number", error="must be a number"
     )
@@ -105,6 +112,15 @@ def parse_schema(table: Table) -> pa.DataFrameSchema:
     columns = {}
     for col in table.columns.values():
         checks = [_parses(col)] if col.type in ("integer", "number", "boolean") else []
+        if col.required and col.type == "string":
+            checks.append(
+                pa.Check(
+                    lambda s: s.isna() | ~s.str.upper().isin(MISSING_MARKERS).fillna(False),
+                    name="required",
+                    error="is required but holds a missing-value marker "
+                    f"({', '.join(MISSING_MARKERS)})",
+                )
+            )
         columns[col.name] = pa.Column(
             TEXT, nullable=True, required=col.required, checks=checks, coerce=True
         )
@@ -123,7 +139,7 @@ def coerce_table(df: pd.DataFrame, table: Table) -> pd.DataFrame:
         elif col.type in ("integer", "number"):
             num = _parse_number(df[name])
             if col.type == "integer":
-                num = num.where(num % 1 == 0)
+                num = num.where((num % 1 == 0) & (num.abs() < LARGEST_INTEGER))
             out[name] = num.astype(PANDAS_DTYPES[col.type])
         else:
             out[name] = _as_text(df[name])
@@ -485,6 +501,7 @@ def validate_table(
     refs = dict(refs or {})
     df = df.reset_index(drop=True)
     text = df.astype(TEXT).apply(lambda s: s.str.strip()).replace("", pd.NA)
+    df, text, found = _screen_identifiers(df, text, t, d)
     parse_fail = _failures(parse_schema(t), text, t, {})
     file_level = parse_fail[parse_fail["row"].isna()]
     if not file_level.empty:
@@ -494,6 +511,7 @@ def validate_table(
     typed = coerce_table(text, t)
     schema, rule_columns = rules_schema(t, refs, d)
     rule_fail = _failures(schema, typed, t, rule_columns)
+    parse_fail = pd.concat([f for f in (found, parse_fail) if len(f)] or [parse_fail])
     parse_fail["row"] = parse_fail["row"].astype(int)
     bad_cells = set(zip(parse_fail["row"], parse_fail["column"], strict=True))
     rule_fail = rule_fail[
@@ -510,6 +528,39 @@ def validate_table(
     bad = np.zeros(len(df), dtype=bool)
     bad[violations["row"].to_numpy()] = True
     return TableValidation(table, typed[~bad].reset_index(drop=True), df[bad], violations)
+
+
+def _screen_identifiers(
+    df: pd.DataFrame, text: pd.DataFrame, table: Table, d: Dictionary
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Find identifier-like values; return the data without them and one violation per value.
+
+    The value is replaced by ``[removed: <kind>]`` in the data (so neither the quarantine nor
+    any report keeps it) and is missing in the text to validate.
+    """
+    rows = []
+    df, text = df.copy(), text.copy()
+    for name in text.columns:
+        kinds = identifier_cells(text[name], d.value_patterns(str(name)))
+        hit = kinds.notna().to_numpy()
+        if not hit.any():
+            continue
+        placeholder = "[removed: " + kinds[hit].astype(str) + "]"
+        df[name] = df[name].astype(TEXT)
+        df.loc[hit, name] = placeholder.to_numpy()
+        text.loc[hit, name] = pd.NA
+        for i, kind in zip(np.flatnonzero(hit), kinds[hit], strict=True):
+            rows.append(
+                (
+                    table.name,
+                    int(i),
+                    str(name),
+                    f"[removed: {kind}]",
+                    "identifier_value",
+                    f"looks like a {kind} (a direct identifier); the value is not kept",
+                )
+            )
+    return df, text, pd.DataFrame(rows, columns=list(VIOLATION_COLUMNS))
 
 
 def validate_tables(

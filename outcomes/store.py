@@ -9,7 +9,11 @@ Besides the dictionary's tables the store keeps:
 ``snapshots``
     one row per snapshot: time, dictionary hash and version, toolkit version, row counts.
 ``snapshot_files``
-    each source file of a snapshot: path, SHA-256, table, rows in / accepted / quarantined.
+    each source file of a snapshot: path, SHA-256 of its bytes, table, SHA-256 of its mapping,
+    rows in / accepted / quarantined, and of the accepted rows those already stored unchanged.
+    A file's identity is its bytes, its mapping and its outcome: the same bytes under the
+    same mapping with every row accepted are not read again; with quarantined rows they are
+    (their parents may have arrived since).
 ``quarantine``
     every rejected row with file, row number, column, value, rule, message and the whole
     original record (JSON), so nothing is lost.
@@ -17,6 +21,7 @@ Besides the dictionary's tables the store keeps:
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from datetime import UTC, datetime
 from pathlib import Path
@@ -52,6 +57,8 @@ CREATE TABLE IF NOT EXISTS snapshots (
 CREATE TABLE IF NOT EXISTS snapshot_files (
     snapshot_id INTEGER, path VARCHAR, sha256 VARCHAR, table_name VARCHAR, rows_in BIGINT,
     rows_accepted BIGINT, rows_quarantined BIGINT);
+ALTER TABLE snapshot_files ADD COLUMN IF NOT EXISTS mapping_sha256 VARCHAR;
+ALTER TABLE snapshot_files ADD COLUMN IF NOT EXISTS rows_unchanged BIGINT;
 CREATE TABLE IF NOT EXISTS quarantine (
     snapshot_id INTEGER, file VARCHAR, table_name VARCHAR, "row" BIGINT, column_name VARCHAR,
     value VARCHAR, rule VARCHAR, message VARCHAR, record VARCHAR);
@@ -82,18 +89,25 @@ class Store:
     ) -> None:
         self.path = Path(path)
         self.dictionary = dictionary or load_dictionary()
-        if not self.path.exists() and not create:
-            raise InputError(f"{self.path}: no such store (run `outcomes ingest` to create it)")
+        memory = str(path) == ":memory:"
+        if not memory:
+            _check_store_file(self.path, create)
         try:
-            self.con = duckdb.connect(str(self.path))
-        except duckdb.Error as err:
+            self.con = duckdb.connect(str(path))
+        except (duckdb.Error, OSError) as err:
             raise InputError(f"{self.path}: cannot open as a DuckDB store ({err})") from None
-        self.con.execute(META_DDL)
-        for table in self.dictionary.tables.values():
-            cols = ", ".join(f'"{c.name}" {SQL_TYPES[c.type]}' for c in table.columns.values())
-            self.con.execute(
-                f'CREATE TABLE IF NOT EXISTS "{table.name}" (snapshot_id INTEGER, {cols})'
-            )
+        try:
+            self.con.execute(META_DDL)
+            for table in self.dictionary.tables.values():
+                cols = ", ".join(f'"{c.name}" {SQL_TYPES[c.type]}' for c in table.columns.values())
+                self.con.execute(
+                    f'CREATE TABLE IF NOT EXISTS "{table.name}" (snapshot_id INTEGER, {cols})'
+                )
+        except duckdb.Error as err:
+            self.con.close()
+            raise InputError(
+                f"{self.path}: the store is damaged or not an outcomes store ({err})"
+            ) from None
 
     def close(self) -> None:
         """Close the connection."""
@@ -163,13 +177,63 @@ class Store:
         """Source files of every snapshot."""
         return self.con.execute("SELECT * FROM snapshot_files ORDER BY snapshot_id, path").df()
 
-    def snapshot_of_file(self, sha256: str, table: str) -> int | None:
-        """The snapshot that already ingested a file with these bytes into ``table``, if any."""
+    def file_outcome(self, sha256: str, table: str, mapping_sha256: str) -> tuple[int, int] | None:
+        """(snapshot, rows quarantined) of the latest ingest of these bytes under this mapping."""
         row = self.con.execute(
-            "SELECT min(snapshot_id) FROM snapshot_files WHERE sha256 = ? AND table_name = ?",
-            [sha256, table],
+            "SELECT snapshot_id, rows_quarantined FROM snapshot_files WHERE sha256 = ? AND "
+            "table_name = ? AND mapping_sha256 = ? ORDER BY snapshot_id DESC LIMIT 1",
+            [sha256, table, mapping_sha256],
         ).fetchone()
-        return row[0] if row else None
+        return None if row is None else (int(row[0]), int(row[1]))
+
+    def dictionary_warnings(self) -> list[str]:
+        """A warning per other dictionary (not the current one) that snapshots were made under."""
+        rows = self.con.execute(
+            "SELECT dictionary_version, dictionary_sha256, min(snapshot_id), max(snapshot_id) "
+            "FROM snapshots WHERE dictionary_sha256 <> ? GROUP BY 1, 2 ORDER BY 3",
+            [self.dictionary.sha256],
+        ).fetchall()
+        return [
+            f"warning: snapshots {a}-{b} of {self.path} were made under data dictionary "
+            f"version {v} (sha256 {h[:12]}), not the current {self.dictionary.version} "
+            f"(sha256 {self.dictionary.sha256[:12]}); rows are checked by the current one"
+            for v, h, a, b in rows
+        ]
+
+    def integrity_problems(self) -> list[str]:
+        """Bookkeeping the store's tables contradict: rows or quarantine entries removed or added.
+
+        For each snapshot the data rows must number the accepted rows recorded (minus those
+        already stored), and the quarantine must name as many distinct rows as recorded.
+        """
+        problems = []
+        recorded = self.con.execute(
+            "SELECT snapshot_id, sum(rows_accepted - coalesce(rows_unchanged, 0)), "
+            "sum(rows_quarantined) FROM snapshot_files GROUP BY 1 ORDER BY 1"
+        ).fetchall()
+        union = " UNION ALL ".join(
+            f'SELECT snapshot_id FROM "{name}"' for name in self.dictionary.tables
+        )
+        data = dict(
+            self.con.execute(f"SELECT snapshot_id, count(*) FROM ({union}) GROUP BY 1").fetchall()
+        )
+        quarantined = dict(
+            self.con.execute(
+                'SELECT snapshot_id, count(DISTINCT (file, "row")) FROM quarantine GROUP BY 1'
+            ).fetchall()
+        )
+        for snap, n_accepted, n_quarantined in recorded:
+            if data.get(snap, 0) != n_accepted:
+                problems.append(
+                    f"{self.path}: snapshot {snap} records {n_accepted} accepted row(s) but "
+                    f"the tables hold {data.get(snap, 0)}"
+                )
+            if quarantined.get(snap, 0) != n_quarantined:
+                problems.append(
+                    f"{self.path}: snapshot {snap} records {n_quarantined} quarantined row(s) "
+                    f"but the quarantine holds {quarantined.get(snap, 0)}"
+                )
+        return problems
 
     def content_hash(self, name: str, snapshot: int | None = None) -> str:
         """SHA-256 of a table's content as of a snapshot (stable row order, typed values).
@@ -240,10 +304,36 @@ class Store:
                 ],
             )
             con.execute("COMMIT")
-        except Exception:
-            con.execute("ROLLBACK")
-            raise
+        except (duckdb.Error, OSError) as err:
+            with contextlib.suppress(duckdb.Error):  # the cause to report is the write's
+                con.execute("ROLLBACK")
+            raise InputError(f"{self.path}: cannot write snapshot {snap} ({err})") from None
         return snap
+
+
+DUCKDB_MAGIC = b"DUCK"  # bytes 8-11 of every DuckDB database file
+
+
+def _check_store_file(path: Path, create: bool) -> None:
+    """Refuse a path that is not a DuckDB database (or is missing, unless creating)."""
+    if path.is_dir():
+        raise InputError(f"{path}: is a folder, not a store file")
+    if not path.exists():
+        if not create:
+            raise InputError(f"{path}: no such store (run `outcomes ingest` to create it)")
+        if not path.parent.is_dir():
+            raise InputError(f"{path}: folder {path.parent} does not exist")
+        return
+    try:
+        with path.open("rb") as f:
+            head = f.read(12)
+    except OSError as err:
+        raise InputError(f"{path}: cannot be read ({err.strerror or err})") from None
+    if head[8:12] != DUCKDB_MAGIC:
+        raise InputError(
+            f"{path}: is not a DuckDB store (an existing file of another kind); give a new "
+            "file name or an existing store"
+        )
 
 
 def open_store(path: str | Path, *, create: bool = False) -> Store:

@@ -403,6 +403,77 @@ def test_missing_expected_results_fail(workspace: Path) -> None:
     assert "--save-expected" in entry.problems[0]
 
 
+def test_edited_expected_results_fail_the_audit(workspace: Path) -> None:
+    expected = workspace / "analyses" / "expected" / "tiny_tte" / "estimates.csv"
+    expected.write_text(expected.read_text().replace("0.", "0.0", 1))
+    entry = audit_results(
+        workspace / "analyses" / "tiny_tte.yaml", workspace / "results" / "tiny_tte"
+    )
+    assert not entry.ok
+    assert any("estimates.csv: sha256" in p and "edited" in p for p in entry.problems)
+
+
+def test_loosened_tolerance_fails_under_strict(workspace: Path) -> None:
+    spec = workspace / "analyses" / "tiny_tte.yaml"
+    spec.write_text(spec.read_text() + "tolerance: {relative: 0.5, reason: results may move}\n")
+    results = workspace / "results" / "tiny_tte"
+    lenient = audit_results(spec, results)
+    assert lenient.ok and any("tolerance" in n for n in lenient.notes)
+    strict = audit_results(spec, results, strict=True)
+    assert not strict.ok
+    assert any("tolerance" in p and "--strict" in p for p in strict.problems)
+
+
+def test_inputs_outside_the_analysed_subset_fail_under_strict(workspace: Path) -> None:
+    analyses = workspace / "analyses"
+    feed = analyses / "data" / "trial" / "adverse_events.csv"  # not used by tiny_lmm
+    df = pd.read_csv(feed, dtype=str, keep_default_na=False)
+    df.loc[0, "severity"] = "severe" if df.loc[0, "severity"] != "severe" else "mild"
+    df.to_csv(feed, index=False, lineterminator="\n")
+    spec = analyses / "tiny_lmm.yaml"
+    assert audit([spec]).ok
+    strict = audit([spec], strict=True)
+    assert not strict.ok
+    assert any("adverse_events.csv" in p and "--strict" in p for p in strict.entries[0].problems)
+
+
+def test_extra_feed_file_and_changed_dictionary_fail_under_strict(workspace: Path) -> None:
+    analyses = workspace / "analyses"
+    (analyses / "data" / "trial" / "more_assessments.tsv").write_text("a\tb\n")
+    manifest_path = analyses / "expected" / "tiny_tte" / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest["data"]["dictionary_sha256"] = "0" * 64  # made under another dictionary
+    manifest_path.write_text(json.dumps(manifest))
+    report = audit([analyses / "tiny_tte.yaml"], strict=True)
+    problems = " ".join(report.entries[0].problems)
+    assert "more_assessments.tsv" in problems and "data dictionary" in problems
+    assert not report.ok
+
+
+def test_store_with_deleted_quarantine_rows_is_refused(workspace: Path) -> None:
+    import duckdb
+
+    from outcomes.ingest import ingest
+
+    analyses = workspace / "analyses"
+    feeds = analyses / "data" / "trial"
+    df = pd.read_csv(feeds / "assessments.csv", dtype=str, keep_default_na=False)
+    df.loc[0, "value"] = "-5"
+    df.to_csv(feeds / "assessments.csv", index=False, lineterminator="\n")
+    store = analyses / "store.duckdb"
+    assert ingest([feeds], store).exit_code == 3
+    con = duckdb.connect(str(store))
+    con.execute("DELETE FROM quarantine")
+    con.close()
+    path = analyses / "from_store.yaml"
+    text = TTE_SPEC.replace("name: tiny_tte", "name: store_tte")
+    path.write_text(
+        text.replace("data: {feeds: data/trial}", "data: {store: store.duckdb, snapshot: 1}")
+    )
+    with pytest.raises(InputError, match=r"records 1 quarantined row.*quarantine holds 0"):
+        run_analyses([path], workspace / "store_results")
+
+
 def test_cli_run_and_audit_exit_codes(workspace: Path, capsys: pytest.CaptureFixture) -> None:
     analyses = workspace / "analyses"
     spec = analyses / "tiny_tte.yaml"
