@@ -28,7 +28,7 @@ def _store(folder: Path, n_registry: int) -> Path:
 
 
 def _compare(store: Path, out: str | None) -> dict:
-    from outcomes.models.comparison import compare
+    from outcomes.comparisons.comparison import compare
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -1,4 +1,4 @@
-"""Tests of outcomes.models.comparison: the one comparison table and its forest plot.
+"""Tests of outcomes.compare: the one comparison table and its forest plot.
 
 Checked against R (tests/r/comparison/weighted.R), against hand arithmetic (paired and
 independent risk differences and ratios), against the simulator's truth (trial LMM contrast and
@@ -19,18 +19,11 @@ import pytest
 from scipy import stats
 from statsmodels.stats.proportion import proportion_confint
 
+from outcomes.comparisons.adverse_events import _independent_risks, _paired_risks
+from outcomes.comparisons.comparison import ComparisonResult, compare
+from outcomes.comparisons.effects import _dummies, _glm_cluster, _naive_cox, _weighted_cox
+from outcomes.comparisons.table import COMPARISON_COLUMNS
 from outcomes.errors import InputError
-from outcomes.models.comparison import (
-    COMPARISON_COLUMNS,
-    ComparisonResult,
-    _dummies,
-    _glm_cluster,
-    _independent_risks,
-    _naive_cox,
-    _paired_risks,
-    _weighted_cox,
-    compare,
-)
 from outcomes.results import ARD_COLUMNS
 from outcomes.simulate import simulate_registry, simulate_trial
 

@@ -10,7 +10,7 @@ import warnings
 import pandas as pd
 import pytest
 
-from outcomes.models.comparison import compare
+from outcomes.comparisons.comparison import compare
 from outcomes.simulate import simulate_registry
 
 SEEDS = range(101, 111)

@@ -13,8 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
+from outcomes.comparisons.datasets import _instrument_scores, _unit_frame
+from outcomes.comparisons.table import PHOTOTYPE_NUMBER
 from outcomes.derive import derive_tte
-from outcomes.models.comparison import PHOTOTYPE_NUMBER, _instrument_scores, _unit_frame
 from outcomes.models.propensity import propensity_weights
 from outcomes.simulate import simulate_registry
 
