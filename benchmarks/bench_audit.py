@@ -13,7 +13,9 @@ from pathlib import Path
 
 from measure import measure
 
-from outcomes.analysis import audit, discover_specs, run_analyses
+from outcomes.analysis.audit import audit
+from outcomes.analysis.run import run_analyses
+from outcomes.analysis.spec import discover_specs
 
 ANALYSES = Path(__file__).resolve().parents[1] / "analyses"
 

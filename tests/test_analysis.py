@@ -16,18 +16,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from outcomes.analysis import (
-    AUDIT_FAILED,
-    AuditReport,
-    audit,
-    audit_results,
-    discover_specs,
-    load_results,
-    load_spec,
-    run_analyses,
-    run_analysis,
-)
-from outcomes.audit import git_state
+from outcomes.analysis.audit import AUDIT_FAILED, AuditReport, audit, audit_results
+from outcomes.analysis.provenance import git_state
+from outcomes.analysis.results import load_results
+from outcomes.analysis.run import run_analyses, run_analysis
+from outcomes.analysis.spec import discover_specs, load_spec
 from outcomes.cli import main
 from outcomes.errors import InputError
 from outcomes.results import ARD_COLUMNS, TIDY_COLUMNS

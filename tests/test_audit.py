@@ -8,16 +8,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from outcomes.audit import (
-    check_lock,
-    compare_ard,
-    compare_lock,
-    explain,
-    format_table,
-    is_count,
-    package_differences,
-    runtime_packages,
-)
+from outcomes.analysis.audit import format_table
+from outcomes.analysis.differences import compare_ard, explain, is_count, package_differences
+from outcomes.analysis.provenance import check_lock, compare_lock, runtime_packages
 from outcomes.errors import InputError
 
 
@@ -195,6 +188,6 @@ def test_check_lock_compiles_onto_a_copy_and_diffs(tmp_path: Path) -> None:
 def test_check_lock_without_uv(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     lock = tmp_path / "requirements.lock"
     lock.write_text(LOCK)
-    monkeypatch.setattr("outcomes.audit.shutil.which", lambda name: None)
+    monkeypatch.setattr("outcomes.analysis.provenance.shutil.which", lambda name: None)
     with pytest.raises(InputError, match="needs uv"):
         check_lock(lock, tmp_path)

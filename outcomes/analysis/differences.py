@@ -1,33 +1,17 @@
-"""Provenance and audit: what produced a result, and whether re-running it gives the same.
+"""What differs between a re-run and the expected results, and why.
 
-Two halves:
-
-- *fingerprints* written into every run manifest by :mod:`outcomes.analysis`: the code
-  (git commit and dirty flag of the checkout, SHA-256 of every module of the installed
-  ``outcomes`` package), the environment (Python, platform, versions of ``outcomes``'
-  runtime dependencies) -- :func:`code_fingerprint`, :func:`environment_fingerprint`;
-- the *audit*: :func:`compare_ard` compares a re-run analysis results dataset with the
-  committed expected one (counts exactly, other statistics within a relative tolerance),
-  :func:`explain` lists what changed between the two manifests (input tables, source files,
-  data dictionary, analysis spec option by option, code modules, package versions), and
-  :func:`check_lock` says whether ``requirements.lock`` is what ``uv pip compile`` gives
-  today. :func:`outcomes.analysis.audit` puts them together.
+:func:`compare_ard` compares a re-run analysis results dataset with the committed expected one
+(counts exactly, other statistics within a relative tolerance); :func:`explain` lists what
+changed between the two manifests (input tables, source files, data dictionary, analysis spec
+option by option, code modules, package versions). :func:`outcomes.analysis.audit.audit` puts
+them together with the fingerprints of :mod:`outcomes.analysis.provenance`.
 """
 
 from __future__ import annotations
 
-import hashlib
-import importlib.metadata as md
 import math
-import platform
-import re
-import shutil
-import subprocess
-import sys
-import tempfile
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
@@ -35,154 +19,11 @@ import pandas as pd
 from outcomes.errors import InputError
 from outcomes.results import ARD_COLUMNS
 
-__all__ = [
-    "COUNT_STATS",
-    "DEFAULT_RELATIVE_TOLERANCE",
-    "LOCK_COMMAND",
-    "Difference",
-    "check_lock",
-    "code_fingerprint",
-    "compare_ard",
-    "compare_lock",
-    "environment_fingerprint",
-    "explain",
-    "git_state",
-    "is_count",
-    "package_differences",
-]
-
 #: Default relative tolerance of re-run estimates.
 DEFAULT_RELATIVE_TOLERANCE = 1e-9
 #: Statistic names that are counts and must match exactly (as must any name ``n_*``).
 COUNT_STATS = frozenset({"n", "nobs", "records", "events", "rows", "subjects", "units"})
-#: How ``requirements.lock`` is made (README); :func:`check_lock` runs it again.
-LOCK_COMMAND = (
-    "uv",
-    "pip",
-    "compile",
-    "pyproject.toml",
-    "--extra",
-    "reports",
-    "--extra",
-    "test",
-    "--extra",
-    "lint",
-    "--python-version",
-    "3.11",
-)
 KEY = ["analysis", "group", "term", "stat_name"]
-
-
-# --------------------------------------------------------------------------------------------
-# fingerprints
-# --------------------------------------------------------------------------------------------
-
-
-def sha256_file(path: str | Path) -> str:
-    """SHA-256 of a file's bytes."""
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
-def git_state(path: str | Path) -> dict[str, Any]:
-    """The git commit of the checkout holding ``path`` and whether tracked files differ from it.
-
-    Returns ``{"commit": None, "dirty": None, "note": ...}`` when ``path`` is not in a git
-    checkout or git is not installed. Untracked files (``results/``, ``.nox/``) do not make
-    the tree dirty; modified or staged tracked files do.
-    """
-    where = Path(path)
-    where = where if where.is_dir() else where.parent
-    git = shutil.which("git")
-    if git is None:
-        return {"commit": None, "dirty": None, "note": "git is not installed"}
-
-    def call(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [git, "-C", str(where), *args], capture_output=True, text=True, check=False
-        )
-
-    head = call("rev-parse", "HEAD")
-    if head.returncode != 0:
-        return {"commit": None, "dirty": None, "note": f"{where} is not in a git checkout"}
-    status = call("status", "--porcelain", "--untracked-files=no")
-    changed = [line[3:] for line in status.stdout.splitlines() if line.strip()]
-    return {
-        "commit": head.stdout.strip(),
-        "dirty": bool(changed),
-        "changed_files": sorted(changed),
-        "note": "",
-    }
-
-
-def code_fingerprint() -> dict[str, Any]:
-    """Version and SHA-256 of every module of the ``outcomes`` package that is running.
-
-    The hashes are of the installed files (site-packages in a nox session, the checkout in
-    an editable install), so they say what code ran whatever the git state. ``package_sha256``
-    hashes the sorted list of ``path sha256`` lines, one number for the whole package.
-    """
-    import outcomes
-
-    root = Path(outcomes.__file__).parent
-    files = {}
-    for p in sorted(root.rglob("*")):
-        if p.is_file() and "__pycache__" not in p.parts and p.suffix in (".py", ".yaml", ".csv"):
-            files[p.relative_to(root.parent).as_posix()] = sha256_file(p)
-    listing = "".join(f"{k} {v}\n" for k, v in files.items())
-    loaded = set()
-    for module in list(sys.modules.values()):
-        path = getattr(module, "__file__", None)
-        if path and Path(path).resolve().is_relative_to(root.resolve()):
-            loaded.add(Path(path).resolve().relative_to(root.resolve().parent).as_posix())
-    return {
-        "outcomes_version": outcomes.__version__,
-        "package_sha256": hashlib.sha256(listing.encode()).hexdigest(),
-        "files": files,
-        "loaded": sorted(loaded & set(files)),
-    }
-
-
-def _canonical(name: str) -> str:
-    return re.sub(r"[-_.]+", "-", name).lower()
-
-
-def runtime_packages(root: str = "outcomes") -> dict[str, str]:
-    """Installed versions of ``root`` and every package it needs at run time (no extras).
-
-    The closure of ``Requires-Dist`` (markers evaluated for this interpreter), by canonical
-    name; a requirement that is not installed is listed as ``"not installed"``.
-    """
-    from packaging.requirements import Requirement
-
-    seen: dict[str, str] = {}
-    todo = [root]
-    while todo:
-        name = _canonical(todo.pop())
-        if name in seen:
-            continue
-        try:
-            dist = md.distribution(name)
-        except md.PackageNotFoundError:
-            seen[name] = "not installed"
-            continue
-        seen[name] = dist.version
-        for text in dist.requires or []:
-            req = Requirement(text)
-            if req.marker is None or req.marker.evaluate({"extra": ""}):
-                todo.append(req.name)
-    return dict(sorted(seen.items()))
-
-
-def environment_fingerprint() -> dict[str, Any]:
-    """Python, platform and the versions of ``outcomes`` and its runtime dependencies."""
-    return {
-        "python": platform.python_version(),
-        "implementation": platform.python_implementation(),
-        "executable": sys.executable,
-        "platform": platform.platform(),
-        "machine": platform.machine(),
-        "packages": runtime_packages(),
-    }
 
 
 # --------------------------------------------------------------------------------------------
@@ -432,108 +273,3 @@ def explain(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, list[st
         if oe.get(key) != ne.get(key):
             causes["environment"].append(f"{key}: {oe.get(key)} -> {ne.get(key)}")
     return causes
-
-
-# --------------------------------------------------------------------------------------------
-# lock file
-# --------------------------------------------------------------------------------------------
-
-
-def _lock_body(text: str) -> list[str]:
-    """The lines of a lock file after its header comment (``uv`` writes its command there)."""
-    lines = text.splitlines()
-    i = 0
-    while i < len(lines) and (lines[i].startswith("#") or not lines[i].strip()):
-        i += 1
-    return lines[i:]
-
-
-def compare_lock(current: str, compiled: str) -> list[str]:
-    """Unified-diff lines between a lock file and a fresh compile, header comments ignored."""
-    import difflib
-
-    return list(
-        difflib.unified_diff(
-            _lock_body(current),
-            _lock_body(compiled),
-            "requirements.lock (committed)",
-            "requirements.lock (compiled now)",
-            lineterm="",
-        )
-    )
-
-
-def check_lock(
-    lock: str | Path = "requirements.lock",
-    project: str | Path = ".",
-    *,
-    uv: str | None = None,
-    command: Sequence[str] = LOCK_COMMAND,
-) -> list[str]:
-    """Compile the lock file again with ``uv`` and return its differences (empty: current).
-
-    The committed lock is copied to a temporary folder and compiled onto that copy, so ``uv``
-    keeps its pins as preferences: the result differs only if ``pyproject.toml`` asks for
-    something the pins no longer satisfy (or the pins were edited by hand).
-
-    Raises
-    ------
-    InputError
-        ``uv`` is not installed, or the compile fails.
-    """
-    lock, project = Path(lock), Path(project)
-    if not lock.exists():
-        raise InputError(f"{lock}: no such lock file")
-    exe = uv or shutil.which("uv")
-    if exe is None:
-        raise InputError("checking the lock file needs uv (python3 -m pip install uv)")
-    with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "requirements.lock"
-        shutil.copy(lock, out)
-        proc = subprocess.run(
-            [exe, *command[1:], "-o", str(out), "--quiet"],
-            cwd=project,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if proc.returncode != 0:
-            raise InputError(f"uv pip compile failed: {proc.stderr.strip()}")
-        return compare_lock(lock.read_text(), out.read_text())
-
-
-def format_table(rows: Iterable[Mapping[str, Any]], columns: Sequence[str]) -> str:
-    """A plain fixed-width text table (for terminal reports)."""
-    cells = [[_cell(r.get(c)) for c in columns] for r in rows]
-    widths = [max([len(c), *(len(r[i]) for r in cells)]) for i, c in enumerate(columns)]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True))]
-    lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)) for r in cells]
-    return "\n".join(line.rstrip() for line in lines)
-
-
-def _cell(v: Any) -> str:
-    if v is None:
-        return "-"
-    if isinstance(v, float):
-        return "-" if math.isnan(v) else f"{v:.17g}"
-    text = str(v)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
-@dataclass
-class AuditEntry:
-    """The audit of one declared analysis."""
-
-    name: str
-    spec: str
-    differences: list[Difference] = field(default_factory=list)
-    causes: dict[str, list[str]] = field(default_factory=dict)
-    problems: list[str] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-    tolerance: dict[str, Any] = field(default_factory=dict)
-    updated: str = ""  # the expected folder rewritten from this run (``update_expected``)
-
-    @property
-    def ok(self) -> bool:
-        """No difference and no problem."""
-        return not self.differences and not self.problems
