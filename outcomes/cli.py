@@ -1,5 +1,8 @@
 """The `outcomes` command line: a thin face over the Python API.
 
+Argument parsing only: each subcommand's handler (``_simulate``, ``_run``, ``_report``, ...)
+imports the API it calls inside the function, so ``outcomes --help`` starts quickly.
+
 Exit codes (all subcommands):
 
 0  success
@@ -14,10 +17,12 @@ Exit codes (all subcommands):
 from __future__ import annotations
 
 import argparse
+import ast
 import sys
 import textwrap
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -185,6 +190,132 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run(args: argparse.Namespace) -> int:
+    """``outcomes run SPEC...``: run declared analyses into ``--results``."""
+    import json
+    import time
+
+    from outcomes.analysis.run import run_analyses
+    from outcomes.analysis.spec import discover_specs
+
+    paths = discover_specs(args.specs)
+    t0 = time.perf_counter()
+    folders = run_analyses(paths, args.results, save_expected=args.save_expected)
+    for folder in folders:
+        manifest = json.loads((folder / "manifest.json").read_text())
+        n_fig = sum(k.startswith("figures/") for k in manifest["results"]["files"])
+        print(
+            f"wrote {folder}/: {manifest['results']['rows']} statistics, {n_fig} figure(s), "
+            f"{len(manifest['warnings'])} warning(s)"
+        )
+    if args.save_expected:
+        print("copied ard.csv, estimates.csv, manifest.json to each spec's expected/<name>/")
+    print(f"{len(folders)} analyses in {time.perf_counter() - t0:.1f} s")
+    return 0
+
+
+def _audit(args: argparse.Namespace) -> int:
+    """``outcomes audit``: re-run, compare, explain; exit 6 on any difference."""
+    from outcomes.analysis.audit import AUDIT_FAILED, audit
+
+    report = audit(
+        args.paths or ["analyses"],
+        strict=args.strict,
+        lock=args.lock if (args.check_lock or args.compiled_lock) else None,
+        compiled_lock=args.compiled_lock,
+        project=args.project,
+        out_dir=args.keep,
+        update_expected=args.update_expected,
+    )
+    print(report.text())
+    return 0 if report.ok else AUDIT_FAILED
+
+
+def _compare(args: argparse.Namespace) -> int:
+    """``outcomes compare``: print the table; write it and the forest plot with ``--out``."""
+    import warnings
+
+    from outcomes.comparisons.comparison import compare
+    from outcomes.errors import OutcomesWarning
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = compare(
+            args.store,
+            snapshot=args.snapshot,
+            primary_day=args.primary_day,
+            estimand=args.estimand,
+            published=True if args.published else None,
+            by_body_site=args.by_body_site,
+        )
+        print(result)
+        if args.out:
+            paths = result.save(args.out)
+            print(f"\nwrote {len(paths)} files to {args.out}: " + ", ".join(p.name for p in paths))
+    n_warn = len({str(w.message) for w in caught if issubclass(w.category, OutcomesWarning)})
+    if n_warn:
+        print(
+            f"{n_warn} distinct model warning(s): each row's are in the warning column",
+            file=sys.stderr,
+        )
+    return 0
+
+
+#: Report parameters holding a file path, made absolute before the report runs.
+PATH_PARAMS = ("store",)
+
+
+def parse_params(pairs: Sequence[str] | None) -> dict[str, Any]:
+    """Turn ``["key=value", ...]`` into a dict of Python values.
+
+    Values are read as Python literals when they are one (``snapshot=3``, ``indication=None``,
+    ``published=True``) and as text otherwise (``study=TRIAL1``). A ``store`` path is taken
+    relative to the current directory (the report's cells run in their own folder).
+
+    Examples
+    --------
+    >>> parse_params(["snapshot=2", "study=TRIAL1", "indication=None"])
+    {'snapshot': 2, 'study': 'TRIAL1', 'indication': None}
+    """
+    params: dict[str, Any] = {}
+    for pair in pairs or []:
+        key, sep, text = pair.partition("=")
+        key = key.strip()
+        if not sep or not key.isidentifier():
+            raise InputError(f"-P expects key=value with a Python name as key, got {pair!r}")
+        try:
+            value: Any = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            value = text
+        if key in PATH_PARAMS and isinstance(value, str):
+            value = str(Path(value).resolve())
+        params[key] = value
+    return params
+
+
+def _report(args: argparse.Namespace) -> int:
+    """``outcomes report NAME``: render, print the files written and any warnings."""
+    from outcomes.report import render
+    from outcomes.report.lookup import report_file
+
+    formats = [f.strip() for f in args.to.split(",") if f.strip()]
+    with report_file(args.name, args.reports) as path:
+        result = render(
+            path,
+            to=formats,
+            params=parse_params(args.param),
+            out_dir=args.out,
+            engine=args.engine,
+            on_warning="error" if args.strict else "record",
+        )
+    for fmt, out in result.items():
+        print(f"{fmt:5s} {out}")
+    print(f"rendered {path.name} with the {result.engine} engine in {result.seconds:.1f} s")
+    for warning in result.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser, with one subcommand per task."""
     parser = argparse.ArgumentParser(
@@ -297,12 +428,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--snapshot", type=int)
     p.add_argument("--out", required=True)
 
-    # Subcommands of other modules: each block adds its parser here and sets
-    # func=_lazy("module", "function"); the handler lives in its own module.
     # --- run / audit (declared analyses) ---
     p = add(
         "run",
-        _lazy("outcomes.analysis", "cli_run"),
+        _run,
         "run declared analyses (YAML) into results/NAME/ with a manifest",
         "outcomes run analyses/trial_lmm_gb_quant.yaml",
     )
@@ -316,7 +445,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add(
         "audit",
-        _lazy("outcomes.analysis", "cli_audit"),
+        _audit,
         "re-run declared analyses and compare with their expected results (exit 6 if they differ)",
         "outcomes audit analyses --strict --check-lock",
     )
@@ -343,7 +472,7 @@ def build_parser() -> argparse.ArgumentParser:
     # --- compare (combinations vs microneedling alone) ---
     p = add(
         "compare",
-        _lazy("outcomes.models.comparison", "cli_compare"),
+        _compare,
         "compare each combination with microneedling alone, by indication: table and forest plot",
         "outcomes compare --store outcomes.duckdb --out results/compare",
     )
@@ -374,7 +503,7 @@ def build_parser() -> argparse.ArgumentParser:
     # --- report (Quarto reports) ---
     p = add(
         "report",
-        _lazy("outcomes.report.cli", "cli_report"),
+        _report,
         "render a report (trial, registry, comparison or a .qmd file) to HTML, PDF and Word",
         "outcomes report trial -P store=demo/outcomes.duckdb -P snapshot=1 --to html,pdf,docx",
     )
@@ -399,17 +528,6 @@ def build_parser() -> argparse.ArgumentParser:
         "--strict", action="store_true", help="fail if a cell writes a warning while rendering"
     )
     return parser
-
-
-def _lazy(module: str, function: str) -> Callable[[argparse.Namespace], int]:
-    """A handler imported on use, so `outcomes --help` stays fast."""
-
-    def handler(args: argparse.Namespace) -> int:
-        import importlib
-
-        return int(getattr(importlib.import_module(module), function)(args))
-
-    return handler
 
 
 def main(argv: Sequence[str] | None = None) -> int:
