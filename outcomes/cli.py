@@ -24,10 +24,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
 from outcomes.errors import InputError, OutcomesError
-from outcomes.safety import check_out_path, wrap_std_streams, write_csv
 
 EPILOG = textwrap.dedent(
     """\
@@ -100,6 +97,7 @@ def _validate(args: argparse.Namespace) -> int:
 
 def _dictionary(args: argparse.Namespace) -> int:
     from outcomes.dictionary import render_dictionary
+    from outcomes.safety import check_out_path
 
     text = render_dictionary()
     if args.out:
@@ -111,6 +109,8 @@ def _dictionary(args: argparse.Namespace) -> int:
 
 
 def _summary(args: argparse.Namespace) -> int:
+    import pandas as pd
+
     from outcomes.store import Store
 
     with Store(args.store) as store:
@@ -164,6 +164,7 @@ def _snapshots(args: argparse.Namespace) -> int:
 
 
 def _quarantine(args: argparse.Namespace) -> int:
+    from outcomes.safety import write_csv
     from outcomes.store import Store
 
     with Store(args.store) as store:
@@ -177,6 +178,7 @@ def _quarantine(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
+    from outcomes.safety import check_out_path, write_csv
     from outcomes.store import Store
 
     out = check_out_path(args.out)
@@ -534,6 +536,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; return the exit code. User errors print a message, never a traceback."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    from outcomes.safety import wrap_std_streams  # after parsing: `--help` loads no pandas
+
     streams = wrap_std_streams()  # control characters from data never reach the terminal
     try:
         return int(args.func(args))
