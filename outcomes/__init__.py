@@ -1,9 +1,8 @@
 """outcomes: clinical outcomes research on microneedling (collagen induction therapy).
 
-The Python API in one namespace. Data: :func:`ingest`, :func:`open_store`, :func:`validate`,
-:func:`simulate_trial`, :func:`simulate_registry`, :func:`load_dictionary`. Models are
-imported on first use (statsmodels, lifelines and plotnine are slow to import), so the
-command line starts quickly.
+The Python API in one namespace. Every name is imported on first use (pandas, statsmodels,
+lifelines and plotnine are slow to import), so the command line starts quickly. The folders
+follow the data path: data -> derive -> models -> comparisons -> analysis -> report.
 """
 
 from __future__ import annotations
@@ -11,52 +10,72 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from outcomes.dictionary import load_dictionary
-from outcomes.ingest import ingest
-from outcomes.schema import validate_table as validate
-from outcomes.simulate import simulate_registry, simulate_trial
-from outcomes.store import open_store
+from outcomes.ingest import ingest  # interim: eager until chunk C moves ingest.py into data/
 
 __version__ = "0.1.0"
 
-# public name -> module that defines it (imported lazily)
-_LAZY: dict[str, str] = {
-    "lmm": "outcomes.models.mixed",
-    "LmmResult": "outcomes.models.mixed",
-    "gee": "outcomes.models.gee",
-    "icc": "outcomes.models.agreement",
-    "weighted_kappa": "outcomes.models.agreement",
-    "fleiss_kappa": "outcomes.models.agreement",
-    "meta_analysis": "outcomes.models.meta",
-    "escalc": "outcomes.models.meta",
-    "published_data": "outcomes.models.meta",
-    "propensity_weights": "outcomes.models.propensity",
-    "balance_table": "outcomes.models.propensity",
-    "love_plot": "outcomes.models.propensity",
-    "weighted_effect": "outcomes.models.propensity",
-    "e_value": "outcomes.models.propensity",
-    "derive_tte": "outcomes.derive",
-    "Endpoint": "outcomes.derive",
-    "ENDPOINTS": "outcomes.derive",
-    "kaplan_meier": "outcomes.models.survival",
-    "logrank": "outcomes.models.survival",
-    "cox": "outcomes.models.survival",
-    "interval_model": "outcomes.models.survival",
-    "cumulative_incidence": "outcomes.models.survival",
-    "risk_table_plot": "outcomes.models.survival",
-    "compare": "outcomes.models.comparison",
-    "run_analysis": "outcomes.analysis",
-    "run_analyses": "outcomes.analysis",
-    "load_results": "outcomes.analysis",
-    "load_spec": "outcomes.analysis",
-    "audit": "outcomes.analysis",
-    "ComparisonResult": "outcomes.models.comparison",
+# public name -> (module that defines it, its name there)
+_LAZY: dict[str, tuple[str, str]] = {
+    # data
+    "load_dictionary": ("outcomes.dictionary", "load_dictionary"),
+    "open_store": ("outcomes.store", "open_store"),
+    "validate": ("outcomes.schema", "validate_table"),
+    # simulated data with known truth
+    "simulate_trial": ("outcomes.simulate", "simulate_trial"),
+    "simulate_registry": ("outcomes.simulate", "simulate_registry"),
+    "CALIBRATION": ("outcomes.simulate", "CALIBRATION"),
+    "Target": ("outcomes.simulate", "Target"),
+    "calibration_table": ("outcomes.simulate", "calibration_table"),
+    # derive
+    "derive_tte": ("outcomes.derive", "derive_tte"),
+    "Endpoint": ("outcomes.derive", "Endpoint"),
+    "ENDPOINTS": ("outcomes.derive", "ENDPOINTS"),
+    # models
+    "lmm": ("outcomes.models.mixed", "lmm"),
+    "LmmResult": ("outcomes.models.mixed", "LmmResult"),
+    "LinearPredictor": ("outcomes.models.means", "LinearPredictor"),
+    "emmeans": ("outcomes.models.means", "emmeans"),
+    "contrasts": ("outcomes.models.means", "contrasts"),
+    "linear_test": ("outcomes.models.means", "linear_test"),
+    "gee": ("outcomes.models.gee", "gee"),
+    "icc": ("outcomes.models.agreement", "icc"),
+    "weighted_kappa": ("outcomes.models.agreement", "weighted_kappa"),
+    "fleiss_kappa": ("outcomes.models.agreement", "fleiss_kappa"),
+    "meta_analysis": ("outcomes.models.meta", "meta_analysis"),
+    "escalc": ("outcomes.models.meta", "escalc"),
+    "published_data": ("outcomes.models.meta", "published_data"),
+    "network_meta": ("outcomes.models.network.nma", "network_meta"),
+    "NetworkMetaResult": ("outcomes.models.network.nma", "NetworkMetaResult"),
+    "component_meta": ("outcomes.models.network.component", "component_meta"),
+    "ComponentMetaResult": ("outcomes.models.network.component", "ComponentMetaResult"),
+    "microneedling_network": ("outcomes.models.network.published", "microneedling_network"),
+    "propensity_weights": ("outcomes.models.propensity", "propensity_weights"),
+    "balance_table": ("outcomes.models.propensity", "balance_table"),
+    "love_plot": ("outcomes.models.propensity", "love_plot"),
+    "weighted_effect": ("outcomes.models.propensity", "weighted_effect"),
+    "e_value": ("outcomes.models.propensity", "e_value"),
+    "kaplan_meier": ("outcomes.models.survival", "kaplan_meier"),
+    "logrank": ("outcomes.models.survival", "logrank"),
+    "cox": ("outcomes.models.survival", "cox"),
+    "interval_model": ("outcomes.models.survival", "interval_model"),
+    "cumulative_incidence": ("outcomes.models.survival", "cumulative_incidence"),
+    "risk_table_plot": ("outcomes.models.survival", "risk_table_plot"),
+    # comparisons
+    "compare": ("outcomes.comparisons.comparison", "compare"),
+    "ComparisonResult": ("outcomes.comparisons.comparison", "ComparisonResult"),
+    # declared analyses
+    "load_spec": ("outcomes.analysis.spec", "load_spec"),
+    "run_analysis": ("outcomes.analysis.run", "run_analysis"),
+    "run_analyses": ("outcomes.analysis.run", "run_analyses"),
+    "load_results": ("outcomes.analysis.results", "load_results"),
+    "audit": ("outcomes.analysis.audit", "audit"),
 }
 
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
+        module, attr = _LAZY[name]
+        return getattr(importlib.import_module(module), attr)
     raise AttributeError(f"module 'outcomes' has no attribute {name!r}")
 
 
@@ -64,13 +83,4 @@ def __dir__() -> list[str]:
     return sorted([*globals(), *_LAZY])
 
 
-__all__ = [
-    "__version__",
-    "ingest",
-    "load_dictionary",
-    "open_store",
-    "simulate_registry",
-    "simulate_trial",
-    "validate",
-    *_LAZY,
-]
+__all__ = ["__version__", "ingest", *_LAZY]
