@@ -116,6 +116,10 @@ def _spec(tmp_path: Path, text: str, name: str = "spec.yaml") -> Path:
         ({"tolerance": {"stats": {"df": {"rel": 1e-6}}}}, "key 'tolerance.stats.df.rel'"),
         ({"tolerance": {"relative": 2}}, "key 'tolerance.relative': must be in [0, 1)"),
         ({"name": "bad name/with slash"}, "key 'name'"),
+        ({"population": ["study_id"]}, "key 'population': must be a mapping, got list"),
+        ({"model": {"kind": {"lmm": 1}}}, "key 'model.kind': unknown model kind {'lmm': 1}"),
+        ({"tolerance": {"relative": None}}, "key 'tolerance.relative': must be a number, got None"),
+        ({"figures": None}, "key 'figures': must be true or false, got None"),
     ],
 )
 def test_bad_spec_names_file_and_key(tmp_path: Path, change: dict, message: str) -> None:

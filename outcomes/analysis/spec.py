@@ -1,4 +1,9 @@
-"""The analysis spec: load a YAML file, check its keys and values, find the specs in a folder."""
+"""The analysis spec: load a YAML file, check its keys and values, find the specs in a folder.
+
+The checks are pydantic models (:mod:`outcomes.data.yaml_model`); they only validate. The spec
+itself stays the parsed YAML (:attr:`AnalysisSpec.content`), so its content hash does not
+depend on the models' defaults. Errors read ``"<file>: key '<key>': <message>"``.
+"""
 
 from __future__ import annotations
 
@@ -6,14 +11,29 @@ import hashlib
 import inspect
 import json
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import yaml
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    ValidationInfo,
+    create_model,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 
 from outcomes.analysis.differences import DEFAULT_RELATIVE_TOLERANCE
+from outcomes.data.yaml_model import SHAPE_ERRORS, YamlModel, check_keys, fail, problems, validate
 from outcomes.errors import InputError
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,79}$")
@@ -22,70 +42,222 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,79}$")
 # the spec
 # --------------------------------------------------------------------------------------------
 
-TOP_KEYS = {
-    "name": True,
-    "question": True,
-    "data": True,
-    "population": False,
-    "outcome": False,
-    "model": True,
-    "comparisons": False,
-    "seed": True,
-    "tolerance": False,
-    "figures": False,
-    "notes": False,
-}
-DATA_KEYS = {
-    "feeds": {"feeds"},
-    "simulate": {"simulate", "seed", "options"},
-    "store": {"store", "snapshot"},
-}
-TOLERANCE_KEYS = {"relative", "absolute", "stats", "reason"}
+
+def _non_negative(value: int) -> int:
+    if value < 0:
+        raise PydanticCustomError("range", "must be >= 0")
+    return value
+
+
+def _fraction(value: float) -> float:
+    if not 0 <= value < 1:
+        raise PydanticCustomError("range", "must be in [0, 1)")
+    return value
+
+
+def _given(error: str) -> BeforeValidator:
+    """An explicit null is a type error (``error``); only a missing key takes the default."""
+
+    def check(value: Any) -> Any:
+        if value is None:
+            raise PydanticCustomError(error, "null")
+        return value
+
+    return BeforeValidator(check)
+
+
+_Fraction = Annotated[StrictFloat | None, AfterValidator(_fraction), _given("float_type")]
+
+
+class _Level(YamlModel):
+    """An audit tolerance: relative and absolute, each in [0, 1)."""
+
+    relative: _Fraction = None
+    absolute: _Fraction = None
+
+
+class _Tolerance(_Level):
+    """The spec's tolerance: a level, levels per statistic, and the reason for a looser one."""
+
+    stats: dict[Any, _Level] = Field(default_factory=dict)
+    reason: Any = ""
+
+    @field_validator("stats", mode="before")
+    @classmethod
+    def _no_stats(cls, value: Any) -> Any:
+        return value or {}
+
+    @model_validator(mode="after")
+    def _reason_for_loose(self) -> _Tolerance:
+        levels = [self, *self.stats.values()]
+        loose = any((level.relative or 0) > DEFAULT_RELATIVE_TOLERANCE for level in levels)
+        loose |= any((level.absolute or 0) > 0 for level in levels)
+        if loose and not str(self.reason).strip():
+            raise PydanticCustomError(
+                "reason", "a tolerance looser than the default needs a reason", {"key": "reason"}
+            )
+        return self
+
+
+class _Spec(YamlModel):
+    """The top level of a spec. ``data``, ``model``, ``outcome`` and each comparison are checked
+    in steps after it (what they accept depends on the data source and the model kind)."""
+
+    name: Any
+    question: StrictStr
+    seed: Annotated[StrictInt, AfterValidator(_non_negative)]
+    data: Any
+    model: Any
+    outcome: Any = None
+    comparisons: list[Any] = Field(default_factory=list)
+    population: dict[Any, Any] = Field(default_factory=dict)
+    tolerance: _Tolerance | None = None
+    figures: StrictBool = False
+    notes: Any = None
+
+    @field_validator("name")
+    @classmethod
+    def _folder_name(cls, value: Any) -> Any:
+        if not isinstance(value, str) or not _NAME.match(value):
+            raise PydanticCustomError(
+                "name", "must be letters, digits, '_', '-' or '.' (a folder name)"
+            )
+        return value
+
+    @field_validator("comparisons", "population", mode="before")
+    @classmethod
+    def _empty(cls, value: Any, info: ValidationInfo) -> Any:
+        return value or ([] if info.field_name == "comparisons" else {})
+
+    @field_validator("population")
+    @classmethod
+    def _ranges(cls, value: dict[Any, Any]) -> dict[Any, Any]:
+        for column, rule in value.items():
+            if isinstance(rule, Mapping):
+                check_keys(rule, ["min", "max"], where=str(column))
+        return value
+
+
+#: groups of problems of the top level, in the order they are reported
+_ORDER = ["name", "question", "seed", "comparisons", "population", "tolerance", "figures"]
+
+
+class _Feeds(YamlModel):
+    feeds: Any
+
+    @field_validator("feeds")
+    @classmethod
+    def _exist(cls, value: Any, info: ValidationInfo) -> Any:
+        base: Path = (info.context or {})["base"]
+        for f in value if isinstance(value, list) else [value]:
+            if not isinstance(f, str) or not (base / f).exists():
+                raise PydanticCustomError(
+                    "no_file",
+                    "{f}: no such file or folder (from {base})",
+                    {"f": repr(f), "base": str(base)},
+                )
+        return value
+
+
+class _Simulate(YamlModel):
+    simulate: Any
+    seed: Annotated[StrictInt | None, _given("int_type")] = None
+    options: Any = None
+
+    @field_validator("simulate")
+    @classmethod
+    def _known(cls, value: Any) -> Any:
+        if value not in ("trial", "registry"):
+            raise PydanticCustomError("simulate", "must be 'trial' or 'registry'")
+        return value
+
+    @model_validator(mode="after")
+    def _options(self) -> _Simulate:
+        from outcomes.simulate import simulate_registry, simulate_trial
+
+        func = simulate_trial if self.simulate == "trial" else simulate_registry
+        allowed = set(inspect.signature(func).parameters) - {"seed"}
+        check_keys(self.options or {}, allowed, where="options")
+        return self
+
+
+class _Store(YamlModel):
+    store: Any
+    snapshot: Any = None
+
+    @field_validator("store")
+    @classmethod
+    def _exists(cls, value: Any, info: ValidationInfo) -> Any:
+        base: Path = (info.context or {})["base"]
+        if not isinstance(value, str) or not (base / value).is_file():
+            raise PydanticCustomError(
+                "no_store",
+                "{store}: no such store (from {base})",
+                {"store": repr(value), "base": str(base)},
+            )
+        return value
+
+    @field_validator("snapshot")
+    @classmethod
+    def _number(cls, value: Any) -> Any:
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise PydanticCustomError(
+                "snapshot", "must be a snapshot number, got {got}", {"got": repr(value)}
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _pinned(self) -> _Store:
+        if self.snapshot is None:
+            raise PydanticCustomError(
+                "missing", "a store source must pin its snapshot", {"key": "snapshot"}
+            )
+        return self
+
+
+_SOURCES: dict[str, type[YamlModel]] = {"feeds": _Feeds, "simulate": _Simulate, "store": _Store}
+
+
+def _keys_model(name: str, required: Sequence[str], optional: Sequence[str]) -> type[YamlModel]:
+    """A model that checks keys only (values are checked where they are used)."""
+    fields: dict[str, Any] = {key: (Any, ...) for key in required}
+    fields |= {key: (Any, None) for key in optional}
+    return create_model(name, __base__=YamlModel, **fields)
 
 
 @dataclass(frozen=True)
 class _Kind:
-    """What one model kind accepts: keys of ``outcome``, ``model`` and each comparison."""
+    """What one model kind accepts: its ``model``, its ``outcome`` (given or not, as
+    ``outcome_required`` says) and each comparison."""
 
-    outcome_required: frozenset[str]
-    outcome_optional: frozenset[str]
-    model_required: frozenset[str]
-    model_optional: frozenset[str]
-    comparison_required: frozenset[str]
-    comparison_optional: frozenset[str]
-
-
-def _kind(
-    outcome: tuple[Iterable[str], Iterable[str]],
-    model: tuple[Iterable[str], Iterable[str]],
-    comparison: tuple[Iterable[str], Iterable[str]],
-) -> _Kind:
-    return _Kind(
-        frozenset(outcome[0]),
-        frozenset(outcome[1]),
-        frozenset(model[0]),
-        frozenset(model[1]),
-        frozenset(comparison[0]),
-        frozenset(comparison[1]),
-    )
+    model: type[YamlModel]
+    outcome: type[YamlModel]
+    outcome_required: bool
+    comparison: type[YamlModel]
 
 
-#: Model kinds of declared analyses and the options each accepts.
+#: Model kinds of declared analyses and the keys each accepts.
 MODEL_KINDS: dict[str, _Kind] = {
-    "lmm": _kind(
-        (["instrument"], ["rater_role"]),
-        (["formula"], ["design", "groups", "nested", "re_formula", "reml", "engine", "level"]),
-        (["specs"], ["at", "by", "ref", "method", "adjust"]),
+    "lmm": _Kind(
+        _keys_model(
+            "LmmModel",
+            ["kind", "formula"],
+            ["design", "groups", "nested", "re_formula", "reml", "engine", "level"],
+        ),
+        _keys_model("LmmOutcome", ["instrument"], ["rater_role"]),
+        True,
+        _keys_model("LmmComparison", ["specs"], ["at", "by", "ref", "method", "adjust"]),
     ),
-    "time_to_result": _kind(
-        (["endpoint"], ["retreatment_gap"]),
-        (["by"], ["times", "conf_level"]),
-        (["test"], ["formula", "cluster", "strata", "ties"]),
+    "time_to_result": _Kind(
+        _keys_model("TimeToResultModel", ["kind", "by"], ["times", "conf_level"]),
+        _keys_model("TimeToResultOutcome", ["endpoint"], ["retreatment_gap"]),
+        True,
+        _keys_model("TimeToResultComparison", ["test"], ["formula", "cluster", "strata", "ties"]),
     ),
-    "comparison": _kind(
-        ([], []),
-        (
-            [],
+    "comparison": _Kind(
+        _keys_model(
+            "ComparisonModel",
+            ["kind"],
             [
                 "reference",
                 "primary_day",
@@ -98,7 +270,9 @@ MODEL_KINDS: dict[str, _Kind] = {
                 "level",
             ],
         ),
-        ([], []),
+        _keys_model("NoOutcome", [], []),
+        False,
+        _keys_model("NoComparison", [], []),
     ),
 }
 
@@ -162,38 +336,8 @@ def _canonical_json(obj: Any) -> str:
 
 
 def _fail(path: Path, key: str, message: str) -> InputError:
-    where = f"{path}: key {key!r}" if key else str(path)
-    return InputError(f"{where}: {message}")
-
-
-def _check_keys(
-    path: Path,
-    where: str,
-    value: Any,
-    required: Iterable[str],
-    optional: Iterable[str],
-) -> dict[str, Any]:
-    if not isinstance(value, Mapping):
-        raise _fail(path, where, f"must be a mapping, got {type(value).__name__}")
-    allowed = set(required) | set(optional)
-    for key in value:
-        if key not in allowed:
-            raise _fail(
-                path,
-                f"{where}.{key}" if where else str(key),
-                f"unknown key; allowed here: {', '.join(sorted(allowed)) or 'none'}",
-            )
-    for key in sorted(required):
-        if key not in value:
-            raise _fail(path, f"{where}.{key}" if where else key, "missing required key")
-    return dict(value)
-
-
-def _check_type(path: Path, key: str, value: Any, types: tuple[type, ...], what: str) -> None:
-    if isinstance(value, bool) and bool not in types:
-        raise _fail(path, key, f"must be {what}, got {value!r}")
-    if not isinstance(value, types):
-        raise _fail(path, key, f"must be {what}, got {value!r}")
+    """The error ``"<path>: key '<key>': <message>"`` of a spec (also for run-time checks)."""
+    return fail(path, key, message)
 
 
 def load_spec(path: str | Path) -> AnalysisSpec:
@@ -222,103 +366,48 @@ def load_spec(path: str | Path) -> AnalysisSpec:
         content = yaml.safe_load(raw)
     except yaml.YAMLError as exc:
         raise InputError(f"{path}: not valid YAML ({exc})") from None
-    content = _check_keys(
-        path, "", content, [k for k, r in TOP_KEYS.items() if r], [k for k, r in TOP_KEYS.items()]
-    )
-    name = content["name"]
-    if not isinstance(name, str) or not _NAME.match(name):
-        raise _fail(path, "name", "must be letters, digits, '_', '-' or '.' (a folder name)")
-    _check_type(path, "question", content["question"], (str,), "text")
-    _check_type(path, "seed", content["seed"], (int,), "a whole number")
-    if content["seed"] < 0:
-        raise _fail(path, "seed", "must be >= 0")
+    # the top level's keys, then its values in _ORDER (a mapping's keys before its values),
+    # with data, model, outcome and comparison items checked in steps in between
+    found = problems(_Spec, content)
+    if found and found[0].loc == ():
+        raise fail(path, found[0].key, found[0].message)
+    found.sort(key=lambda p: (_ORDER.index(str(p.loc[0])), p.type not in SHAPE_ERRORS))
+
+    def report(groups: set[str]) -> None:
+        for p in found:
+            if p.loc[0] in groups:
+                raise fail(path, p.key, p.message)
+
+    report({"name", "question", "seed"})
     _validate_data(path, content["data"])
     model = content["model"]
     if not isinstance(model, Mapping) or "kind" not in model:
-        raise _fail(path, "model.kind", "missing required key")
+        raise fail(path, "model.kind", "missing required key")
     kind = model["kind"]
-    if kind not in MODEL_KINDS:
-        raise _fail(
+    if not isinstance(kind, str) or kind not in MODEL_KINDS:  # (a mapping is unhashable)
+        raise fail(
             path, "model.kind", f"unknown model kind {kind!r}; use one of {', '.join(MODEL_KINDS)}"
         )
     k = MODEL_KINDS[kind]
-    _check_keys(path, "model", model, k.model_required | {"kind"}, k.model_optional)
+    validate(k.model, model, path, "model")
     if k.outcome_required or "outcome" in content:
         if "outcome" not in content:
-            raise _fail(path, "outcome", f"missing required key (model kind {kind!r})")
-        _check_keys(path, "outcome", content["outcome"], k.outcome_required, k.outcome_optional)
-    comparisons = content.get("comparisons") or []
-    if not isinstance(comparisons, list):
-        raise _fail(path, "comparisons", "must be a list of mappings")
-    for i, comp in enumerate(comparisons):
-        _check_keys(path, f"comparisons[{i}]", comp, k.comparison_required, k.comparison_optional)
-    population = content.get("population") or {}
-    _check_keys(path, "population", population, [], population.keys())
-    for column, rule in population.items():
-        if isinstance(rule, Mapping):
-            _check_keys(path, f"population.{column}", rule, [], ["min", "max"])
-    tol = content.get("tolerance")
-    if tol is not None:
-        tol = _check_keys(path, "tolerance", tol, [], TOLERANCE_KEYS)
-        stats = _check_keys(
-            path, "tolerance.stats", tol.get("stats") or {}, [], tol.get("stats") or {}
-        )
-        levels = [("tolerance", tol)] + [
-            (
-                f"tolerance.stats.{k}",
-                _check_keys(path, f"tolerance.stats.{k}", v, [], ["relative", "absolute"]),
-            )
-            for k, v in stats.items()
-        ]
-        loose = False
-        for where, level in levels:
-            for key in ("relative", "absolute"):
-                if key in level:
-                    _check_type(path, f"{where}.{key}", level[key], (int, float), "a number")
-                    if not 0 <= level[key] < 1:
-                        raise _fail(path, f"{where}.{key}", "must be in [0, 1)")
-            loose |= level.get("relative", 0) > DEFAULT_RELATIVE_TOLERANCE
-            loose |= level.get("absolute", 0) > 0
-        if loose and not str(tol.get("reason", "")).strip():
-            raise _fail(
-                path, "tolerance.reason", "a tolerance looser than the default needs a reason"
-            )
-    if "figures" in content:
-        _check_type(path, "figures", content["figures"], (bool,), "true or false")
+            raise fail(path, "outcome", f"missing required key (model kind {kind!r})")
+        validate(k.outcome, content["outcome"], path, "outcome")
+    report({"comparisons"})
+    for i, comp in enumerate(content.get("comparisons") or []):
+        validate(k.comparison, comp, path, f"comparisons[{i}]")
+    report(set(_ORDER))
     return AnalysisSpec(path=path, content=content, sha256=hashlib.sha256(raw).hexdigest())
 
 
 def _validate_data(path: Path, data: Any) -> None:
     if not isinstance(data, Mapping):
-        raise _fail(path, "data", "must be a mapping with one of feeds, simulate or store")
-    sources = [s for s in DATA_KEYS if s in data]
+        raise fail(path, "data", "must be a mapping with one of feeds, simulate or store")
+    sources = [s for s in _SOURCES if s in data]
     if len(sources) != 1:
-        raise _fail(path, "data", "give exactly one of feeds, simulate or store")
-    source = sources[0]
-    _check_keys(path, "data", data, [source], DATA_KEYS[source])
-    base = path.parent
-    if source == "feeds":
-        feeds = data["feeds"] if isinstance(data["feeds"], list) else [data["feeds"]]
-        for f in feeds:
-            if not isinstance(f, str) or not (base / f).exists():
-                raise _fail(path, "data.feeds", f"{f!r}: no such file or folder (from {base})")
-    elif source == "simulate":
-        if data["simulate"] not in ("trial", "registry"):
-            raise _fail(path, "data.simulate", "must be 'trial' or 'registry'")
-        if "seed" in data:
-            _check_type(path, "data.seed", data["seed"], (int,), "a whole number")
-        options = data.get("options") or {}
-        from outcomes.simulate import simulate_registry, simulate_trial
-
-        func = simulate_trial if data["simulate"] == "trial" else simulate_registry
-        allowed = set(inspect.signature(func).parameters) - {"seed"}
-        _check_keys(path, "data.options", options, [], allowed)
-    else:
-        if not isinstance(data["store"], str) or not (base / data["store"]).is_file():
-            raise _fail(path, "data.store", f"{data['store']!r}: no such store (from {base})")
-        if "snapshot" not in data:
-            raise _fail(path, "data.snapshot", "a store source must pin its snapshot")
-        _check_type(path, "data.snapshot", data["snapshot"], (int,), "a snapshot number")
+        raise fail(path, "data", "give exactly one of feeds, simulate or store")
+    validate(_SOURCES[sources[0]], data, path, "data", {"base": path.parent})
 
 
 def discover_specs(paths: Sequence[str | Path]) -> list[Path]:
