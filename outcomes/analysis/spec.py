@@ -43,6 +43,28 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,79}$")
 # --------------------------------------------------------------------------------------------
 
 
+class _Keys(YamlModel):
+    """A spec mapping: unknown keys, then missing ones, are reported before any value."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _known_keys(cls, value: Any) -> Any:
+        fields = cls.model_fields
+        check_keys(value, fields, [name for name, field in fields.items() if field.is_required()])
+        return value
+
+
+def _mapping(value: Any) -> Any:
+    """A field validator: null and other empty values read as ``{}``; else a mapping."""
+    if not value:
+        return {}
+    if not isinstance(value, Mapping):
+        raise PydanticCustomError(
+            "not_mapping", "must be a mapping, got {got}", {"got": type(value).__name__}
+        )
+    return value
+
+
 def _non_negative(value: int) -> int:
     if value < 0:
         raise PydanticCustomError("range", "must be >= 0")
@@ -69,7 +91,7 @@ def _given(error: str) -> BeforeValidator:
 _Fraction = Annotated[StrictFloat | None, AfterValidator(_fraction), _given("float_type")]
 
 
-class _Level(YamlModel):
+class _Level(_Keys):
     """An audit tolerance: relative and absolute, each in [0, 1)."""
 
     relative: _Fraction = None
@@ -82,10 +104,7 @@ class _Tolerance(_Level):
     stats: dict[Any, _Level] = Field(default_factory=dict)
     reason: Any = ""
 
-    @field_validator("stats", mode="before")
-    @classmethod
-    def _no_stats(cls, value: Any) -> Any:
-        return value or {}
+    _stats = field_validator("stats", mode="before")(_mapping)
 
     @model_validator(mode="after")
     def _reason_for_loose(self) -> _Tolerance:
@@ -99,7 +118,7 @@ class _Tolerance(_Level):
         return self
 
 
-class _Spec(YamlModel):
+class _Spec(_Keys):
     """The top level of a spec. ``data``, ``model``, ``outcome`` and each comparison are checked
     in steps after it (what they accept depends on the data source and the model kind)."""
 
@@ -124,10 +143,14 @@ class _Spec(YamlModel):
             )
         return value
 
-    @field_validator("comparisons", "population", mode="before")
+    _population = field_validator("population", mode="before")(_mapping)
+
+    @field_validator("comparisons", mode="before")
     @classmethod
-    def _empty(cls, value: Any, info: ValidationInfo) -> Any:
-        return value or ([] if info.field_name == "comparisons" else {})
+    def _list(cls, value: Any) -> Any:
+        if value and not isinstance(value, list):
+            raise PydanticCustomError("not_list", "must be a list of mappings")
+        return value or []
 
     @field_validator("population")
     @classmethod
@@ -142,7 +165,7 @@ class _Spec(YamlModel):
 _ORDER = ["name", "question", "seed", "comparisons", "population", "tolerance", "figures"]
 
 
-class _Feeds(YamlModel):
+class _Feeds(_Keys):
     feeds: Any
 
     @field_validator("feeds")
@@ -159,7 +182,7 @@ class _Feeds(YamlModel):
         return value
 
 
-class _Simulate(YamlModel):
+class _Simulate(_Keys):
     simulate: Any
     seed: Annotated[StrictInt | None, _given("int_type")] = None
     options: Any = None
@@ -181,7 +204,7 @@ class _Simulate(YamlModel):
         return self
 
 
-class _Store(YamlModel):
+class _Store(_Keys):
     store: Any
     snapshot: Any = None
 
@@ -210,7 +233,7 @@ class _Store(YamlModel):
     def _pinned(self) -> _Store:
         if self.snapshot is None:
             raise PydanticCustomError(
-                "missing", "a store source must pin its snapshot", {"key": "snapshot"}
+                "unpinned", "a store source must pin its snapshot", {"key": "snapshot"}
             )
         return self
 
@@ -222,7 +245,7 @@ def _keys_model(name: str, required: Sequence[str], optional: Sequence[str]) -> 
     """A model that checks keys only (values are checked where they are used)."""
     fields: dict[str, Any] = {key: (Any, ...) for key in required}
     fields |= {key: (Any, None) for key in optional}
-    return create_model(name, __base__=YamlModel, **fields)
+    return create_model(name, __base__=_Keys, **fields)
 
 
 @dataclass(frozen=True)

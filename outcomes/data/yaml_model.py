@@ -1,43 +1,46 @@
-"""Pydantic models for YAML files, with errors that name the file and the key.
+"""Check a YAML mapping against a pydantic model, with "file: key 'a.b': message" errors.
 
-A :class:`YamlModel` checks its keys first, as a person reads a mapping: an unknown key, then a
-missing one (in alphabetical order). :func:`problems` turns pydantic's errors into
-``(key, message)`` pairs worded as the rest of the toolkit words them ("must be a whole number,
-got '1'"), and :func:`fail` makes the ``"<file>: key '<key>': <message>"`` error.
+The toolkit's YAML files (the data dictionary, analysis specs) are described by pydantic models
+derived from :class:`YamlModel`: unknown keys are refused and named, and the first problem is
+raised as an :class:`~outcomes.errors.InputError` naming the file and the key. The models only
+validate: the parsed YAML stays the record (no defaults are written back).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 from pydantic_core import PydanticCustomError
 
 from outcomes.errors import InputError
 
-#: pydantic error type -> message; ``{input}`` is the offending value (repr), ``{type}`` its type
+__all__ = ["Problem", "YamlModel", "check_keys", "fail", "key_path", "problems", "validate"]
+
+M = TypeVar("M", bound=BaseModel)
+
+#: pydantic error type -> the message shown (``{input!r}`` is the offending value).
 MESSAGES = {
-    "int_type": "must be a whole number, got {input}",
-    "float_type": "must be a number, got {input}",
-    "bool_type": "must be true or false, got {input}",
-    "string_type": "must be text, got {input}",
-    "dict_type": "must be a mapping, got {type}",
-    "list_type": "must be a list of mappings",
+    "missing": "missing required key",
+    "int_type": "must be a whole number, got {input!r}",
+    "int_parsing": "must be a whole number, got {input!r}",
+    "int_from_float": "must be a whole number, got {input!r}",
+    "float_type": "must be a number, got {input!r}",
+    "float_parsing": "must be a number, got {input!r}",
+    "bool_type": "must be true or false, got {input!r}",
+    "bool_parsing": "must be true or false, got {input!r}",
+    "string_type": "must be text, got {input!r}",
+    "list_type": "must be a list, got {input!r}",
+    "tuple_type": "must be a list, got {input!r}",
+    "dict_type": "must be a mapping, got {input!r}",
+    "too_short": "must have {expected} items, got {input!r}",
+    "too_long": "must have {expected} items, got {input!r}",
+    "literal_error": "must be one of {expected}, got {input!r}",
 }
-#: pydantic error types about the shape of a mapping (reported before its values)
-SHAPE_ERRORS = frozenset({"unknown_key", "not_mapping", "missing", "dict_type"})
-
-
-class Problem(NamedTuple):
-    """One error: the dotted key (``comparisons[0].specs``), its message, its pydantic type and
-    its location in the model (``()`` for the mapping itself)."""
-
-    key: str
-    message: str
-    type: str
-    loc: tuple[int | str, ...]
+#: error types about the keys of a mapping (a reader fixes those before the values)
+SHAPE_ERRORS = frozenset({"unknown_key", "not_mapping", "missing"})
 
 
 def check_keys(
@@ -45,7 +48,8 @@ def check_keys(
 ) -> dict[Any, Any]:
     """``value`` as a dict whose keys are all ``allowed`` and include every ``required`` one.
 
-    Raises ``PydanticCustomError`` naming the offending key (below ``where``) in its context.
+    Raises ``PydanticCustomError`` naming the offending key (below ``where``) in its context:
+    a value that is not a mapping, then an unknown key, then a missing one (alphabetically).
     """
     if not isinstance(value, Mapping):
         raise PydanticCustomError(
@@ -53,13 +57,13 @@ def check_keys(
             "must be a mapping, got {got}",
             {"got": type(value).__name__, **({"key": where} if where else {})},
         )
-    allowed = set(allowed)
+    allowed = sorted(allowed)
     for key in value:
         if key not in allowed:
             raise PydanticCustomError(
                 "unknown_key",
                 "unknown key; allowed here: {allowed}",
-                {"key": _below(where, key), "allowed": ", ".join(sorted(allowed)) or "none"},
+                {"key": _below(where, key), "allowed": ", ".join(allowed) or "none"},
             )
     for key in sorted(required):
         if key not in value:
@@ -74,60 +78,78 @@ def _below(where: str, key: Any) -> str:
 
 
 class YamlModel(BaseModel):
-    """A YAML mapping. Validation only: the parsed YAML stays the record (no defaults added)."""
+    """A YAML mapping: unknown keys are an error naming the key and the keys allowed there."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     @model_validator(mode="before")
     @classmethod
     def _known_keys(cls, value: Any) -> Any:
-        fields = cls.model_fields
-        return check_keys(
-            value, fields, [name for name, field in fields.items() if field.is_required()]
-        )
+        check_keys(value, (f.alias or n for n, f in cls.model_fields.items()))
+        return value
 
 
-def _key(loc: tuple[int | str, ...], context: Mapping[str, Any] | None, prefix: str) -> str:
-    key = prefix
-    for part in loc:
-        key += f"[{part}]" if isinstance(part, int) else (f".{part}" if key else str(part))
-    if context and "key" in context:
-        key += f".{context['key']}" if key else str(context["key"])
-    return key
+def key_path(loc: tuple[int | str, ...], ctx: dict[str, Any] | None = None) -> str:
+    """``("tables", "units", "columns")`` -> ``"tables.units.columns"``; list items as ``[i]``."""
+    out = ""
+    for part in (*loc, *([ctx["key"]] if ctx and "key" in ctx else [])):
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+def _message(error: Any) -> str:
+    template = MESSAGES.get(error["type"])
+    if template is None:
+        return str(error["msg"])
+    ctx = dict(error.get("ctx") or {})
+    return template.format(input=error.get("input"), **ctx)
+
+
+class Problem(NamedTuple):
+    """One problem: the key in the file (``comparisons[0].specs``), the message, the pydantic
+    error type and the location in the model (``()`` for the mapping itself)."""
+
+    key: str
+    message: str
+    type: str
+    loc: tuple[int | str, ...]
 
 
 def problems(
-    model: type[YamlModel], value: Any, prefix: str = "", context: Any = None
+    model: type[BaseModel], value: Any, prefix: str = "", context: Any = None
 ) -> list[Problem]:
-    """Every problem of ``value`` as ``model``: a mapping's shape before its values."""
+    """Every problem of ``value`` as ``model``, in pydantic's order (empty if it is valid)."""
     try:
         model.model_validate(value, context=context)
     except ValidationError as exc:
         found = []
-        for err in exc.errors(include_url=False):
-            template = MESSAGES.get(err["type"])
-            message = (
-                template.format(input=repr(err["input"]), type=type(err["input"]).__name__)
-                if template
-                else err["msg"]
-            )
-            key = _key(err["loc"], err.get("ctx"), prefix)
-            found.append(Problem(key, message, err["type"], tuple(err["loc"])))
+        for error in exc.errors(include_url=False):
+            key = ".".join(k for k in (prefix, key_path(error["loc"], error.get("ctx"))) if k)
+            found.append(Problem(key, _message(error), error["type"], tuple(error["loc"])))
         return found
     return []
 
 
 def fail(path: str | Path, key: str, message: str) -> InputError:
-    """The error ``"<path>: key '<key>': <message>"`` (or ``"<path>: <message>"``)."""
-    where = f"{path}: key {key!r}" if key else str(path)
-    return InputError(f"{where}: {message}")
+    """``InputError("{path}: key '{key}': {message}")`` (``"{path}: {message}"`` without a key)."""
+    where = f"key {key!r}: " if key else ""
+    return InputError(f"{path}: {where}{message}")
 
 
 def validate(
-    model: type[YamlModel], value: Any, path: str | Path, prefix: str = "", context: Any = None
-) -> None:
-    """Raise :func:`fail` for the first problem of ``value`` as ``model``, if any."""
-    found = problems(model, value, prefix, context)
-    if found:
-        first = min(found, key=lambda p: p.type not in SHAPE_ERRORS)
-        raise fail(path, first.key, first.message)
+    model: type[M], value: Any, path: str | Path, prefix: str = "", context: Any = None
+) -> M:
+    """``model.model_validate(value)``; the first problem as ``InputError("{path}: key 'k': m")``.
+
+    ``prefix`` is the key of ``value`` within the file (empty for the whole file); ``context``
+    is passed to the validators (e.g. the folder that relative paths start from).
+    """
+    try:
+        return model.model_validate(value, context=context)
+    except ValidationError as exc:
+        error = exc.errors(include_url=False)[0]
+        key = ".".join(k for k in (prefix, key_path(error["loc"], error.get("ctx"))) if k)
+        raise fail(path, key, _message(error)) from None
