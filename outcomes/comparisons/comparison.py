@@ -9,17 +9,17 @@ dictionary, so they get no mean difference.
 
 Randomised trials (``split_body``, ``parallel``), ``adjustment="randomised"``
     (a) ``mean_difference`` of the primary score at the primary visit: emmeans contrast of
-        ``value ~ week * arm`` at ``week = primary_day / 7`` from :func:`~outcomes.models.mixed.lmm`
+        ``value ~ week * arm`` at ``week = primary_day / 7`` from :func:`outcomes.lmm`
         (random intercept and week slope per subject; the side nested in the subject for
         split-body trials), Satterthwaite df.
     (b) ``odds_ratio`` of response (percent improvement >= ``responder_threshold`` at the visit
         nearest the primary day): :func:`~outcomes.models.gee.gee`, binomial, exchangeable
         working correlation, clusters = subjects (robust SE; both sides of a face are one
         cluster).
-    (c) ``hazard_ratio`` of time to result (:func:`~outcomes.derive.derive_tte`, endpoint
+    (c) ``hazard_ratio`` of time to result (:func:`outcomes.derive_tte`, endpoint
         ``first_improvement`` when ``gb_qual`` is recorded, else ``gais_much_improved``, else
         ``full_result``; time is the first visit showing the result):
-        :func:`~outcomes.models.survival.cox`, Efron ties, robust SE clustered by subject in
+        :func:`outcomes.cox`, Efron ties, robust SE clustered by subject in
         split-body trials. A contrast past the trial's last visit is not extrapolated.
     (d) adverse events per treated unit: ``risk_difference`` and ``risk_ratio``. Split-body
         trials are analysed as paired (both sides of one subject): Wald intervals for the
@@ -43,7 +43,7 @@ Registries (``observational``), ``adjustment="naive"`` and ``"weighted"``
         written here, t with clusters - 1 df);
     (c) weighted Cox model (lifelines ``CoxPHFitter`` with weights and ``cluster_col``, robust
         sandwich SE, as R ``coxph(..., weights = w, cluster = clinic)``; the naive model is
-        :func:`~outcomes.models.survival.cox` with ``cluster="site_id"``);
+        :func:`outcomes.cox` with ``cluster="site_id"``);
     (d) adverse events per unit: weighted risk difference (weighted linear model) and risk
         ratio (weighted Poisson model with log link, "modified Poisson"), cluster-robust.
 
@@ -61,8 +61,8 @@ Registries (``observational``), ``adjustment="naive"`` and ``"weighted"``
 
 Published study-level summaries (``source="published"``)
     Random-effects (REML) meta-analysis of each combination vs microneedling alone (controls
-    ``MN`` or ``MN+saline``) per indication and outcome (:func:`~outcomes.models.meta.
-    meta_analysis`; split-face rows paired with ``r = 0.5`` unless the data give ``r``).
+    ``MN`` or ``MN+saline``) per indication and outcome (:func:`outcomes.meta_analysis`;
+    split-face rows paired with ``r = 0.5`` unless the data give ``r``).
 
 Conventions: ratio measures are reported on the ratio scale (``estimate``, ``conf_low``,
 ``conf_high``) with ``std_error`` and ``statistic`` on the log scale (as broom's
@@ -253,7 +253,7 @@ def compare(
         Adverse events compared (keys of :data:`AE_OUTCOMES`).
     published
         Also pool published study summaries: ``True`` for the shipped examples, an example
-        name, or a DataFrame in the layout of :func:`~outcomes.models.meta.escalc`.
+        name, or a DataFrame in the layout of :func:`outcomes.escalc`.
     by_body_site
         Compare within each indication and body site (e.g. acne scars on the face and on the
         back), each with its own propensity model in registries; ``body_site`` is ``"all"``

@@ -72,7 +72,7 @@ def _dummies(labels: pd.Series, levels: Sequence[str], prefix: str) -> pd.DataFr
 def _naive_cox(
     data: pd.DataFrame, levels: Sequence[str], level: float
 ) -> tuple[pd.Series, pd.Series, int]:
-    """Unweighted Cox model with robust SE by clinic (:func:`outcomes.models.survival.cox`);
+    """Unweighted Cox model with robust SE by clinic (:func:`outcomes.cox`);
     one indicator per modality in ``levels[1:]`` against ``levels[0]``."""
     from outcomes.models.survival import cox
 
@@ -97,7 +97,7 @@ def _weighted_cox(
 ) -> tuple[pd.Series, pd.Series, int]:
     """Weighted Cox model with robust SE clustered by ``cluster`` (lifelines ``CoxPHFitter``).
 
-    The toolkit's :func:`~outcomes.models.survival.cox` takes no weights. lifelines' estimate
+    The toolkit's :func:`outcomes.cox` takes no weights. lifelines' estimate
     matches R ``coxph(..., weights = w, cluster = id)``; its robust SE is built from
     Breslow-type score residuals, so with many tied times (visit days) it differs from R's
     (Efron) by a few percent (1.9% on ``tests/r/comparison/weighted_data.csv``).
