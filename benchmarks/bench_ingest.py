@@ -14,7 +14,7 @@ from pathlib import Path
 
 from measure import measure
 
-from outcomes.ingest import ingest
+from outcomes.data.ingest import ingest
 from outcomes.simulate import simulate_registry, write_feeds
 
 

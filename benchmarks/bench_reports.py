@@ -20,7 +20,7 @@ from pathlib import Path
 
 from measure import measure
 
-from outcomes.ingest import ingest
+from outcomes.data.ingest import ingest
 from outcomes.report import render
 from outcomes.simulate import simulate_registry, simulate_trial, write_feeds
 

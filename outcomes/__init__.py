@@ -11,11 +11,11 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from outcomes.dictionary import load_dictionary
-from outcomes.ingest import ingest
-from outcomes.schema import validate_table as validate
+from outcomes.data.dictionary import load_dictionary
+from outcomes.data.ingest import ingest
+from outcomes.data.schema import validate_table as validate
+from outcomes.data.store import open_store
 from outcomes.simulate import simulate_registry, simulate_trial
-from outcomes.store import open_store
 
 __version__ = "0.1.0"
 

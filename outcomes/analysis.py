@@ -470,8 +470,8 @@ class _Session:
         return self._cache[key]
 
     def _open(self, spec: AnalysisSpec) -> _Data:
-        from outcomes.ingest import ingest
-        from outcomes.store import Store
+        from outcomes.data.ingest import ingest
+        from outcomes.data.store import Store
 
         d = spec.content["data"]
         base = spec.path.parent
@@ -875,7 +875,7 @@ def _format_floats(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def _write_csv(df: pd.DataFrame, path: Path) -> None:
-    from outcomes.safety import neutralise
+    from outcomes.data.safety import neutralise
 
     _format_floats(neutralise(df)).to_csv(path, index=False, lineterminator="\n")
 

@@ -21,8 +21,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from outcomes.data.safety import check_out_path, wrap_std_streams, write_csv
 from outcomes.errors import InputError, OutcomesError
-from outcomes.safety import check_out_path, wrap_std_streams, write_csv
 
 EPILOG = textwrap.dedent(
     """\
@@ -74,7 +74,7 @@ def _simulate(args: argparse.Namespace) -> int:
 
 
 def _ingest(args: argparse.Namespace) -> int:
-    from outcomes.ingest import ingest
+    from outcomes.data.ingest import ingest
 
     report = ingest(args.paths, args.store, strict=args.strict, note=args.note or "")
     print(report.summary())
@@ -82,8 +82,8 @@ def _ingest(args: argparse.Namespace) -> int:
 
 
 def _validate(args: argparse.Namespace) -> int:
-    from outcomes.ingest import prepare_feed
-    from outcomes.schema import validate_table
+    from outcomes.data.ingest import prepare_feed
+    from outcomes.data.schema import validate_table
 
     feed = prepare_feed(Path(args.file))
     result = validate_table(feed.data, feed.table)
@@ -94,7 +94,7 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _dictionary(args: argparse.Namespace) -> int:
-    from outcomes.dictionary import render_dictionary
+    from outcomes.data.dictionary import render_dictionary
 
     text = render_dictionary()
     if args.out:
@@ -106,7 +106,7 @@ def _dictionary(args: argparse.Namespace) -> int:
 
 
 def _summary(args: argparse.Namespace) -> int:
-    from outcomes.store import Store
+    from outcomes.data.store import Store
 
     with Store(args.store) as store:
         snap = args.snapshot or store.latest()
@@ -149,7 +149,7 @@ def _summary(args: argparse.Namespace) -> int:
 
 
 def _snapshots(args: argparse.Namespace) -> int:
-    from outcomes.store import Store
+    from outcomes.data.store import Store
 
     with Store(args.store) as store:
         print(store.snapshots().to_string(index=False))
@@ -159,7 +159,7 @@ def _snapshots(args: argparse.Namespace) -> int:
 
 
 def _quarantine(args: argparse.Namespace) -> int:
-    from outcomes.store import Store
+    from outcomes.data.store import Store
 
     with Store(args.store) as store:
         q = store.quarantine(args.snapshot)
@@ -172,7 +172,7 @@ def _quarantine(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from outcomes.store import Store
+    from outcomes.data.store import Store
 
     out = check_out_path(args.out)
     with Store(args.store) as store:

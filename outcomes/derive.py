@@ -42,7 +42,7 @@ from typing import Any, cast
 import numpy as np
 import pandas as pd
 
-from outcomes.dictionary import load_dictionary
+from outcomes.data.dictionary import load_dictionary
 from outcomes.errors import InputError, OutcomesWarning
 
 __all__ = [

@@ -58,7 +58,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from outcomes.dictionary import Dictionary, load_dictionary
+from outcomes.data.dictionary import Dictionary, load_dictionary
 from outcomes.errors import InputError
 
 __all__ = [

@@ -24,8 +24,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from outcomes.data.store import Store
 from outcomes.report import MODALITY_COLOURS, format_number, format_p, theme_outcomes
-from outcomes.store import Store
 
 #: Packages named in the methods paragraphs, in order.
 SOFTWARE = (
@@ -389,7 +389,7 @@ def table_one(
 
 def instrument_label(code: str) -> str:
     """The dictionary's name of an instrument (``gb_quant`` -> its label), else the code."""
-    from outcomes.dictionary import load_dictionary
+    from outcomes.data.dictionary import load_dictionary
 
     info = load_dictionary().instruments.get(code)
     return info.label if info is not None else code

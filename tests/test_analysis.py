@@ -281,7 +281,7 @@ def test_simulate_data_source_gives_the_same_inputs_as_its_feeds(workspace: Path
 
 
 def test_store_data_source_pins_a_snapshot(workspace: Path) -> None:
-    from outcomes.ingest import ingest
+    from outcomes.data.ingest import ingest
 
     analyses = workspace / "analyses"
     ingest([analyses / "data" / "trial"], analyses / "store.duckdb")
@@ -453,7 +453,7 @@ def test_extra_feed_file_and_changed_dictionary_fail_under_strict(workspace: Pat
 def test_store_with_deleted_quarantine_rows_is_refused(workspace: Path) -> None:
     import duckdb
 
-    from outcomes.ingest import ingest
+    from outcomes.data.ingest import ingest
 
     analyses = workspace / "analyses"
     feeds = analyses / "data" / "trial"

@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 
 from outcomes.cli import main
+from outcomes.data.ingest import ingest
 from outcomes.errors import StatisticalWarning
-from outcomes.ingest import ingest
 from outcomes.models.comparison import COMPARISON_COLUMNS, compare
 from outcomes.simulate import simulate_registry, simulate_trial, write_feeds
 

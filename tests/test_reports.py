@@ -28,8 +28,9 @@ import pytest
 from pypdf import PdfReader
 
 from outcomes.cli import main
+from outcomes.data.ingest import ingest
+from outcomes.data.store import Store
 from outcomes.derive import derive_tte
-from outcomes.ingest import ingest
 from outcomes.models.comparison import compare
 from outcomes.models.meta import meta_analysis, published_data
 from outcomes.models.mixed import lmm
@@ -38,7 +39,6 @@ from outcomes.report import format_ci, render
 from outcomes.report.cli import parse_params, resolve_report
 from outcomes.report.qmd import parse_qmd
 from outcomes.simulate import simulate_registry, simulate_trial, write_feeds
-from outcomes.store import Store
 
 REPORTS = Path(__file__).resolve().parents[1] / "reports"
 W = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"

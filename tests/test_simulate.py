@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 import statsmodels.formula.api as smf
 
-from outcomes.dictionary import Dictionary, load_dictionary
+from outcomes.data.dictionary import Dictionary, load_dictionary
 from outcomes.errors import InputError
 from outcomes.simulate import Feeds, simulate_registry, simulate_trial, write_feeds
 
@@ -181,7 +181,7 @@ def test_checker_catches_broken_tables(small_trial, dictionary):
 
 @pytest.mark.parametrize("which", ["small_trial", "small_registry"])
 def test_project_validation_accepts_every_row(which, request):
-    from outcomes.schema import validate_tables
+    from outcomes.data.schema import validate_tables
 
     feeds = request.getfixturevalue(which)
     results = validate_tables(feeds.tables)
