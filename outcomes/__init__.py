@@ -15,7 +15,8 @@ from outcomes.data.dictionary import load_dictionary
 from outcomes.data.ingest import ingest
 from outcomes.data.schema import validate_table as validate
 from outcomes.data.store import open_store
-from outcomes.simulate import simulate_registry, simulate_trial
+from outcomes.simulate.registry import simulate_registry
+from outcomes.simulate.trial import simulate_trial
 
 __version__ = "0.1.0"
 
@@ -35,9 +36,9 @@ _LAZY: dict[str, str] = {
     "love_plot": "outcomes.models.propensity",
     "weighted_effect": "outcomes.models.propensity",
     "e_value": "outcomes.models.propensity",
-    "derive_tte": "outcomes.derive",
-    "Endpoint": "outcomes.derive",
-    "ENDPOINTS": "outcomes.derive",
+    "derive_tte": "outcomes.derive.tte",
+    "Endpoint": "outcomes.derive.endpoints",
+    "ENDPOINTS": "outcomes.derive.endpoints",
     "kaplan_meier": "outcomes.models.survival",
     "logrank": "outcomes.models.survival",
     "cox": "outcomes.models.survival",

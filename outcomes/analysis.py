@@ -396,11 +396,10 @@ def _validate_data(path: Path, data: Any) -> None:
         if "seed" in data:
             _check_type(path, "data.seed", data["seed"], (int,), "a whole number")
         options = data.get("options") or {}
-        from outcomes import simulate
+        from outcomes.simulate.registry import simulate_registry
+        from outcomes.simulate.trial import simulate_trial
 
-        func = (
-            simulate.simulate_trial if data["simulate"] == "trial" else simulate.simulate_registry
-        )
+        func = simulate_trial if data["simulate"] == "trial" else simulate_registry
         allowed = set(inspect.signature(func).parameters) - {"seed"}
         _check_keys(path, "data.options", options, [], allowed)
     else:
@@ -499,17 +498,15 @@ class _Session:
                 info.update(source="feeds", feeds=feeds)
                 relative_to = base
             else:
-                from outcomes import simulate
+                from outcomes.simulate.output import write_feeds
+                from outcomes.simulate.registry import simulate_registry
+                from outcomes.simulate.trial import simulate_trial
 
                 seed = int(d.get("seed", spec.seed))
                 options = dict(d.get("options") or {})
-                func = (
-                    simulate.simulate_trial
-                    if d["simulate"] == "trial"
-                    else simulate.simulate_registry
-                )
+                func = simulate_trial if d["simulate"] == "trial" else simulate_registry
                 feed_dir = self._tmp() / "feeds"
-                simulate.write_feeds(func(seed=seed, **options), feed_dir)
+                write_feeds(func(seed=seed, **options), feed_dir)
                 paths = [feed_dir]
                 info.update(source="simulate", simulate=d["simulate"], seed=seed, options=options)
                 relative_to = feed_dir
@@ -738,7 +735,7 @@ def _labels(table: pd.DataFrame, by: str | Sequence[str] | None) -> list[str]:
 
 def _run_time_to_result(spec: AnalysisSpec, tables: Mapping[str, pd.DataFrame]) -> _Output:
     """Time-to-result: derive_tte, Kaplan-Meier by group, log-rank and Cox comparisons."""
-    from outcomes.derive import derive_tte
+    from outcomes.derive.tte import derive_tte
     from outcomes.models.survival import cox, kaplan_meier, logrank
 
     name = spec.name

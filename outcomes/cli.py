@@ -48,7 +48,9 @@ EPILOG = textwrap.dedent(
 
 
 def _simulate(args: argparse.Namespace) -> int:
-    from outcomes.simulate import simulate_registry, simulate_trial, write_feeds
+    from outcomes.simulate.output import write_feeds
+    from outcomes.simulate.registry import simulate_registry
+    from outcomes.simulate.trial import simulate_trial
 
     if args.seed < 0 or args.seed >= 2**63:
         raise InputError(f"--seed {args.seed}: give a whole number from 0 to 2**63 - 1")

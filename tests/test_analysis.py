@@ -31,7 +31,8 @@ from outcomes.audit import git_state
 from outcomes.cli import main
 from outcomes.errors import InputError
 from outcomes.results import ARD_COLUMNS, TIDY_COLUMNS
-from outcomes.simulate import simulate_trial, write_feeds
+from outcomes.simulate.output import write_feeds
+from outcomes.simulate.trial import simulate_trial
 
 LMM_SPEC = """\
 name: tiny_lmm
@@ -221,7 +222,7 @@ def test_manifest_records_provenance(workspace: Path) -> None:
     assert m["seeds"]["spec_seed"] == 3
     assert m["seeds"]["seed_sequence_entropy"] == 3
     assert "outcomes/models/survival.py" in m["code"]["files"]
-    assert {"outcomes/models/survival.py", "outcomes/derive.py"} <= set(m["code"]["loaded"])
+    assert {"outcomes/models/survival.py", "outcomes/derive/tte.py"} <= set(m["code"]["loaded"])
     assert {"commit", "dirty"} <= set(m["code"]["git"])
     assert "numpy" in m["environment"]["packages"]
     assert m["started_at"] <= m["finished_at"]

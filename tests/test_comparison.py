@@ -32,7 +32,8 @@ from outcomes.models.comparison import (
     compare,
 )
 from outcomes.results import ARD_COLUMNS
-from outcomes.simulate import simulate_registry, simulate_trial
+from outcomes.simulate.registry import simulate_registry
+from outcomes.simulate.trial import simulate_trial
 
 R_DIR = Path(__file__).parent / "r" / "comparison"
 

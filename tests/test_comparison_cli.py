@@ -11,7 +11,9 @@ from outcomes.cli import main
 from outcomes.data.ingest import ingest
 from outcomes.errors import StatisticalWarning
 from outcomes.models.comparison import COMPARISON_COLUMNS, compare
-from outcomes.simulate import simulate_registry, simulate_trial, write_feeds
+from outcomes.simulate.output import write_feeds
+from outcomes.simulate.registry import simulate_registry
+from outcomes.simulate.trial import simulate_trial
 
 
 @pytest.fixture(scope="module")

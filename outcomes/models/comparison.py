@@ -712,7 +712,7 @@ def _weighted_cox(
 def _trial(
     t: Mapping[str, pd.DataFrame], study: pd.Series, col: _Collector, opts: Mapping[str, Any]
 ) -> None:
-    from outcomes.derive import derive_tte
+    from outcomes.derive.tte import derive_tte
     from outcomes.models.survival import cox
 
     design = str(study["design"])
@@ -1000,7 +1000,7 @@ def _endpoint(t: Mapping[str, pd.DataFrame]) -> str | None:
 
 
 def _endpoint_label(endpoint: str) -> str:
-    from outcomes.derive import ENDPOINTS
+    from outcomes.derive.endpoints import ENDPOINTS
 
     return ENDPOINTS[endpoint].description
 
@@ -1018,7 +1018,7 @@ def _registry(
     balance: list[pd.DataFrame],
     weight_tables: list[pd.DataFrame],
 ) -> None:
-    from outcomes.derive import derive_tte
+    from outcomes.derive.tte import derive_tte
     from outcomes.models.propensity import propensity_weights, weighted_effect
 
     level = opts["level"]

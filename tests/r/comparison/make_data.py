@@ -13,10 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
-from outcomes.derive import derive_tte
+from outcomes.derive.tte import derive_tte
 from outcomes.models.comparison import PHOTOTYPE_NUMBER, _instrument_scores, _unit_frame
 from outcomes.models.propensity import propensity_weights
-from outcomes.simulate import simulate_registry
+from outcomes.simulate.registry import simulate_registry
 
 HERE = Path(__file__).parent
 
