@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from outcomes.errors import InputError
+from outcomes.report.lookup import report_file, resolve_report
 
 __all__ = ["cli_report", "parse_params", "resolve_report"]
 
@@ -47,39 +48,20 @@ def parse_params(pairs: Sequence[str] | None) -> dict[str, Any]:
     return params
 
 
-def resolve_report(name: str, reports_dir: str | Path = "reports") -> Path:
-    """The ``.qmd`` file for ``name``: a path to one, or ``<reports_dir>/<name>.qmd``."""
-    given = Path(name)
-    if given.suffix == ".qmd":
-        if not given.is_file():
-            raise InputError(f"no report file {given}")
-        return given
-    folder = Path(reports_dir)
-    path = folder / f"{name}.qmd"
-    if path.is_file():
-        return path
-    found = sorted(p.stem for p in folder.glob("*.qmd") if not p.stem.startswith("_"))
-    where = f"in {folder}/" if folder.is_dir() else f"({folder}/ does not exist)"
-    raise InputError(
-        f"no report {name!r} {where}; available: {', '.join(found) or 'none'} "
-        "(or give the path of a .qmd file)"
-    )
-
-
 def cli_report(args: Any) -> int:
     """Handler of ``outcomes report``: render, print the files written and any warnings."""
     from outcomes.report import render
 
-    path = resolve_report(args.name, args.reports)
     formats = [f.strip() for f in args.to.split(",") if f.strip()]
-    result = render(
-        path,
-        to=formats,
-        params=parse_params(args.param),
-        out_dir=args.out,
-        engine=args.engine,
-        on_warning="error" if args.strict else "record",
-    )
+    with report_file(args.name, args.reports) as path:
+        result = render(
+            path,
+            to=formats,
+            params=parse_params(args.param),
+            out_dir=args.out,
+            engine=args.engine,
+            on_warning="error" if args.strict else "record",
+        )
     for fmt, out in result.items():
         print(f"{fmt:5s} {out}")
     print(f"rendered {path.name} with the {result.engine} engine in {result.seconds:.1f} s")
