@@ -521,7 +521,7 @@ def test_required_text_refuses_missing_value_markers(tmp_path: Path, marker: str
 def test_hash_is_of_the_bytes_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import hashlib
 
-    from outcomes import feeds as feeds_module
+    from outcomes.data import feeds as feeds_module
 
     path = tmp_path / "studies.csv"
     shutil.copy(VALID / "studies.csv", path)

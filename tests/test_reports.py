@@ -36,7 +36,8 @@ from outcomes.models.meta import meta_analysis, published_data
 from outcomes.models.mixed import lmm
 from outcomes.models.survival import cox, cumulative_incidence
 from outcomes.report import format_ci, render
-from outcomes.report.cli import parse_params, resolve_report
+from outcomes.report.cli import parse_params
+from outcomes.report.lookup import resolve_report
 from outcomes.report.qmd import parse_qmd
 from outcomes.simulate.output import write_feeds
 from outcomes.simulate.registry import simulate_registry
