@@ -105,7 +105,7 @@ def cumulative_incidence_figure(ci: Any, xlab: str, ylab: str) -> Any:
         ggplot(steps, aes("time", "estimate", colour="arm"))
         + geom_step(size=0.8)
         + scale_colour_modality()
-        + scale_y_continuous(limits=(0, None))
+        + scale_y_continuous(limits=(0, None))  # type: ignore[arg-type]
         + labs(x=xlab, y=ylab, colour="Modality")
         + theme_outcomes(figure_size=(6.5, 3.4))
     )

@@ -113,7 +113,7 @@ def plain(df: pd.DataFrame) -> pd.DataFrame:
     for col in out.columns:
         dtype = out[col].dtype
         if pd.api.types.is_bool_dtype(dtype) and out[col].isna().any():
-            out[col] = out[col].astype(object).where(out[col].notna(), None)
+            out[col] = out[col].astype(object).where(out[col].notna(), None)  # type: ignore[call-overload]
         elif pd.api.types.is_bool_dtype(dtype):
             out[col] = out[col].astype(bool)
         elif pd.api.types.is_integer_dtype(dtype) and out[col].isna().any():
@@ -123,7 +123,7 @@ def plain(df: pd.DataFrame) -> pd.DataFrame:
         elif pd.api.types.is_float_dtype(dtype):
             out[col] = out[col].astype(float)
         elif pd.api.types.is_string_dtype(dtype):
-            out[col] = out[col].astype(object).where(out[col].notna(), None)
+            out[col] = out[col].astype(object).where(out[col].notna(), None)  # type: ignore[call-overload]
     return out
 
 
@@ -536,7 +536,7 @@ def balance_summary(balance: pd.DataFrame, threshold: float = 0.1) -> pd.DataFra
     for indication, g in balance.groupby("indication", sort=False):
         rows.append(
             {
-                "indication": INDICATIONS.get(indication, indication),
+                "indication": INDICATIONS.get(indication, indication),  # type: ignore[arg-type]
                 "checks": len(g),
                 "max_before": float(g["smd"].abs().max()),
                 "over_before": int((g["smd"].abs() >= threshold).sum()),
