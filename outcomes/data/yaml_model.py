@@ -15,7 +15,7 @@ from pydantic_core import PydanticCustomError
 
 from outcomes.errors import InputError
 
-__all__ = ["YamlModel", "key_path", "validate"]
+__all__ = ["YamlModel", "check_keys", "key_path", "validate"]
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -47,19 +47,24 @@ class YamlModel(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _known_keys(cls, value: Any) -> Any:
-        if not isinstance(value, dict):
+        return check_keys(cls, value)
+
+
+def check_keys(model: type[BaseModel], value: Any) -> Any:
+    """``value`` if it is a mapping whose keys are all fields of ``model``; else the error."""
+    if not isinstance(value, dict):
+        raise PydanticCustomError(
+            "not_mapping", "must be a mapping, got {got}", {"got": type(value).__name__}
+        )
+    allowed = sorted(f.alias or n for n, f in model.model_fields.items())
+    for key in value:
+        if key not in allowed:
             raise PydanticCustomError(
-                "not_mapping", "must be a mapping, got {got}", {"got": type(value).__name__}
+                "unknown_key",
+                "unknown key; allowed here: {allowed}",
+                {"key": key, "allowed": ", ".join(allowed) or "none"},
             )
-        allowed = sorted(f.alias or n for n, f in cls.model_fields.items())
-        for key in value:
-            if key not in allowed:
-                raise PydanticCustomError(
-                    "unknown_key",
-                    "unknown key; allowed here: {allowed}",
-                    {"key": key, "allowed": ", ".join(allowed) or "none"},
-                )
-        return value
+    return value
 
 
 def key_path(loc: tuple[int | str, ...], ctx: dict[str, Any] | None = None) -> str:
