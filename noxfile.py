@@ -4,10 +4,12 @@ nox -s tests       the test suite (what CI runs)
 nox -s lint        ruff and mypy
 nox -s demo        simulate a trial and a registry, ingest both, summarise
 nox -s benchmark   speed and memory targets
+nox -s package     install the package outside the checkout and render a report from it
 """
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 import nox
@@ -152,3 +154,55 @@ def reports(session: nox.Session) -> None:
     install(session)
     store = demo_store(session)
     render_reports(session, store, ("trial", "registry", "comparison"), *session.posargs)
+
+
+#: Run by ``nox -s package`` in the installed environment, outside the checkout: the shipped
+#: report templates are regular files with the bytes of reports/*.qmd (argv[1] is the checkout).
+CHECK_TEMPLATES = """
+import sys
+from importlib import resources
+from pathlib import Path
+
+import outcomes
+
+assert "site-packages" in outcomes.__file__, outcomes.__file__
+folder = resources.files("outcomes.report").joinpath("templates")
+for report in sorted(Path(sys.argv[1], "reports").glob("[!_]*.qmd")):
+    shipped = Path(str(folder.joinpath(report.name)))
+    assert shipped.is_file() and not shipped.is_symlink(), shipped
+    assert shipped.read_bytes() == report.read_bytes(), shipped
+    print("shipped", shipped)
+"""
+
+
+@nox.session(python=PYTHON)
+def package(session: nox.Session) -> None:
+    """Install the package (not editable) and render a report from its packaged template.
+
+    Runs in a temporary folder outside the checkout, so the template, the report helpers and
+    the data dictionary all come from the installed package: simulate a trial, ingest it and
+    render ``outcomes report trial -P store=...`` to HTML, PDF and Word.
+    """
+    install(session)
+    checkout = Path.cwd()
+    work = Path(tempfile.mkdtemp(prefix="outcomes-package-"))
+    session.chdir(work)
+    session.run("python", "-c", CHECK_TEMPLATES, str(checkout))
+    session.run("outcomes", "simulate", "trial", "--seed", "1", "--out", "feeds")
+    session.run("outcomes", "ingest", "feeds", "--store", "trial.duckdb")
+    session.run(
+        "outcomes",
+        "report",
+        "trial",
+        "-P",
+        "store=trial.duckdb",
+        "--to",
+        "html,pdf,docx",
+        "--out",
+        "out",
+        *session.posargs,
+    )
+    for ext in ("html", "pdf", "docx"):
+        if not (work / "out" / f"trial.{ext}").is_file():
+            session.error(f"{work}/out/trial.{ext} was not written")
+    session.log(f"rendered from the installed package in {work}/out")

@@ -15,8 +15,10 @@ from pathlib import Path
 
 from measure import measure
 
-from outcomes.ingest import ingest
-from outcomes.simulate import simulate_registry, simulate_trial, write_feeds
+from outcomes.data.ingest import ingest
+from outcomes.simulate.output import write_feeds
+from outcomes.simulate.registry import simulate_registry
+from outcomes.simulate.trial import simulate_trial
 
 
 def _store(folder: Path, n_registry: int) -> Path:

@@ -14,8 +14,9 @@ from pathlib import Path
 
 from measure import measure
 
-from outcomes.ingest import ingest
-from outcomes.simulate import simulate_registry, write_feeds
+from outcomes.data.ingest import ingest
+from outcomes.simulate.output import write_feeds
+from outcomes.simulate.registry import simulate_registry
 
 
 def _ingest(paths: list[Path], store: Path) -> dict:

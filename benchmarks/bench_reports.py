@@ -20,9 +20,11 @@ from pathlib import Path
 
 from measure import measure
 
-from outcomes.ingest import ingest
+from outcomes.data.ingest import ingest
 from outcomes.report import render
-from outcomes.simulate import simulate_registry, simulate_trial, write_feeds
+from outcomes.simulate.output import write_feeds
+from outcomes.simulate.registry import simulate_registry
+from outcomes.simulate.trial import simulate_trial
 
 REPORTS = Path(__file__).resolve().parents[1] / "reports"
 

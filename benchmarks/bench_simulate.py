@@ -11,7 +11,9 @@ import tempfile
 
 from measure import measure
 
-from outcomes.simulate import simulate_registry, simulate_trial, write_feeds
+from outcomes.simulate.output import write_feeds
+from outcomes.simulate.registry import simulate_registry
+from outcomes.simulate.trial import simulate_trial
 
 
 def _registry(n: int) -> dict:

@@ -16,9 +16,9 @@ import formulaic  # noqa: F401 (imported here so forked children do not time the
 import lifelines  # noqa: F401
 from measure import measure
 
-from outcomes.derive import derive_tte
+from outcomes.derive.tte import derive_tte
 from outcomes.models.survival import cox, cumulative_incidence, interval_model, kaplan_meier
-from outcomes.simulate import simulate_registry
+from outcomes.simulate.registry import simulate_registry
 
 
 def _tables(n: int) -> dict:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from outcomes.ingest import ingest
+from outcomes.data.ingest import ingest
 
 DATA = Path(__file__).parent / "data"
 

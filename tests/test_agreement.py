@@ -120,7 +120,7 @@ def test_fleiss_kappa_equals_formula():
 
 
 def test_simulated_blinded_photo_ratings_agree():
-    from outcomes.simulate import simulate_trial
+    from outcomes.simulate.trial import simulate_trial
 
     a = simulate_trial(seed=4, design="split_body").tables["assessments"]
     photos = a[a["rater_role"] == "blinded_photo_rater"]

@@ -24,7 +24,8 @@ from outcomes.analysis.spec import discover_specs, load_spec
 from outcomes.cli import main
 from outcomes.errors import InputError
 from outcomes.results import ARD_COLUMNS, TIDY_COLUMNS
-from outcomes.simulate import simulate_trial, write_feeds
+from outcomes.simulate.output import write_feeds
+from outcomes.simulate.trial import simulate_trial
 
 LMM_SPEC = """\
 name: tiny_lmm
@@ -218,7 +219,7 @@ def test_manifest_records_provenance(workspace: Path) -> None:
     assert m["seeds"]["spec_seed"] == 3
     assert m["seeds"]["seed_sequence_entropy"] == 3
     assert "outcomes/models/survival.py" in m["code"]["files"]
-    assert {"outcomes/models/survival.py", "outcomes/derive.py"} <= set(m["code"]["loaded"])
+    assert {"outcomes/models/survival.py", "outcomes/derive/tte.py"} <= set(m["code"]["loaded"])
     assert {"commit", "dirty"} <= set(m["code"]["git"])
     assert "numpy" in m["environment"]["packages"]
     assert m["started_at"] <= m["finished_at"]
@@ -278,7 +279,7 @@ def test_simulate_data_source_gives_the_same_inputs_as_its_feeds(workspace: Path
 
 
 def test_store_data_source_pins_a_snapshot(workspace: Path) -> None:
-    from outcomes.ingest import ingest
+    from outcomes.data.ingest import ingest
 
     analyses = workspace / "analyses"
     ingest([analyses / "data" / "trial"], analyses / "store.duckdb")
@@ -450,7 +451,7 @@ def test_extra_feed_file_and_changed_dictionary_fail_under_strict(workspace: Pat
 def test_store_with_deleted_quarantine_rows_is_refused(workspace: Path) -> None:
     import duckdb
 
-    from outcomes.ingest import ingest
+    from outcomes.data.ingest import ingest
 
     analyses = workspace / "analyses"
     feeds = analyses / "data" / "trial"

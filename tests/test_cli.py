@@ -106,7 +106,7 @@ def test_summary_quarantine_export_and_validate(
 
 
 def test_dictionary_page_documents_every_table_and_instrument(tmp_path: Path) -> None:
-    from outcomes.dictionary import load_dictionary
+    from outcomes.data.dictionary import load_dictionary
 
     out = tmp_path / "dictionary.md"
     assert main(["dictionary", "--out", str(out)]) == 0

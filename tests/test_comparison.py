@@ -25,7 +25,8 @@ from outcomes.comparisons.effects import _dummies, _glm_cluster, _naive_cox, _we
 from outcomes.comparisons.table import COMPARISON_COLUMNS
 from outcomes.errors import InputError
 from outcomes.results import ARD_COLUMNS
-from outcomes.simulate import simulate_registry, simulate_trial
+from outcomes.simulate.registry import simulate_registry
+from outcomes.simulate.trial import simulate_trial
 
 R_DIR = Path(__file__).parent / "r" / "comparison"
 

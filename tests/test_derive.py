@@ -6,7 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from outcomes.derive import CENSORING_CODES, ENDPOINTS, TTE_COLUMNS, Endpoint, derive_tte
+from outcomes.derive.endpoints import ENDPOINTS, Endpoint
+from outcomes.derive.tte import CENSORING_CODES, TTE_COLUMNS, derive_tte
 from outcomes.errors import InputError, OutcomesWarning
 
 
@@ -305,7 +306,7 @@ def test_unit_without_sessions_is_left_out_with_a_warning():
     ("seed", "design"), [(1, "split_body"), (2, "parallel"), (3, "split_body")]
 )
 def test_true_improvement_times_lie_in_derived_intervals(seed, design):
-    from outcomes.simulate import simulate_trial
+    from outcomes.simulate.trial import simulate_trial
 
     feeds = simulate_trial(seed=seed, design=design, n_subjects=80, dropout=0.2, missed_visit=0.15)
     tte = derive_tte(feeds.tables, "first_improvement")
@@ -328,7 +329,7 @@ def test_true_improvement_times_lie_in_derived_intervals(seed, design):
 
 
 def test_registry_retreatment_and_loss_counts_match_truth():
-    from outcomes.simulate import simulate_registry
+    from outcomes.simulate.registry import simulate_registry
 
     feeds = simulate_registry(seed=4, n_subjects=400)
     tte = derive_tte(feeds.tables, "retreatment")

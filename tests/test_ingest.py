@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 import yaml
 
-from outcomes.dictionary import load_dictionary
-from outcomes.ingest import ingest
-from outcomes.store import Store
+from outcomes.data.dictionary import load_dictionary
+from outcomes.data.ingest import ingest
+from outcomes.data.store import Store
 
 DATA = Path(__file__).parent / "data"
 CORPUS = DATA / "bad_inputs"

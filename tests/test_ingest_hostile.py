@@ -16,11 +16,11 @@ import pandas as pd
 import pytest
 
 from outcomes.cli import main
-from outcomes.dictionary import load_dictionary
+from outcomes.data.dictionary import load_dictionary
+from outcomes.data.ingest import ingest
+from outcomes.data.safety import neutralise, printable
+from outcomes.data.store import Store
 from outcomes.errors import InputError
-from outcomes.ingest import ingest
-from outcomes.safety import neutralise, printable
-from outcomes.store import Store
 
 DATA = Path(__file__).parent / "data"
 VALID = DATA / "valid"
@@ -246,7 +246,7 @@ def test_identifier_values_are_quarantined_without_the_value(
 
 
 def test_identifier_screen_passes_ordinary_values() -> None:
-    from outcomes.schema import validate_table
+    from outcomes.data.schema import validate_table
 
     studies = pd.DataFrame(
         {
@@ -521,7 +521,7 @@ def test_required_text_refuses_missing_value_markers(tmp_path: Path, marker: str
 def test_hash_is_of_the_bytes_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import hashlib
 
-    from outcomes import feeds as feeds_module
+    from outcomes.data import feeds as feeds_module
 
     path = tmp_path / "studies.csv"
     shutil.copy(VALID / "studies.csv", path)
@@ -543,7 +543,7 @@ def test_hash_is_of_the_bytes_read(tmp_path: Path, monkeypatch: pytest.MonkeyPat
 
 
 def test_fast_and_exact_csv_readers_agree(tmp_path: Path) -> None:
-    from outcomes.feeds import read_feed
+    from outcomes.data.feeds import read_feed
 
     body = 'study_id,title,design\n007,"a, b",parallel\n0001, NA ,"=1"\n"x""y",,n/a\n'
     simple, blank = tmp_path / "simple.csv", tmp_path / "blank.csv"

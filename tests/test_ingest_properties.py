@@ -13,10 +13,10 @@ import pandas as pd
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from outcomes.dictionary import load_dictionary
-from outcomes.ingest import ingest
-from outcomes.safety import FORMULA_START, neutralise
-from outcomes.store import Store
+from outcomes.data.dictionary import load_dictionary
+from outcomes.data.ingest import ingest
+from outcomes.data.safety import FORMULA_START, neutralise
+from outcomes.data.store import Store
 
 DATA = Path(__file__).parent / "data"
 TABLES = ["subjects", "units", "sessions", "assessments", "adverse_events"]

@@ -1,7 +1,7 @@
 """Recovery: over 500 simulated split-face trials, the 95% CI of the combination-by-week effect
 covers the true value in 93-97% of them (slow; ``nox -s recovery``).
 
-The simulator (:func:`outcomes.simulate.simulate_trial`, design ``"split_body"``) draws
+The simulator (:func:`outcomes.simulate_trial`, design ``"split_body"``) draws
 ``gb_quant ~ week * combo`` with a subject random intercept and slope and a unit (side)
 intercept, and records the truth in ``feeds.truth["lmm"]["fixed"]["week:combo"]``. The model
 fitted is the generating one: ``lmm(..., design="split_body", re_formula="~week")``, i.e.
@@ -21,7 +21,7 @@ import pandas as pd
 import pytest
 
 from outcomes.models.mixed import lmm
-from outcomes.simulate import simulate_trial
+from outcomes.simulate.trial import simulate_trial
 
 N_TRIALS = 500
 ENGINE = os.environ.get("OUTCOMES_RECOVERY_ENGINE", "auto")

@@ -16,11 +16,12 @@ import pandas as pd
 import pytest
 from nbclient import NotebookClient
 
-from outcomes.ingest import ingest
+from outcomes.data.ingest import ingest
+from outcomes.data.store import Store
 from outcomes.models.mixed import lmm
 from outcomes.report import format_ci
-from outcomes.simulate import simulate_trial, write_feeds
-from outcomes.store import Store
+from outcomes.simulate.output import write_feeds
+from outcomes.simulate.trial import simulate_trial
 
 NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "starter.ipynb"
 

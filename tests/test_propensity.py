@@ -244,9 +244,9 @@ def registry_frame(seed: int, n_subjects: int) -> tuple[pd.DataFrame, dict]:
     the other indications severity is latent, so they cannot be adjusted and are left out.
     Baseline severity is the baseline score standardised within indication.
     """
-    from outcomes import simulate
+    from outcomes.simulate.registry import simulate_registry
 
-    feeds = simulate.simulate_registry(seed=seed, n_subjects=n_subjects)
+    feeds = simulate_registry(seed=seed, n_subjects=n_subjects)
     t = feeds.tables
     instrument = feeds.truth["outcome"]["primary_instrument"]
     lo, hi = feeds.truth["outcome"]["window_days"]

@@ -28,17 +28,20 @@ import pytest
 from pypdf import PdfReader
 
 from outcomes.cli import main
-from outcomes.derive import derive_tte
-from outcomes.ingest import ingest
+from outcomes.data.ingest import ingest
+from outcomes.data.store import Store
+from outcomes.derive.tte import derive_tte
 from outcomes.models.comparison import compare
 from outcomes.models.meta import meta_analysis, published_data
 from outcomes.models.mixed import lmm
 from outcomes.models.survival import cox, cumulative_incidence
 from outcomes.report import format_ci, render
-from outcomes.report.cli import parse_params, resolve_report
+from outcomes.report.cli import parse_params
+from outcomes.report.lookup import resolve_report
 from outcomes.report.qmd import parse_qmd
-from outcomes.simulate import simulate_registry, simulate_trial, write_feeds
-from outcomes.store import Store
+from outcomes.simulate.output import write_feeds
+from outcomes.simulate.registry import simulate_registry
+from outcomes.simulate.trial import simulate_trial
 
 REPORTS = Path(__file__).resolve().parents[1] / "reports"
 W = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"

@@ -12,9 +12,11 @@ import pandas as pd
 import pytest
 import statsmodels.formula.api as smf
 
-from outcomes.dictionary import Dictionary, load_dictionary
+from outcomes.data.dictionary import Dictionary, load_dictionary
 from outcomes.errors import InputError
-from outcomes.simulate import Feeds, simulate_registry, simulate_trial, write_feeds
+from outcomes.simulate.output import Feeds, write_feeds
+from outcomes.simulate.registry import simulate_registry
+from outcomes.simulate.trial import simulate_trial
 
 TABLES = ["studies", "subjects", "units", "sessions", "assessments", "adverse_events"]
 PHOTO_NUM = {"I": 1, "II": 2, "III": 3, "IV": 4, "V": 5, "VI": 6}
@@ -181,7 +183,7 @@ def test_checker_catches_broken_tables(small_trial, dictionary):
 
 @pytest.mark.parametrize("which", ["small_trial", "small_registry"])
 def test_project_validation_accepts_every_row(which, request):
-    from outcomes.schema import validate_tables
+    from outcomes.data.schema import validate_tables
 
     feeds = request.getfixturevalue(which)
     results = validate_tables(feeds.tables)
@@ -237,7 +239,7 @@ def test_xlsx_writes_one_workbook_per_table(tmp_path):
 
 
 def test_xlsx_refuses_tables_longer_than_a_sheet(tmp_path, monkeypatch):
-    import outcomes.simulate as sim
+    import outcomes.simulate.output as sim
 
     monkeypatch.setattr(sim, "XLSX_MAX_ROWS", 10)
     with pytest.raises(InputError, match="more than an xlsx sheet holds"):

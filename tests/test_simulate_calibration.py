@@ -15,7 +15,9 @@ import pandas as pd
 import pytest
 
 from outcomes.models.comparison import compare
-from outcomes.simulate import CALIBRATION, calibration_table, simulate_registry, simulate_trial
+from outcomes.simulate.calibration import CALIBRATION, calibration_table
+from outcomes.simulate.registry import simulate_registry
+from outcomes.simulate.trial import simulate_trial
 
 N_CHECKS = 30
 Z = NormalDist().inv_cdf(1 - 0.001 / (2 * N_CHECKS))

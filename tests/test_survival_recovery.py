@@ -15,10 +15,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from outcomes.derive import derive_tte
+from outcomes.derive.tte import derive_tte
 from outcomes.errors import StatisticalWarning
 from outcomes.models.survival import cox, interval_model
-from outcomes.simulate import simulate_trial
+from outcomes.simulate.trial import simulate_trial
 
 
 def _truth(feeds) -> dict[str, float]:

@@ -7,8 +7,9 @@ changes.
 
 from pathlib import Path
 
-from outcomes.derive import derive_tte
-from outcomes.simulate import simulate_registry, simulate_trial
+from outcomes.derive.tte import derive_tte
+from outcomes.simulate.registry import simulate_registry
+from outcomes.simulate.trial import simulate_trial
 
 HERE = Path(__file__).parent
 COLUMNS = ["subject_id", "unit_id", "arm", "phototype", "sex", "time", "event", "lower", "upper"]

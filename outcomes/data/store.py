@@ -29,7 +29,7 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from outcomes.dictionary import Dictionary, load_dictionary
+from outcomes.data.dictionary import Dictionary, load_dictionary
 from outcomes.errors import InputError
 
 __all__ = ["Store", "open_store"]

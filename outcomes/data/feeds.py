@@ -292,7 +292,7 @@ def _read_parquet(path: Path, data: bytes):
 
 
 def load_mapping(path: Path) -> dict[str, Any]:
-    """Read and check a mapping file: its keys and the shape of each (see ``outcomes.ingest``)."""
+    """Read and check a mapping file: its keys and the shape of each (see ``data.ingest``)."""
     try:
         raw = yaml.safe_load(path.read_bytes())
     except (OSError, yaml.YAMLError) as err:

@@ -10,7 +10,7 @@ A feed file holds one table. Which table is told by its mapping's ``table:`` or 
     constants: {study_id: REG1}                                    # columns the feed lacks
     drop: [redcap_event_name]                                      # feed columns to ignore
 
-Every value is read as the text written (:mod:`outcomes.feeds`) and parsed by the
+Every value is read as the text written (:mod:`outcomes.data.feeds`) and parsed by the
 dictionary's type during validation, so IDs like ``0001`` are stored as written.
 
 What happens to bad input:
@@ -48,11 +48,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from outcomes.dictionary import Dictionary, load_dictionary
+from outcomes.data.dictionary import Dictionary, load_dictionary
+from outcomes.data.feeds import discover_feeds, load_mapping, mapping_sha256, read_feed
+from outcomes.data.schema import TEXT, coerce_table, validate_table
+from outcomes.data.store import Store
 from outcomes.errors import InputError
-from outcomes.feeds import discover_feeds, load_mapping, mapping_sha256, read_feed
-from outcomes.schema import TEXT, coerce_table, validate_table
-from outcomes.store import Store
 
 __all__ = [
     "EXIT_CODES",
@@ -307,7 +307,7 @@ def ingest(
         Feed files and/or folders of feeds.
     store
         A store path (created if missing, unless nothing is written) or an open
-        :class:`~outcomes.store.Store`.
+        :class:`~outcomes.data.store.Store`.
     strict
         Fail without writing anything on any rejected file or row violation, or when there
         are no feeds at all.

@@ -1,60 +1,24 @@
-"""Derived analysis datasets: time-to-event (time-to-result) records in the spirit of ADaM ADTTE.
+"""Time-to-event datasets, one row per treated unit and endpoint: :func:`derive_tte`.
 
-A time-to-event dataset has one row per treated unit and endpoint. Endpoints are declared, not
-hard-coded: an :class:`Endpoint` names the instrument, the rule that defines the event (a grade
-improvement, a percent improvement, or a level reached), the rater role to use and the kind of
-time (onset of a result, durability of a result, or time to retreatment).
-
-Conventions (one place, so every analysis counts days the same way)
--------------------------------------------------------------------
-- Days are the study days of the schema (elapsed days since the subject's enrolment, day 0).
-- ``start_day`` is the time origin: the unit's first session day for ``"onset"`` and
-  ``"retreatment"`` endpoints, the day of the first response visit for ``"durability"``.
-- ``time = adt - start_day`` is elapsed days, *without* the ``+ 1`` that date-based ADaM
-  derivations (``AVAL = ADT - STARTDT + 1``) add: a visit 28 days after the first session has
-  ``time = 28``.
-- Results are seen only at visits, so the true event time is interval-censored:
-  ``lower < T <= upper``, where ``lower`` is the last visit without the event (or the origin,
-  0, when the event shows at the first visit after it) and ``upper`` is the first visit with
-  it. Right-censored rows have ``upper = inf``. ``time`` is ``upper`` for events (the usual
-  "first visit with the event" convention) and ``lower`` for censored rows. An event whose day
-  is known exactly (a retreatment) has ``lower == upper == time``.
-- ``event`` is 1 for an event and 0 for censoring (lifelines, R ``Surv``); ``cnsr`` is ADaM's
-  CNSR: 0 for an event and a positive code for the censoring reason (:data:`CENSORING_CODES`).
-  ``evntdesc`` describes the event and ``cnsdtdesc`` the censoring (the other one is empty).
-  ``event_type`` names what ended the record (the endpoint's event, ``loss_of_response``,
-  ``retreated``, ``lost_to_follow_up`` or ``censored``), for competing-risks analyses.
-- Thresholds follow each instrument's ``direction`` in the data dictionary: an improvement is
-  a decrease on a ``higher_worse`` scale and an increase on a ``higher_better`` one. Percent
-  improvement is relative to ``|baseline|`` and is undefined when the baseline is 0 (such
-  units are censored at the origin with their own code).
-- Baseline is the last assessment on or before the first session day. When several raters of
-  the chosen role score one visit, the visit's value is the mean of their scores.
+The conventions (days, origins, interval censoring, censoring codes) are in
+:mod:`outcomes.derive`.
 """
 
 from __future__ import annotations
 
 import warnings
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any, cast
 
 import numpy as np
 import pandas as pd
 
-from outcomes.dictionary import load_dictionary
+from outcomes.data.dictionary import load_dictionary
+from outcomes.derive.endpoints import ENDPOINTS, Endpoint
 from outcomes.errors import InputError, OutcomesWarning
 
-__all__ = [
-    "CENSORING_CODES",
-    "ENDPOINTS",
-    "TTE_COLUMNS",
-    "Endpoint",
-    "derive_tte",
-]
+__all__ = ["CENSORING_CODES", "TTE_COLUMNS", "derive_tte"]
 
-RULES = ("improvement", "percent_improvement", "at_or_better")
-KINDS = ("onset", "durability", "retreatment")
 
 #: ADaM-style CNSR codes: 0 is an event, positive values say why a record is censored.
 CENSORING_CODES: dict[int, str] = {
@@ -69,6 +33,8 @@ CENSORING_CODES: dict[int, str] = {
     9: "no assessment after the time origin",
     10: "percent change undefined (baseline value 0)",
 }
+
+
 _END_REASON_CODE = {
     "completed": 1,
     "lost_to_follow_up": 3,
@@ -77,6 +43,7 @@ _END_REASON_CODE = {
     "retreated": 6,
     "other": 7,
 }
+
 
 #: Columns of a derived time-to-event dataset, in order (subject covariates follow when the
 #: ``subjects`` table is given).
@@ -101,7 +68,10 @@ TTE_COLUMNS: tuple[str, ...] = (
     "base",
     "n_visits",
 )
+
+
 _SUBJECT_COVARIATES = ("site_id", "age", "sex", "phototype", "indication", "end_day", "end_reason")
+
 
 _REQUIRED = {
     "units": ("study_id", "unit_id", "subject_id", "modality"),
@@ -109,152 +79,18 @@ _REQUIRED = {
     "assessments": ("study_id", "unit_id", "instrument", "day", "value", "rater_role", "rater_id"),
     "subjects": ("study_id", "subject_id"),
 }
+
+
 _KEYS = {
     "units": ("study_id", "unit_id"),
     "subjects": ("study_id", "subject_id"),
 }
+
+
 _ASSESSMENT_KEY = ["study_id", "unit_id", "instrument", "day", "rater_id"]
+
+
 _TOL = 1e-9  # scores are compared with thresholds up to floating-point noise
-
-
-@dataclass(frozen=True)
-class Endpoint:
-    """A declared time-to-event endpoint.
-
-    Parameters
-    ----------
-    name
-        Short code, written to the ``paramcd`` column (e.g. ``"first_improvement"``).
-    instrument
-        Instrument code from the data dictionary (not needed for ``kind="retreatment"``).
-    rule
-        What counts as a result at a visit:
-
-        - ``"improvement"``: improvement from baseline of at least ``threshold`` points
-          (grades), in the instrument's better direction;
-        - ``"percent_improvement"``: improvement of at least ``threshold`` percent of
-          ``|baseline|``;
-        - ``"at_or_better"``: the score itself is ``threshold`` or better (e.g. GAIS <= 2,
-          "much improved or better"; GAIS is rated against baseline, so no baseline is used).
-    threshold
-        The rule's threshold.
-    rater_role
-        Use only assessments by this rater role (``investigator``, ``blinded_photo_rater``,
-        ``patient``). ``None`` is allowed only when one role scores the instrument. Several
-        raters of the role at one visit are averaged.
-    kind
-        ``"onset"``: days from the first session to the first visit meeting the rule.
-        ``"durability"``: for units that met the rule, days from the first visit meeting it to
-        the first later visit not meeting it (loss of response) or to retreatment (the first
-        session of a new course, see ``retreatment_gap`` of :func:`derive_tte`), whichever
-        comes first.
-        ``"retreatment"``: days from the first session to retreatment, with loss to follow-up
-        recorded as a competing event in ``event_type`` (censored in ``event``). Records
-        without retreatment end on ``end_day`` or, while follow-up continues, on the last
-        session or assessment day. Needs the ``subjects`` table.
-    label
-        Description for ``param``; generated when empty.
-    """
-
-    name: str
-    instrument: str | None = None
-    rule: str | None = None
-    threshold: float | None = None
-    rater_role: str | None = None
-    kind: str = "onset"
-    label: str = field(default="")
-
-    def __post_init__(self) -> None:
-        if self.kind not in KINDS:
-            raise InputError(
-                f"endpoint {self.name!r}: kind must be one of {KINDS}, got {self.kind!r}"
-            )
-        if self.kind == "retreatment":
-            return
-        if self.instrument is None or self.rule is None or self.threshold is None:
-            raise InputError(
-                f"endpoint {self.name!r}: an {self.kind!r} endpoint needs instrument, rule and "
-                "threshold"
-            )
-        if self.rule not in RULES:
-            raise InputError(
-                f"endpoint {self.name!r}: rule must be one of {RULES}, got {self.rule!r}"
-            )
-        known = load_dictionary().instruments
-        if self.instrument not in known:
-            raise InputError(
-                f"endpoint {self.name!r}: unknown instrument {self.instrument!r}; the data "
-                f"dictionary has: {', '.join(known)}"
-            )
-
-    @classmethod
-    def from_dict(cls, spec: Mapping[str, Any]) -> Endpoint:
-        """Build an endpoint from a mapping (e.g. one entry of a declared analysis)."""
-        unknown = set(spec) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise InputError(f"endpoint spec has unknown keys: {', '.join(sorted(unknown))}")
-        return cls(**dict(spec))
-
-    @property
-    def description(self) -> str:
-        """The endpoint in words (the ``param`` column)."""
-        if self.label:
-            return self.label
-        if self.kind == "retreatment":
-            return "time from first session to retreatment"
-        inst = load_dictionary().instruments[self.instrument]  # type: ignore[index]
-        who = f", {self.rater_role}" if self.rater_role else ""
-        if self.rule == "improvement":
-            what = f">= {self.threshold:g} point improvement on {self.instrument}{who}"
-        elif self.rule == "percent_improvement":
-            what = f">= {self.threshold:g}% improvement on {self.instrument}{who}"
-        else:
-            sign = ">=" if inst.higher_is_better else "<="
-            what = f"{self.instrument} {sign} {self.threshold:g}{who}"
-        if self.kind == "durability":
-            return f"durability of response ({what}): to loss of response or retreatment"
-        return f"time to {what}"
-
-
-#: Endpoints of the microneedling analyses.
-ENDPOINTS: dict[str, Endpoint] = {
-    e.name: e
-    for e in (
-        Endpoint(
-            "first_improvement",
-            "gb_qual",
-            "improvement",
-            1,
-            "investigator",
-            label="time to first visible improvement (>= 1 grade on gb_qual)",
-        ),
-        Endpoint(
-            "full_result",
-            "gb_quant",
-            "percent_improvement",
-            50,
-            "investigator",
-            label="time to full result (>= 50% improvement on gb_quant)",
-        ),
-        Endpoint(
-            "gais_much_improved",
-            "gais",
-            "at_or_better",
-            2,
-            label="time to GAIS <= 2 (much improved or better)",
-        ),
-        Endpoint(
-            "durability",
-            "gb_quant",
-            "percent_improvement",
-            50,
-            "investigator",
-            kind="durability",
-            label="durability of a >= 50% gb_quant improvement",
-        ),
-        Endpoint("retreatment", kind="retreatment"),
-    )
-}
 
 
 def _optional_table(tables: Mapping[str, pd.DataFrame], name: str) -> pd.DataFrame | None:

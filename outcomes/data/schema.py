@@ -1,6 +1,6 @@
 """Validation generated from the data dictionary with pandera.
 
-Validation runs in two pandera passes, both generated from :mod:`outcomes.dictionary`:
+Validation runs in two pandera passes, both generated from :mod:`outcomes.data.dictionary`:
 
 1. *parse*: every column arrives as text; each value must parse as its column's type
    (integer, number, boolean) -- a value that does not is a row-level violation, not a crash.
@@ -27,8 +27,8 @@ import pyarrow as pa_arrow
 import pyarrow.compute as pc
 from pandera.errors import SchemaErrors
 
-from outcomes.dictionary import Column, Dictionary, Table, load_dictionary
-from outcomes.safety import identifier_cells
+from outcomes.data.dictionary import Column, Dictionary, Table, load_dictionary
+from outcomes.data.safety import identifier_cells
 
 __all__ = [
     "VIOLATION_COLUMNS",
@@ -489,7 +489,7 @@ def validate_table(
     Examples
     --------
     >>> import pandas as pd
-    >>> from outcomes.schema import validate_table
+    >>> from outcomes.data.schema import validate_table
     >>> studies = pd.DataFrame({"study_id": ["T1"], "title": ["Trial"], "design": ["crossover"]})
     >>> print(validate_table(studies, "studies").report())  # doctest: +NORMALIZE_WHITESPACE
     studies: 0 accepted, 1 rejected

@@ -1,11 +1,12 @@
-"""Helpers shared by the reports in this folder (trial, registry, comparison).
+"""Sections shared by the reports (trial, registry, comparison): data, notes, tables.
 
-The reports import this module from their own folder (the renderer runs cells there). It holds
-what the reports have in common: opening a store snapshot and saying which one was used, the
-software versions for the methods paragraph, collecting model warnings so a report can state
-them in plain words, people's formatting of counts and summaries, the descriptive tables
-(participant flow, Table 1, sessions, adverse events, population) and the figures drawn in the
-report theme (marginal means, Kaplan-Meier with its numbers at risk).
+The reports (``reports/*.qmd``, shipped as the templates of :mod:`outcomes.report`) import this
+module as ``from outcomes.report import sections as sh``. It holds what they have in common:
+opening a store snapshot and saying which one was used, the software versions for the methods
+paragraph, collecting model warnings so a report can state them in plain words, people's
+formatting of counts and summaries, and the descriptive tables (participant flow, Table 1,
+sessions, adverse events, population). The figures drawn in the report theme are in
+:mod:`outcomes.report.figures`.
 
 Statistics come from the toolkit (:mod:`outcomes.models`); nothing here fits a model.
 """
@@ -19,13 +20,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from outcomes.report import MODALITY_COLOURS, format_number, format_p, theme_outcomes
-from outcomes.store import Store
+from outcomes.data.store import Store
+from outcomes.report.tables import format_number, format_p
+from outcomes.report.theme import MODALITY_COLOURS
 
 #: Packages named in the methods paragraphs, in order.
 SOFTWARE = (
@@ -112,7 +113,7 @@ def plain(df: pd.DataFrame) -> pd.DataFrame:
     for col in out.columns:
         dtype = out[col].dtype
         if pd.api.types.is_bool_dtype(dtype) and out[col].isna().any():
-            out[col] = out[col].astype(object).where(out[col].notna(), None)
+            out[col] = out[col].astype(object).where(out[col].notna(), None)  # type: ignore[call-overload]
         elif pd.api.types.is_bool_dtype(dtype):
             out[col] = out[col].astype(bool)
         elif pd.api.types.is_integer_dtype(dtype) and out[col].isna().any():
@@ -122,7 +123,7 @@ def plain(df: pd.DataFrame) -> pd.DataFrame:
         elif pd.api.types.is_float_dtype(dtype):
             out[col] = out[col].astype(float)
         elif pd.api.types.is_string_dtype(dtype):
-            out[col] = out[col].astype(object).where(out[col].notna(), None)
+            out[col] = out[col].astype(object).where(out[col].notna(), None)  # type: ignore[call-overload]
     return out
 
 
@@ -389,7 +390,7 @@ def table_one(
 
 def instrument_label(code: str) -> str:
     """The dictionary's name of an instrument (``gb_quant`` -> its label), else the code."""
-    from outcomes.dictionary import load_dictionary
+    from outcomes.data.dictionary import load_dictionary
 
     info = load_dictionary().instruments.get(code)
     return info.label if info is not None else code
@@ -529,116 +530,13 @@ def population_table(
     return as_frame(rows)
 
 
-# --------------------------------------------------------------------------------------------
-# figures in the report theme
-# --------------------------------------------------------------------------------------------
-
-
-def emmeans_figure(means: pd.DataFrame, ylab: str) -> Any:
-    """Estimated marginal means by week and arm, with 95% CIs (``week``, ``modality`` cols)."""
-    from plotnine import aes, geom_errorbar, geom_line, geom_point, ggplot, labs, position_dodge
-
-    from outcomes.report import scale_colour_modality
-
-    dodge = position_dodge(width=1.2)
-    return (
-        ggplot(means, aes("week", "estimate", colour="modality", group="modality"))
-        + geom_line(position=dodge)
-        + geom_point(position=dodge, size=2)
-        + geom_errorbar(aes(ymin="conf_low", ymax="conf_high"), width=1.0, position=dodge)
-        + scale_colour_modality()
-        + labs(x="Week", y=ylab, colour="Arm")
-        + theme_outcomes(figure_size=(6.5, 3.6))
-    )
-
-
-def km_figure(
-    km: Any, xlab: str = "Days since first session", ylab: str = "", legend: str = "Arm"
-) -> Any:
-    """Kaplan-Meier curves by arm with 95% bands, and the numbers at risk under the curves.
-
-    Draws :attr:`KaplanMeierResult.table` and :attr:`KaplanMeierResult.risk_table` in the
-    report theme and the fixed modality colours, as one plot (numbers at risk are text rows
-    below zero), so the figure keeps its size in every format. The first ``by`` column of the
-    fit names the arm.
-    """
-    from plotnine import (
-        aes,
-        annotate,
-        geom_point,
-        geom_ribbon,
-        geom_step,
-        geom_text,
-        ggplot,
-        labs,
-        scale_x_continuous,
-        scale_y_continuous,
-    )
-
-    from outcomes.report import scale_colour_modality, scale_fill_modality
-
-    arm = km.by[0]
-    tab = km.table.rename(columns={arm: "arm"})
-    start = tab.groupby("arm", sort=False).head(1).assign(time=0.0, surv=1.0)
-    start = start.assign(conf_low=1.0, conf_high=1.0, n_censor=0)
-    steps = pd.concat([start, tab], ignore_index=True).sort_values(["arm", "time"], kind="stable")
-    ribbon = []
-    for _, g in steps.groupby("arm", sort=False):
-        nxt = g.assign(time=g["time"].shift(-1)).dropna(subset=["time"])
-        ribbon.append(pd.concat([nxt, g]).sort_values("time", kind="stable"))
-    band = pd.concat(ribbon, ignore_index=True)
-    risk = km.risk_table.rename(columns={arm: "arm"})
-    breaks = sorted(risk["time"].unique())
-    limits = (0, max(breaks[-1], float(tab["time"].max())))
-    order = list(dict.fromkeys(risk["arm"]))
-    row_y = {a: -0.13 * (i + 1) - 0.04 for i, a in enumerate(order)}
-    risk = risk.assign(y=risk["arm"].map(row_y))
-    bottom = min(row_y.values()) - 0.08
-    return (
-        ggplot(steps, aes("time", "surv", colour="arm"))
-        + geom_ribbon(
-            aes(ymin="conf_low", ymax="conf_high", fill="arm"), data=band, alpha=0.15, colour=None
-        )
-        + geom_step(size=0.8)
-        + geom_point(data=tab.loc[tab["n_censor"] > 0], shape="+", size=3)
-        + geom_text(aes("time", "y", label="n_risk"), data=risk, size=9, show_legend=False)
-        + annotate("text", x=0, y=-0.06, label="Number at risk", ha="left", size=8.5)
-        + scale_colour_modality()
-        + scale_fill_modality()
-        + scale_x_continuous(breaks=breaks, limits=limits)
-        + scale_y_continuous(breaks=[0, 0.25, 0.5, 0.75, 1], limits=(bottom, 1))
-        + labs(x=xlab, y=ylab, colour=legend, fill=legend)
-        + theme_outcomes(figure_size=(6.5, 4.2))
-    )
-
-
-def cumulative_incidence_figure(ci: Any, xlab: str, ylab: str) -> Any:
-    """Cumulative incidence (Aalen-Johansen) step curves by arm in the report theme."""
-    from plotnine import aes, geom_step, ggplot, labs, scale_y_continuous
-
-    from outcomes.report import scale_colour_modality
-
-    arm = ci.by[0]
-    tab = ci.table.rename(columns={arm: "arm"})
-    start = tab.groupby("arm", sort=False).head(1).assign(time=0.0, estimate=0.0)
-    steps = pd.concat([start, tab], ignore_index=True).sort_values(["arm", "time"], kind="stable")
-    return (
-        ggplot(steps, aes("time", "estimate", colour="arm"))
-        + geom_step(size=0.8)
-        + scale_colour_modality()
-        + scale_y_continuous(limits=(0, None))
-        + labs(x=xlab, y=ylab, colour="Modality")
-        + theme_outcomes(figure_size=(6.5, 3.4))
-    )
-
-
 def balance_summary(balance: pd.DataFrame, threshold: float = 0.1) -> pd.DataFrame:
     """Per indication: largest |SMD| and levels at or over ``threshold``, before and after."""
     rows = []
     for indication, g in balance.groupby("indication", sort=False):
         rows.append(
             {
-                "indication": INDICATIONS.get(indication, indication),
+                "indication": INDICATIONS.get(indication, indication),  # type: ignore[arg-type]
                 "checks": len(g),
                 "max_before": float(g["smd"].abs().max()),
                 "over_before": int((g["smd"].abs() >= threshold).sum()),

@@ -14,10 +14,13 @@ from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
+from pydantic import Field, StrictBool, StrictFloat, StrictInt, StrictStr, model_validator
+from pydantic_core import PydanticCustomError
 
+from outcomes.data.yaml_model import YamlModel, check_keys, validate
 from outcomes.errors import InputError
 
 __all__ = [
@@ -143,6 +146,106 @@ def normalise_name(column_name: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
 
 
+# --------------------------------------------------------------------------------------------
+# the YAML file's shape: checked before the dictionary is built, so a broken dictionary file
+# gives "file: key 'tables.units.columns.unit_id.codelist': message" instead of a traceback
+
+Text = StrictStr
+Number = StrictFloat  # whole numbers too; not true/false or text
+
+
+class _InstrumentSpec(YamlModel):
+    label: Text
+    range: tuple[Number, Number]
+    direction: Literal["higher_worse", "higher_better"]
+    type: Literal["continuous", "ordinal"]
+    integer: StrictBool = False
+    levels: dict[StrictInt, Text] | None = None
+    source: Text = ""
+
+
+class _ColumnSpec(YamlModel):
+    type: Literal["string", "integer", "number", "boolean", "code", "instrument"]
+    required: StrictBool
+    description: Text
+    codelist: Text | None = None
+    range: tuple[Number, Number] | None = None
+    pattern: Text | None = None
+    unit: Text | None = None
+    instrument_range: StrictBool = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _known_keys(cls, value: Any) -> Any:
+        """As for every mapping, except that a key with no value is ignored, as it always was.
+
+        That is how YAML reads the text after a comma in an unquoted flow-mapping value: the
+        shipped ``units.unit_id`` description has one. Quoting it changes the file's sha256,
+        which the committed expected results record.
+        """
+        if isinstance(value, dict):
+            value = {k: v for k, v in value.items() if v is not None or k in cls.model_fields}
+        return check_keys(cls, value)
+
+
+class _ForeignKeySpec(YamlModel):
+    columns: list[Text]
+    references: Text
+    optional: StrictBool = False
+
+
+class _TableSpec(YamlModel):
+    description: Text
+    primary_key: list[Text]
+    columns: dict[Text, _ColumnSpec]
+    foreign_keys: list[_ForeignKeySpec] = Field(default_factory=list)
+    within_follow_up: Text | None = None
+    rules: list[dict[Text, Any]] = Field(default_factory=list)
+
+
+class _IdentifierValueSpec(YamlModel):
+    kind: Text
+    pattern: Text
+    columns: list[Text] | None = None
+
+
+class _DictionaryFile(YamlModel):
+    version: Text | Number
+    instruments: dict[Text, _InstrumentSpec]
+    codelists: dict[Text, dict[Text | StrictInt, Text | Number]]
+    tables: dict[Text, _TableSpec]
+    identifier_patterns: list[Text] = Field(default_factory=list)
+    identifier_values: list[_IdentifierValueSpec] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _references(self) -> _DictionaryFile:
+        """Codelists, key columns and referenced tables exist."""
+        for name, table in self.tables.items():
+            where = f"tables.{name}"
+            for col, spec in table.columns.items():
+                if spec.codelist is not None and spec.codelist not in self.codelists:
+                    raise _missing(f"{where}.columns.{col}.codelist", "codelist", spec.codelist)
+                if spec.type == "code" and spec.codelist is None:
+                    raise _missing(f"{where}.columns.{col}.codelist", "key", "codelist")
+            for col in table.primary_key:
+                if col not in table.columns:
+                    raise _missing(f"{where}.primary_key", "column", col)
+            if table.within_follow_up and table.within_follow_up not in table.columns:
+                raise _missing(f"{where}.within_follow_up", "column", table.within_follow_up)
+            for i, fk in enumerate(table.foreign_keys):
+                if fk.references not in self.tables:
+                    raise _missing(f"{where}.foreign_keys[{i}].references", "table", fk.references)
+                for col in fk.columns:
+                    if col not in table.columns:
+                        raise _missing(f"{where}.foreign_keys[{i}].columns", "column", col)
+        return self
+
+
+def _missing(key: str, what: str, name: str) -> PydanticCustomError:
+    message = "missing required key" if what == "key" else f"unknown {what} {name!r}"
+    return PydanticCustomError("reference", message, {"key": key})
+
+
 def _parse(raw: dict[str, Any], sha256: str) -> Dictionary:
     instruments = {
         code: Instrument(
@@ -213,12 +316,26 @@ def load_dictionary(path: str | Path | None = None) -> Dictionary:
     -------
     Dictionary
         The parsed dictionary, with ``sha256`` the hash of the file's bytes.
+
+    Raises
+    ------
+    InputError
+        ``"<file>: key 'tables.units.columns.unit_id.codelist': unknown codelist 'x'"``: an
+        unknown or missing key, a value of the wrong type, or a reference to a codelist, table
+        or column that does not exist.
     """
     if path is None:
         data = resources.files("outcomes").joinpath("data/dictionary.yaml").read_bytes()
+        name = "data_dictionary/dictionary.yaml"
     else:
         data = Path(path).read_bytes()
-    return _parse(yaml.safe_load(data), hashlib.sha256(data).hexdigest())
+        name = str(path)
+    try:
+        raw = yaml.safe_load(data)
+    except yaml.YAMLError as exc:
+        raise InputError(f"{name}: not valid YAML ({exc})") from None
+    validate(_DictionaryFile, raw, name)
+    return _parse(raw, hashlib.sha256(data).hexdigest())
 
 
 def _allowed(d: Dictionary, col: Column) -> str:

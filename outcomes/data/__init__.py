@@ -1,0 +1,1 @@
+"""Read, map onto the schema, validate, quarantine, store."""
