@@ -10,29 +10,28 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from outcomes.ingest import ingest  # interim: eager until chunk C moves ingest.py into data/
-
 __version__ = "0.1.0"
 
 # public name -> (module that defines it, its name there)
 _LAZY: dict[str, tuple[str, str]] = {
     # data
-    "load_dictionary": ("outcomes.dictionary", "load_dictionary"),
-    "open_store": ("outcomes.store", "open_store"),
-    "validate": ("outcomes.schema", "validate_table"),
+    "ingest": ("outcomes.data.ingest", "ingest"),
+    "load_dictionary": ("outcomes.data.dictionary", "load_dictionary"),
+    "open_store": ("outcomes.data.store", "open_store"),
+    "validate": ("outcomes.data.schema", "validate_table"),
     # simulated data with known truth
-    "simulate_trial": ("outcomes.simulate", "simulate_trial"),
-    "simulate_registry": ("outcomes.simulate", "simulate_registry"),
-    "CALIBRATION": ("outcomes.simulate", "CALIBRATION"),
-    "Target": ("outcomes.simulate", "Target"),
-    "calibration_table": ("outcomes.simulate", "calibration_table"),
+    "simulate_trial": ("outcomes.simulate.trial", "simulate_trial"),
+    "simulate_registry": ("outcomes.simulate.registry", "simulate_registry"),
+    "CALIBRATION": ("outcomes.simulate.calibration", "CALIBRATION"),
+    "Target": ("outcomes.simulate.calibration", "Target"),
+    "calibration_table": ("outcomes.simulate.calibration", "calibration_table"),
     # derive
-    "derive_tte": ("outcomes.derive", "derive_tte"),
-    "Endpoint": ("outcomes.derive", "Endpoint"),
-    "ENDPOINTS": ("outcomes.derive", "ENDPOINTS"),
+    "derive_tte": ("outcomes.derive.tte", "derive_tte"),
+    "Endpoint": ("outcomes.derive.endpoints", "Endpoint"),
+    "ENDPOINTS": ("outcomes.derive.endpoints", "ENDPOINTS"),
     # models
-    "lmm": ("outcomes.models.mixed", "lmm"),
-    "LmmResult": ("outcomes.models.mixed", "LmmResult"),
+    "lmm": ("outcomes.models.lmm.fit", "lmm"),
+    "LmmResult": ("outcomes.models.lmm.result", "LmmResult"),
     "LinearPredictor": ("outcomes.models.means", "LinearPredictor"),
     "emmeans": ("outcomes.models.means", "emmeans"),
     "contrasts": ("outcomes.models.means", "contrasts"),
@@ -41,9 +40,9 @@ _LAZY: dict[str, tuple[str, str]] = {
     "icc": ("outcomes.models.agreement", "icc"),
     "weighted_kappa": ("outcomes.models.agreement", "weighted_kappa"),
     "fleiss_kappa": ("outcomes.models.agreement", "fleiss_kappa"),
-    "meta_analysis": ("outcomes.models.meta", "meta_analysis"),
-    "escalc": ("outcomes.models.meta", "escalc"),
-    "published_data": ("outcomes.models.meta", "published_data"),
+    "meta_analysis": ("outcomes.models.meta.meta_analysis", "meta_analysis"),
+    "escalc": ("outcomes.models.meta.effect_sizes", "escalc"),
+    "published_data": ("outcomes.models.meta.published", "published_data"),
     "network_meta": ("outcomes.models.network.nma", "network_meta"),
     "NetworkMetaResult": ("outcomes.models.network.nma", "NetworkMetaResult"),
     "component_meta": ("outcomes.models.network.component", "component_meta"),
@@ -54,12 +53,12 @@ _LAZY: dict[str, tuple[str, str]] = {
     "love_plot": ("outcomes.models.propensity", "love_plot"),
     "weighted_effect": ("outcomes.models.propensity", "weighted_effect"),
     "e_value": ("outcomes.models.propensity", "e_value"),
-    "kaplan_meier": ("outcomes.models.survival", "kaplan_meier"),
-    "logrank": ("outcomes.models.survival", "logrank"),
-    "cox": ("outcomes.models.survival", "cox"),
-    "interval_model": ("outcomes.models.survival", "interval_model"),
-    "cumulative_incidence": ("outcomes.models.survival", "cumulative_incidence"),
-    "risk_table_plot": ("outcomes.models.survival", "risk_table_plot"),
+    "kaplan_meier": ("outcomes.models.survival.kaplan_meier", "kaplan_meier"),
+    "logrank": ("outcomes.models.survival.kaplan_meier", "logrank"),
+    "cox": ("outcomes.models.survival.cox", "cox"),
+    "interval_model": ("outcomes.models.survival.interval", "interval_model"),
+    "cumulative_incidence": ("outcomes.models.survival.competing", "cumulative_incidence"),
+    "risk_table_plot": ("outcomes.models.survival.plots", "risk_table_plot"),
     # comparisons
     "compare": ("outcomes.comparisons.comparison", "compare"),
     "ComparisonResult": ("outcomes.comparisons.comparison", "ComparisonResult"),
@@ -83,4 +82,4 @@ def __dir__() -> list[str]:
     return sorted([*globals(), *_LAZY])
 
 
-__all__ = ["__version__", "ingest", *_LAZY]
+__all__ = ["__version__", *_LAZY]

@@ -50,7 +50,9 @@ EPILOG = textwrap.dedent(
 
 
 def _simulate(args: argparse.Namespace) -> int:
-    from outcomes.simulate import simulate_registry, simulate_trial, write_feeds
+    from outcomes.simulate.output import write_feeds
+    from outcomes.simulate.registry import simulate_registry
+    from outcomes.simulate.trial import simulate_trial
 
     if args.seed < 0 or args.seed >= 2**63:
         raise InputError(f"--seed {args.seed}: give a whole number from 0 to 2**63 - 1")
@@ -76,7 +78,7 @@ def _simulate(args: argparse.Namespace) -> int:
 
 
 def _ingest(args: argparse.Namespace) -> int:
-    from outcomes.ingest import ingest
+    from outcomes.data.ingest import ingest
 
     report = ingest(args.paths, args.store, strict=args.strict, note=args.note or "")
     print(report.summary())
@@ -84,8 +86,8 @@ def _ingest(args: argparse.Namespace) -> int:
 
 
 def _validate(args: argparse.Namespace) -> int:
-    from outcomes.ingest import prepare_feed
-    from outcomes.schema import validate_table
+    from outcomes.data.ingest import prepare_feed
+    from outcomes.data.schema import validate_table
 
     feed = prepare_feed(Path(args.file))
     result = validate_table(feed.data, feed.table)
@@ -96,8 +98,8 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _dictionary(args: argparse.Namespace) -> int:
-    from outcomes.dictionary import render_dictionary
-    from outcomes.safety import check_out_path
+    from outcomes.data.dictionary import render_dictionary
+    from outcomes.data.safety import check_out_path
 
     text = render_dictionary()
     if args.out:
@@ -111,7 +113,7 @@ def _dictionary(args: argparse.Namespace) -> int:
 def _summary(args: argparse.Namespace) -> int:
     import pandas as pd
 
-    from outcomes.store import Store
+    from outcomes.data.store import Store
 
     with Store(args.store) as store:
         snap = args.snapshot or store.latest()
@@ -154,7 +156,7 @@ def _summary(args: argparse.Namespace) -> int:
 
 
 def _snapshots(args: argparse.Namespace) -> int:
-    from outcomes.store import Store
+    from outcomes.data.store import Store
 
     with Store(args.store) as store:
         print(store.snapshots().to_string(index=False))
@@ -164,8 +166,8 @@ def _snapshots(args: argparse.Namespace) -> int:
 
 
 def _quarantine(args: argparse.Namespace) -> int:
-    from outcomes.safety import write_csv
-    from outcomes.store import Store
+    from outcomes.data.safety import write_csv
+    from outcomes.data.store import Store
 
     with Store(args.store) as store:
         q = store.quarantine(args.snapshot)
@@ -178,8 +180,8 @@ def _quarantine(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from outcomes.safety import check_out_path, write_csv
-    from outcomes.store import Store
+    from outcomes.data.safety import check_out_path, write_csv
+    from outcomes.data.store import Store
 
     out = check_out_path(args.out)
     with Store(args.store) as store:
@@ -536,7 +538,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; return the exit code. User errors print a message, never a traceback."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    from outcomes.safety import wrap_std_streams  # after parsing: `--help` loads no pandas
+    from outcomes.data.safety import wrap_std_streams
 
     streams = wrap_std_streams()  # control characters from data never reach the terminal
     try:

@@ -10,9 +10,11 @@ import pytest
 from outcomes.cli import main
 from outcomes.comparisons.comparison import compare
 from outcomes.comparisons.table import COMPARISON_COLUMNS
+from outcomes.data.ingest import ingest
 from outcomes.errors import StatisticalWarning
-from outcomes.ingest import ingest
-from outcomes.simulate import simulate_registry, simulate_trial, write_feeds
+from outcomes.simulate.output import write_feeds
+from outcomes.simulate.registry import simulate_registry
+from outcomes.simulate.trial import simulate_trial
 
 
 @pytest.fixture(scope="module")

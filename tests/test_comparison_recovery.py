@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from outcomes.comparisons.comparison import compare
-from outcomes.simulate import simulate_registry
+from outcomes.simulate.registry import simulate_registry
 
 SEEDS = range(101, 111)
 

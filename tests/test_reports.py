@@ -27,16 +27,15 @@ import pandas as pd
 import pytest
 from pypdf import PdfReader
 
-from outcomes.cli import main
+from outcomes.cli import main, parse_params
+from outcomes.comparisons.comparison import compare
 from outcomes.data.ingest import ingest
 from outcomes.data.store import Store
 from outcomes.derive.tte import derive_tte
-from outcomes.models.comparison import compare
 from outcomes.models.meta import meta_analysis, published_data
 from outcomes.models.mixed import lmm
 from outcomes.models.survival import cox, cumulative_incidence
 from outcomes.report import format_ci, render
-from outcomes.report.cli import parse_params
 from outcomes.report.lookup import resolve_report
 from outcomes.report.qmd import parse_qmd
 from outcomes.simulate.output import write_feeds

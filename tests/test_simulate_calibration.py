@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from outcomes.models.comparison import compare
+from outcomes.comparisons.comparison import compare
 from outcomes.simulate.calibration import CALIBRATION, calibration_table
 from outcomes.simulate.registry import simulate_registry
 from outcomes.simulate.trial import simulate_trial

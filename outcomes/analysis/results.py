@@ -38,7 +38,7 @@ def _format_floats(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def _write_csv(df: pd.DataFrame, path: Path) -> None:
-    from outcomes.safety import neutralise
+    from outcomes.data.safety import neutralise
 
     _format_floats(neutralise(df)).to_csv(path, index=False, lineterminator="\n")
 

@@ -58,8 +58,8 @@ class _Session:
         return self._cache[key]
 
     def _open(self, spec: AnalysisSpec) -> _Data:
-        from outcomes.ingest import ingest
-        from outcomes.store import Store
+        from outcomes.data.ingest import ingest
+        from outcomes.data.store import Store
 
         d = spec.content["data"]
         base = spec.path.parent
@@ -87,7 +87,9 @@ class _Session:
                 info.update(source="feeds", feeds=feeds)
                 relative_to = base
             else:
-                from outcomes.simulate import simulate_registry, simulate_trial, write_feeds
+                from outcomes.simulate.output import write_feeds
+                from outcomes.simulate.registry import simulate_registry
+                from outcomes.simulate.trial import simulate_trial
 
                 seed = int(d.get("seed", spec.seed))
                 options = dict(d.get("options") or {})

@@ -196,7 +196,8 @@ class _Simulate(_Keys):
 
     @model_validator(mode="after")
     def _options(self) -> _Simulate:
-        from outcomes.simulate import simulate_registry, simulate_trial
+        from outcomes.simulate.registry import simulate_registry
+        from outcomes.simulate.trial import simulate_trial
 
         func = simulate_trial if self.simulate == "trial" else simulate_registry
         allowed = set(inspect.signature(func).parameters) - {"seed"}

@@ -229,8 +229,8 @@ def compare(
     Parameters
     ----------
     data
-        A store (:class:`~outcomes.store.Store` or the path of its file), simulated
-        :class:`~outcomes.simulate.Feeds`, or a mapping of the six schema tables.
+        A store (:class:`~outcomes.data.store.Store` or the path of its file), simulated
+        :class:`~outcomes.simulate.output.Feeds`, or a mapping of the six schema tables.
     snapshot
         Store snapshot to read (default the latest).
     reference

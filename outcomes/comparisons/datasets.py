@@ -39,7 +39,7 @@ def _plain_frame(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def _load_tables(data: Any, snapshot: int | None) -> dict[str, pd.DataFrame]:
-    from outcomes.store import Store
+    from outcomes.data.store import Store
 
     if isinstance(getattr(data, "tables", None), Mapping):
         tables = dict(data.tables)  # simulator Feeds
@@ -129,7 +129,7 @@ def _at_primary_visit(
 
 
 def _pct_improvement(value: pd.Series, base: pd.Series, instrument: str) -> pd.Series:
-    from outcomes.dictionary import load_dictionary
+    from outcomes.data.dictionary import load_dictionary
 
     sign = 1.0 if load_dictionary().instruments[instrument].higher_is_better else -1.0
     return 100 * sign * (value - base) / base.abs().where(base != 0)
@@ -186,6 +186,6 @@ def _endpoint(t: Mapping[str, pd.DataFrame]) -> str | None:
 
 
 def _endpoint_label(endpoint: str) -> str:
-    from outcomes.derive import ENDPOINTS
+    from outcomes.derive.endpoints import ENDPOINTS
 
     return ENDPOINTS[endpoint].description

@@ -48,7 +48,7 @@ def _registry(
     balance: list[pd.DataFrame],
     weight_tables: list[pd.DataFrame],
 ) -> None:
-    from outcomes.derive import derive_tte
+    from outcomes.derive.tte import derive_tte
     from outcomes.models.propensity import propensity_weights, weighted_effect
 
     level = opts["level"]

@@ -37,7 +37,7 @@ from outcomes.errors import InputError, ModelError
 def _trial(
     t: Mapping[str, pd.DataFrame], study: pd.Series, col: _Collector, opts: Mapping[str, Any]
 ) -> None:
-    from outcomes.derive import derive_tte
+    from outcomes.derive.tte import derive_tte
     from outcomes.models.survival import cox
 
     design = str(study["design"])

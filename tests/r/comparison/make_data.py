@@ -15,9 +15,9 @@ import numpy as np
 
 from outcomes.comparisons.datasets import _instrument_scores, _unit_frame
 from outcomes.comparisons.table import PHOTOTYPE_NUMBER
-from outcomes.derive import derive_tte
+from outcomes.derive.tte import derive_tte
 from outcomes.models.propensity import propensity_weights
-from outcomes.simulate import simulate_registry
+from outcomes.simulate.registry import simulate_registry
 
 HERE = Path(__file__).parent
 
