@@ -185,7 +185,8 @@ class _ColumnSpec(YamlModel):
         """
         if isinstance(value, dict):
             value = {k: v for k, v in value.items() if v is not None or k in cls.model_fields}
-        return check_keys(cls, value)
+        fields = cls.model_fields
+        return check_keys(value, (f.alias or name for name, f in fields.items()))
 
 
 class _ForeignKeySpec(YamlModel):
