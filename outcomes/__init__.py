@@ -21,8 +21,8 @@ __version__ = "0.1.0"
 
 # public name -> module that defines it (imported lazily)
 _LAZY: dict[str, str] = {
-    "lmm": "outcomes.models.mixed",
-    "LmmResult": "outcomes.models.mixed",
+    "lmm": "outcomes.models.lmm.fit",
+    "LmmResult": "outcomes.models.lmm.fit",
     "gee": "outcomes.models.gee",
     "icc": "outcomes.models.agreement",
     "weighted_kappa": "outcomes.models.agreement",

@@ -671,7 +671,7 @@ def _run_lmm(spec: AnalysisSpec, tables: Mapping[str, pd.DataFrame]) -> _Output:
     """Linear mixed model on assessments joined with units and subjects (+ ``week``)."""
     import plotnine as p9
 
-    from outcomes.models.mixed import lmm
+    from outcomes.models.lmm.fit import lmm
 
     name = spec.name
     model = {k: v for k, v in spec.content["model"].items() if k != "kind"}

@@ -15,9 +15,9 @@ from scipy import stats
 from statsmodels.regression.mixed_linear_model import MixedLM
 
 from outcomes.errors import InputError, ModelError
-from outcomes.models import lmm_engine
-from outcomes.models.lmm_engine import fit
-from outcomes.models.lmm_types import LmmProblem, RandomTerm
+from outcomes.models.lmm import engine as lmm_engine
+from outcomes.models.lmm.engine import fit
+from outcomes.models.lmm.types import LmmProblem, RandomTerm
 
 X_NAMES = ("(Intercept)", "time", "arm", "time:arm")
 

@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from outcomes.models import lmm_engine
-from outcomes.models.mixed import fit_statsmodels, lmm
+from outcomes.models.lmm import engine as lmm_engine
+from outcomes.models.lmm.fit import fit_statsmodels, lmm
 
 
 def _load(name: str, path: Path):

@@ -17,7 +17,7 @@ import pytest
 from nbclient import NotebookClient
 
 from outcomes.ingest import ingest
-from outcomes.models.mixed import lmm
+from outcomes.models.lmm.fit import lmm
 from outcomes.report import format_ci
 from outcomes.simulate import simulate_trial, write_feeds
 from outcomes.store import Store

@@ -31,8 +31,8 @@ from outcomes.cli import main
 from outcomes.derive import derive_tte
 from outcomes.ingest import ingest
 from outcomes.models.comparison import compare
+from outcomes.models.lmm.fit import lmm
 from outcomes.models.meta import meta_analysis, published_data
-from outcomes.models.mixed import lmm
 from outcomes.models.survival import cox, cumulative_incidence
 from outcomes.report import format_ci, render
 from outcomes.report.cli import parse_params, resolve_report

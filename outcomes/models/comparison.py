@@ -884,7 +884,7 @@ def _trial_lmm(
     n_subj: int,
 ) -> None:
     """Mixed model ``value ~ week * arm`` and its arm contrast at ``at_week``."""
-    from outcomes.models.mixed import lmm
+    from outcomes.models.lmm.fit import lmm
 
     try:
         fit, notes = col.run(

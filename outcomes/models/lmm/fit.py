@@ -13,13 +13,13 @@ Engines
 deviance (written here in NumPy, :class:`ProfiledDeviance`) with SciPy from statsmodels'
 estimate: statsmodels often stops a little short of the optimum, which is enough to move
 estimates in the fourth digit. ``engine="outcomes"`` calls the toolkit's own profiled engine
-(:mod:`outcomes.models.lmm_engine`). ``engine="auto"`` uses the toolkit's engine when it is
+(:mod:`outcomes.models.lmm.engine`). ``engine="auto"`` uses the toolkit's engine when it is
 installed and otherwise statsmodels, and says so in the diagnostics. Both engines return an
-:class:`~outcomes.models.lmm_types.LmmFit`; everything here (Satterthwaite degrees of freedom,
+:class:`~outcomes.models.lmm.types.LmmFit`; everything here (Satterthwaite degrees of freedom,
 marginal means, contrasts, diagnostics) works on that alone.
 
 Inference: t-tests, intervals, marginal means and contrasts use Satterthwaite's degrees of
-freedom computed as lmerTest does (:mod:`outcomes.models.satterthwaite`), or, with
+freedom computed as lmerTest does (:mod:`outcomes.models.lmm.satterthwaite`), or, with
 ``ddf="kenward-roger"``, pbkrtest's Kenward-Roger adjusted covariance and degrees of freedom
 (:func:`kenward_roger`; REML fits up to :data:`KR_MAX_ROWS` rows).
 
@@ -48,9 +48,9 @@ from scipy import optimize
 
 from outcomes.errors import ConvergenceWarning, InputError, ModelError, SingularFitWarning
 from outcomes.models import means
-from outcomes.models.lmm_types import LmmFit, LmmProblem, RandomTerm
+from outcomes.models.lmm.satterthwaite import SatterthwaiteState, hessian, jacobian, satterthwaite
+from outcomes.models.lmm.types import LmmFit, LmmProblem, RandomTerm
 from outcomes.models.means import ADJUST_METHODS, LinearPredictor
-from outcomes.models.satterthwaite import SatterthwaiteState, hessian, jacobian, satterthwaite
 from outcomes.results import Diagnostic, diagnostics_frame, to_ard
 
 __all__ = [
@@ -801,15 +801,15 @@ def _lmm_fit_from_theta(
 
 
 def _fit_outcomes(problem: LmmProblem) -> LmmFit:
-    from outcomes.models import lmm_engine  # lazy: the engine is optional
+    from outcomes.models.lmm import engine  # lazy: the engine is optional
 
-    return lmm_engine.fit(problem)
+    return engine.fit(problem)
 
 
 def _engine_available() -> bool:
     import importlib.util
 
-    return importlib.util.find_spec("outcomes.models.lmm_engine") is not None
+    return importlib.util.find_spec("outcomes.models.lmm.engine") is not None
 
 
 # --------------------------------------------------------------------------------------------
@@ -936,7 +936,7 @@ class LmmResult:
     Attributes
     ----------
     fit
-        The engine's :class:`~outcomes.models.lmm_types.LmmFit`.
+        The engine's :class:`~outcomes.models.lmm.types.LmmFit`.
     engine
         Engine used (``"statsmodels"`` or ``"outcomes"``).
     formula, groups, nested, re_formula, reml
@@ -1409,7 +1409,7 @@ def lmm(
             notes.append(
                 Diagnostic(
                     "engine_fallback",
-                    "engine='auto': the toolkit's engine (outcomes.models.lmm_engine) is not "
+                    "engine='auto': the toolkit's engine (outcomes.models.lmm.engine) is not "
                     "installed; used statsmodels.",
                     "info",
                 )

@@ -12,7 +12,7 @@ lmerTest (Kuznetsova, Brockhoff & Christensen 2017, ``as_lmerModLT`` and
 The numerical derivatives reproduce numDeriv's Richardson extrapolation (``hessian`` with
 relative step ``d = 0.1``, ``jacobian`` with ``d = 1e-4``; 4 steps halved each time), so the
 degrees of freedom agree with lmerTest's to well within ``1e-3``. Everything here needs only
-``fit.deviance`` and ``fit.vcov_at`` of an :class:`~outcomes.models.lmm_types.LmmFit`, so every
+``fit.deviance`` and ``fit.vcov_at`` of an :class:`~outcomes.models.lmm.types.LmmFit`, so every
 engine shares it.
 """
 
@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from outcomes.models.lmm_types import LmmFit
+from outcomes.models.lmm.types import LmmFit
 
 __all__ = ["SatterthwaiteState", "hessian", "jacobian", "satterthwaite", "satterthwaite_df"]
 

@@ -41,7 +41,7 @@ elements of the lower-triangular ``Lambda`` are taken column by column, as in lm
 orders terms by decreasing number of levels, i.e. innermost first.)
 
 Diagnostics are recorded in :attr:`LmmFit.diagnostics` but not emitted as warnings here; the
-user-facing API (:mod:`outcomes.models.mixed`) emits them.
+user-facing API (:mod:`outcomes.models.lmm.fit`) emits them.
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ import scipy.sparse
 from threadpoolctl import ThreadpoolController
 
 from outcomes.errors import InputError, ModelError
-from outcomes.models.lmm_types import LmmFit, LmmProblem, RandomTerm
+from outcomes.models.lmm.types import LmmFit, LmmProblem, RandomTerm
 from outcomes.results import Diagnostic
 
 __all__ = ["fit"]
@@ -873,7 +873,7 @@ def fit(problem: LmmProblem, *, start: np.ndarray | None = None) -> LmmFit:
     Examples
     --------
     >>> import numpy as np
-    >>> from outcomes.models.lmm_types import LmmProblem, RandomTerm
+    >>> from outcomes.models.lmm.types import LmmProblem, RandomTerm
     >>> rng = np.random.default_rng(1)
     >>> ids = np.repeat(np.arange(30), 4)
     >>> x = np.column_stack([np.ones(120), np.tile(np.arange(4.0), 30)])
