@@ -22,7 +22,7 @@ __version__ = "0.1.0"
 # public name -> module that defines it (imported lazily)
 _LAZY: dict[str, str] = {
     "lmm": "outcomes.models.lmm.fit",
-    "LmmResult": "outcomes.models.lmm.fit",
+    "LmmResult": "outcomes.models.lmm.result",
     "gee": "outcomes.models.gee",
     "icc": "outcomes.models.agreement",
     "weighted_kappa": "outcomes.models.agreement",

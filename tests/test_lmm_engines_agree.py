@@ -21,7 +21,8 @@ import numpy as np
 import pytest
 
 from outcomes.models.lmm import engine as lmm_engine
-from outcomes.models.lmm.fit import fit_statsmodels, lmm
+from outcomes.models.lmm.fit import lmm
+from outcomes.models.lmm.statsmodels_path import fit_statsmodels
 
 
 def _load(name: str, path: Path):
