@@ -15,11 +15,7 @@ __all__ = ["hessian", "jacobian"]
 
 
 _EPS = 1e-4
-
-
 _ZERO_TOL = np.sqrt(np.finfo(float).eps / 7e-7)
-
-
 _STEPS = 4
 
 

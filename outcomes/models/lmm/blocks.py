@@ -1,0 +1,506 @@
+"""The profiled criterion of :mod:`outcomes.models.lmm.engine` as batched per-group algebra.
+
+Batched small-matrix helpers, ``theta`` <-> ``Lambda``, the one-level and two-level nested
+structures, and the profiled REML/ML criterion with its analytic gradient (:class:`_Criterion`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import scipy.optimize
+import scipy.sparse
+
+from outcomes.errors import InputError
+from outcomes.models.lmm.types import LmmProblem, RandomTerm
+
+_LOG_2PI = np.log(2.0 * np.pi)
+_TENSOR_BUDGET = 20_000_000  # max elements of the pattern tensor (160 MB) before falling back
+
+
+# --------------------------------------------------------------------------------------------
+# Batched small-matrix algebra. A batch of q x r matrices is an array of shape (q, r, G): the
+# group is the last, contiguous axis, and loops run over the tiny q, never over groups.
+# --------------------------------------------------------------------------------------------
+
+
+def _bmm(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Batched product ``a @ b`` of (q, r, G) and (r, s, G) arrays."""
+    out = a[:, 0, None, :] * b[None, 0, :, :]
+    for j in range(1, a.shape[1]):
+        out += a[:, j, None, :] * b[None, j, :, :]
+    return out
+
+
+def _bt(a: np.ndarray) -> np.ndarray:
+    """Batched transpose of a (q, r, G) array."""
+    return a.transpose(1, 0, 2)
+
+
+def _left(m: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``m @ b_g`` for one fixed (q, r) matrix and a (r, s, G) batch."""
+    r, s, g = b.shape
+    return (m @ b.reshape(r, s * g)).reshape(m.shape[0], s, g)
+
+
+def _right(b: np.ndarray, m: np.ndarray) -> np.ndarray:
+    """``b_g @ m`` for a (q, r, G) batch and one fixed (r, s) matrix."""
+    return np.einsum("rsg,st->rtg", b, m)
+
+
+def _chol(h: np.ndarray) -> np.ndarray:
+    """Batched lower Cholesky factor of symmetric positive definite (q, q, G) matrices."""
+    q = h.shape[0]
+    low = np.zeros_like(h)
+    for j in range(q):
+        d = h[j, j] - np.sum(low[j, :j] ** 2, axis=0)
+        low[j, j] = np.sqrt(d)
+        for i in range(j + 1, q):
+            low[i, j] = (h[i, j] - np.sum(low[i, :j] * low[j, :j], axis=0)) / low[j, j]
+    return low
+
+
+def _tril_inv(low: np.ndarray) -> np.ndarray:
+    """Batched inverse of lower-triangular (q, q, G) matrices."""
+    q = low.shape[0]
+    inv = np.zeros_like(low)
+    for j in range(q):
+        inv[j, j] = 1.0 / low[j, j]
+        for i in range(j + 1, q):
+            inv[i, j] = -np.sum(low[i, j:i] * inv[j:i, j], axis=0) / low[i, i]
+    return inv
+
+
+def _plus_identity(h: np.ndarray, sign: float = 1.0) -> np.ndarray:
+    """``I + sign * h`` for a (q, q, G) batch, in place."""
+    if sign != 1.0:
+        h *= sign
+    for j in range(h.shape[0]):
+        h[j, j] += 1.0
+    return h
+
+
+def _spd_inverse(h: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Inverse and log-determinant of a (q, q, G) batch of symmetric positive definite
+    matrices: closed forms for q <= 2 (the common case), Cholesky otherwise."""
+    q = h.shape[0]
+    if q == 1:
+        return 1.0 / h, np.log(h[0, 0])
+    if q == 2:
+        det = h[0, 0] * h[1, 1] - h[0, 1] * h[1, 0]
+        inv = np.empty_like(h)
+        inv[0, 0] = h[1, 1] / det
+        inv[1, 1] = h[0, 0] / det
+        inv[0, 1] = inv[1, 0] = -h[0, 1] / det
+        return inv, np.log(det)
+    low = _chol(h)
+    linv = _tril_inv(low)
+    return _bmm(_bt(linv), linv), 2.0 * np.sum(np.log(low[np.arange(q), np.arange(q)]), axis=0)
+
+
+def _gram(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``sum_g a[i, k, g] b[j, k, g]`` for (i, k, G) and (j, k, G) batches: one BLAS product."""
+    return a.reshape(a.shape[0], -1) @ b.reshape(b.shape[0], -1).T
+
+
+class _Groups:
+    """Row-to-group bookkeeping: per-group cross-products by sparse products over the rows."""
+
+    def __init__(self, codes: np.ndarray, n_groups: int) -> None:
+        self.n_groups = n_groups
+        n = len(codes)
+        pattern = scipy.sparse.csr_matrix((np.ones(n), (codes, np.arange(n))), shape=(n_groups, n))
+        self.indices, self.indptr = pattern.indices, pattern.indptr
+
+    def crossprod(self, left: np.ndarray, right: np.ndarray) -> np.ndarray:
+        """Per-group ``left_i' right_i`` as a (a, b, G) array.
+
+        For each column of ``left``, the sparse matrix whose row ``g`` holds that column's
+        values on group ``g``'s rows, times ``right``: no (rows x a x b) temporary.
+        """
+        out = np.empty((left.shape[1], right.shape[1], self.n_groups))
+        shape = (self.n_groups, len(left))
+        for a in range(left.shape[1]):
+            weights = scipy.sparse.csr_matrix(
+                (left[self.indices, a], self.indices, self.indptr), shape=shape
+            )
+            out[a] = (weights @ right).T
+        return out
+
+
+def _row_patterns(keys: np.ndarray) -> tuple[np.ndarray, int]:
+    """Integer label of each distinct row of ``keys`` (by hashing, not sorting)."""
+    label = np.zeros(len(keys), dtype=np.int64)
+    n_labels = 1
+    for col in keys.T:
+        codes, uniques = pd.factorize(col)
+        label, labels = pd.factorize(label * len(uniques) + codes)
+        n_labels = len(labels)
+    return label, n_labels
+
+
+# --------------------------------------------------------------------------------------------
+# Theta <-> Lambda
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _ThetaBlock:
+    """Where one term's Lambda sits in theta."""
+
+    q: int
+    start: int
+
+    @property
+    def size(self) -> int:
+        return self.q * (self.q + 1) // 2
+
+    @property
+    def index(self) -> tuple[np.ndarray, np.ndarray]:
+        """Rows and columns of Lambda's non-zero elements, column by column (lme4's order)."""
+        rows, cols = [], []
+        for c in range(self.q):
+            for r in range(c, self.q):
+                rows.append(r)
+                cols.append(c)
+        return np.array(rows), np.array(cols)
+
+    def lam(self, theta: np.ndarray) -> np.ndarray:
+        out = np.zeros((self.q, self.q))
+        rows, cols = self.index
+        out[rows, cols] = theta[self.start : self.start + self.size]
+        return out
+
+    def lower(self) -> np.ndarray:
+        rows, cols = self.index
+        return np.where(rows == cols, 0.0, -np.inf)
+
+    def start_values(self) -> np.ndarray:
+        rows, cols = self.index
+        return np.where(rows == cols, 1.0, 0.0)
+
+
+# --------------------------------------------------------------------------------------------
+# Structures. Each exposes blocks, n_theta, parts(theta) -> (log|L|^2, A'Z Lambda H^-1 Lambda'
+# Z'A, state) with A = [X y] and H = Lambda'Z'Z Lambda + I, and grad(theta, omega, state).
+# --------------------------------------------------------------------------------------------
+
+
+class _OneLevel:
+    """One grouping factor with a q-dimensional random effect (unstructured covariance).
+
+    For each group ``i`` (or each pattern of groups sharing ``G_i = Z_i'Z_i``, weight
+    ``w_i`` groups), ``H_i = Lambda' G_i Lambda + I``; ``log|L|^2 = sum_i w_i log|H_i|`` and
+    ``A'Z Lambda H^-1 Lambda' Z'A = sum_i V_i' H_i^-1 V_i`` with ``V_i = Lambda' Z_i'A_i``.
+    """
+
+    def __init__(self, term: RandomTerm, a: np.ndarray) -> None:
+        self.block = _ThetaBlock(term.z.shape[1], 0)
+        self.blocks = (self.block,)
+        q = self.block.q
+        g = term.n_groups
+        groups = _Groups(np.asarray(term.codes), g)
+        z = np.asarray(term.z, dtype=float)
+        ztz = groups.crossprod(z, z)
+        zta = groups.crossprod(z, a)
+        self.p_a = a.shape[1]
+        # Groups sharing Z_i'Z_i share everything but their cross-products with [X y].
+        rows, cols = np.triu_indices(q)
+        pattern, k = _row_patterns(ztz[rows, cols].T)
+        m = q * self.p_a
+        self.compressed = 4 * k <= g and k <= 5_000 and k * m * m <= _TENSOR_BUDGET
+        if self.compressed:
+            first = np.unique(pattern, return_index=True)[1]
+            self.ztz = ztz[:, :, first]
+            self.weight = np.bincount(pattern, minlength=k).astype(float)
+            self.tensor = self._pattern_tensor(zta, pattern, k)
+        else:
+            self.ztz = ztz
+            self.weight = np.ones(g)
+            self.zta = zta
+
+    @property
+    def n_theta(self) -> int:
+        return self.block.size
+
+    def _pattern_tensor(self, zta: np.ndarray, pattern: np.ndarray, k: int) -> np.ndarray:
+        """``T[(a, b, k), (c, d)] = sum over groups i of pattern k of ZtA_i[a, c] ZtA_i[b, d]``.
+
+        One BLAS product per pattern (there are at most 5,000 patterns, and at most a quarter
+        as many as groups).
+        """
+        q, p_a, g = zta.shape
+        flat = zta.transpose(2, 0, 1).reshape(g, q * p_a)
+        order = np.argsort(pattern, kind="stable")
+        bounds = np.r_[0, np.cumsum(np.bincount(pattern, minlength=k))]
+        tensor = np.empty((k, q * p_a, q * p_a))
+        for j in range(k):
+            rows = flat[order[bounds[j] : bounds[j + 1]]]
+            tensor[j] = rows.T @ rows
+        # (k, a, c, b, d) -> (a, b, k, c, d), matching the (q, q, K) batch layout
+        tensor = tensor.reshape(k, q, p_a, q, p_a).transpose(1, 3, 0, 2, 4)
+        return np.ascontiguousarray(tensor.reshape(q * q * k, p_a * p_a))
+
+    def parts(self, theta: np.ndarray) -> tuple[float, np.ndarray, dict]:
+        """``log|L|^2`` and ``sum_i A_i'Z_i Lambda H_i^-1 Lambda' Z_i'A_i``."""
+        lam = self.block.lam(theta)
+        q = lam.shape[0]
+        hinv, logdet = _spd_inverse(_plus_identity(_right(_left(lam.T, self.ztz), lam)))
+        ld_l2 = float(logdet @ self.weight)
+        m = _right(_left(lam, hinv), lam.T)  # Lambda H^-1 Lambda'
+        if self.compressed:
+            quad = (m.reshape(-1) @ self.tensor).reshape(self.p_a, self.p_a)
+        else:
+            # sum_i ZtA_i' M_i ZtA_i, one BLAS product per pair of random effects
+            quad = np.zeros((self.p_a, self.p_a))
+            for a in range(q):
+                for b in range(a, q):
+                    part = (self.zta[a] * m[a, b]) @ self.zta[b].T
+                    quad += part if a == b else part + part.T
+        return ld_l2, quad, {"lam": lam, "hinv": hinv}
+
+    def grad(self, theta: np.ndarray, omega: np.ndarray, state: dict) -> np.ndarray:
+        """Gradient of the profiled criterion with respect to theta.
+
+        Uses the q x q matrix ``D`` whose ``[r, c]`` element is the derivative with respect
+        to ``Lambda[r, c]``: ``D = 2 sum_i w_i G_i Lambda H_i^-1 - 2 sum_i R_i Omega U_i'``,
+        with ``U_i = P_i Z_i'A_i``, ``P_i = H_i^-1 Lambda'`` and ``R_i = Z_i'A_i - G_i Lambda
+        U_i``, so that ``R_i Omega U_i' = (I - G_i Lambda P_i) (Z_i'A_i Omega A_i'Z_i) P_i'``
+        (summed within patterns by the tensor).
+        """
+        lam, hinv = state["lam"], state["hinv"]
+        q, _, u = hinv.shape
+        g_lam = _right(self.ztz, lam)  # G Lambda
+        d1 = _gram(g_lam * self.weight, _bt(hinv))
+        p = _right(hinv, lam.T)  # P = H^-1 Lambda'
+        if self.compressed:
+            om = (self.tensor @ omega.reshape(-1)).reshape(q, q, u)
+        else:
+            om = np.empty((q, q, u))  # Z_i'A_i Omega A_i'Z_i
+            for a in range(q):
+                weighted = omega @ self.zta[a]
+                for b in range(a, q):
+                    om[a, b] = om[b, a] = np.einsum("cg,cg->g", weighted, self.zta[b])
+        resid = _plus_identity(_bmm(g_lam, p), -1.0)  # I - G Lambda P
+        d2 = _gram(_bmm(resid, om), p)
+        full = 2.0 * d1 - 2.0 * d2
+        rows, cols = self.block.index
+        return full[rows, cols]
+
+
+class _TwoLevel:
+    """Two nested grouping factors: an outer term (q1) and an inner term (q2) within it."""
+
+    def __init__(self, outer: RandomTerm, inner: RandomTerm, a: np.ndarray) -> None:
+        self.outer_block = _ThetaBlock(outer.z.shape[1], 0)
+        self.inner_block = _ThetaBlock(inner.z.shape[1], self.outer_block.size)
+        self.blocks = (self.outer_block, self.inner_block)
+        n_outer, n_inner = outer.n_groups, inner.n_groups
+        outer_codes, inner_codes = np.asarray(outer.codes), np.asarray(inner.codes)
+        parent = np.full(n_inner, -1)
+        parent[inner_codes] = outer_codes
+        if np.any(parent[inner_codes] != outer_codes):
+            raise InputError(
+                f"The groups of '{inner.group}' are not nested within '{outer.group}': some "
+                f"'{inner.group}' group has rows in more than one '{outer.group}' group. Code "
+                f"the inner factor as the combination of both (e.g. '{outer.group}:side')."
+            )
+        # Inner levels without rows contribute nothing (H = I); give them any parent.
+        parent[parent < 0] = 0
+        self.parent = parent
+        self.p_a = a.shape[1]
+        z1 = np.asarray(outer.z, dtype=float)
+        z2 = np.asarray(inner.z, dtype=float)
+        inner_groups = _Groups(inner_codes, n_inner)
+        outer_groups = _Groups(outer_codes, n_outer)
+        self.ww = inner_groups.crossprod(z2, z2)
+        self.wz = inner_groups.crossprod(z2, z1)
+        self.wa = inner_groups.crossprod(z2, a)
+        self.zz = outer_groups.crossprod(z1, z1)
+        self.za = outer_groups.crossprod(z1, a)
+        # sums over the inner groups of each outer group: (J, S) @ (S, ...)
+        self.to_outer = scipy.sparse.csr_matrix(
+            (np.ones(n_inner), (parent, np.arange(n_inner))), shape=(n_outer, n_inner)
+        )
+
+    @property
+    def n_theta(self) -> int:
+        return self.outer_block.size + self.inner_block.size
+
+    def _sum_to_outer(self, x: np.ndarray) -> np.ndarray:
+        shape = x.shape[:-1]
+        flat = x.reshape(-1, x.shape[-1])
+        return np.asarray(self.to_outer @ flat.T).T.reshape(*shape, -1)
+
+    def parts(self, theta: np.ndarray) -> tuple[float, np.ndarray, dict]:
+        """``log|L|^2`` and ``A'Z Lambda H^-1 Lambda' Z'A`` by the inner-first block Cholesky.
+
+        With inner blocks first, ``L = [[L2, 0], [B, L1]]``: ``L2_s L2_s' = Lambda2' W_s'W_s
+        Lambda2 + I``; ``B_s' = L2_s^-1 K_s`` with ``K_s = Lambda2' W_s'Z_s Lambda1``;
+        ``L1_j L1_j' = S_j = Lambda1' Z_j'Z_j Lambda1 + I - sum_{s in j} B_s B_s'`` (the Schur
+        complement); and the forward solve gives ``c_s = L2_s^-1 Lambda2' W_s'A_s``,
+        ``c_j = L1_j^-1 (Lambda1' Z_j'A_j - sum_{s in j} B_s c_s)``.
+        """
+        lam1 = self.outer_block.lam(theta)
+        lam2 = self.inner_block.lam(theta)
+        q1, q2 = lam1.shape[0], lam2.shape[0]
+        h2 = _plus_identity(_right(_left(lam2.T, self.ww), lam2))
+        low2 = _chol(h2)
+        linv2 = _tril_inv(low2)
+        bt = _bmm(linv2, _right(_left(lam2.T, self.wz), lam1))  # B_s', (q2, q1, S)
+        c2 = _bmm(linv2, _left(lam2.T, self.wa))  # (q2, pA, S)
+        bb = self._sum_to_outer(_bmm(_bt(bt), bt))
+        h1 = _plus_identity(_right(_left(lam1.T, self.zz), lam1) - bb)
+        low1 = _chol(h1)
+        linv1 = _tril_inv(low1)
+        rhs = _left(lam1.T, self.za) - self._sum_to_outer(_bmm(_bt(bt), c2))
+        c1 = _bmm(linv1, rhs)
+        ld_l2 = 2.0 * float(
+            np.sum(np.log(low2[np.arange(q2), np.arange(q2)]))
+            + np.sum(np.log(low1[np.arange(q1), np.arange(q1)]))
+        )
+        f2 = c2.transpose(1, 0, 2).reshape(self.p_a, -1)
+        f1 = c1.transpose(1, 0, 2).reshape(self.p_a, -1)
+        state = {"linv2": linv2, "linv1": linv1, "bt": bt, "c2": c2, "c1": c1}
+        return ld_l2, f2 @ f2.T + f1 @ f1.T, state
+
+    def grad(self, theta: np.ndarray, omega: np.ndarray, state: dict) -> np.ndarray:
+        """Gradient of the profiled criterion with respect to theta.
+
+        For a term ``t`` the derivative with respect to ``Lambda_t[r, c]`` is element ``[r, c]``
+        of ``D_t = 2 sum_g sum_h (Z'Z)_gh Lambda_h (H^-1)_hg - 2 sum_g (Z'R)_g Omega U_g'``
+        over the blocks ``g`` of term ``t``, where ``U = H^-1 Lambda' Z'A`` (by back
+        substitution) and ``Z'R = Z'A - Z'Z Lambda U``. The blocks of ``H^-1`` come from the
+        partitioned inverse: ``(H^-1)_jj = S_j^-1``, ``(H^-1)_sj = -H2_s^-1 K_s S_j^-1`` and
+        ``(H^-1)_ss = H2_s^-1 + H2_s^-1 K_s S_j^-1 K_s' H2_s^-1``.
+        """
+        lam1 = self.outer_block.lam(theta)
+        lam2 = self.inner_block.lam(theta)
+        linv2, linv1, bt = state["linv2"], state["linv1"], state["bt"]
+        parent = self.parent
+        # back substitution L' U = c
+        u1 = _bmm(_bt(linv1), state["c1"])
+        u2 = _bmm(_bt(linv2), state["c2"] - _bmm(bt, u1[:, :, parent]))
+        # blocks of H^-1
+        s_inv = _bmm(_bt(linv1), linv1)
+        h2k = _bmm(_bt(linv2), bt)  # H2^-1 K
+        h_sj = -_bmm(h2k, s_inv[:, :, parent])
+        h_ss = _bmm(_bt(linv2), linv2) - _bmm(h_sj, _bt(h2k))
+        # Z'R for both levels
+        zr1 = (
+            self.za
+            - _bmm(_right(self.zz, lam1), u1)
+            - self._sum_to_outer(_bmm(_right(_bt(self.wz), lam2), u2))
+        )
+        zr2 = (
+            self.wa
+            - _bmm(_right(self.ww, lam2), u2)
+            - _bmm(_right(self.wz, lam1), u1[:, :, parent])
+        )
+        # sums over groups of products X_g Y_g are single BLAS products: _gram(X, Y')
+        d1 = _gram(_right(self.zz, lam1), _bt(s_inv)) + _gram(_right(_bt(self.wz), lam2), _bt(h_sj))
+        d2 = _gram(_right(self.ww, lam2), _bt(h_ss)) + _gram(_right(self.wz, lam1), h_sj)
+        d1 = 2.0 * d1 - 2.0 * _gram(_right(zr1, omega), u1)
+        d2 = 2.0 * d2 - 2.0 * _gram(_right(zr2, omega), u2)
+        rows1, cols1 = self.outer_block.index
+        rows2, cols2 = self.inner_block.index
+        return np.concatenate([d1[rows1, cols1], d2[rows2, cols2]])
+
+
+# --------------------------------------------------------------------------------------------
+# Profiled criterion on top of a structure
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Pieces:
+    ld_l2: float
+    ld_rx2: float
+    r2: float
+    beta: np.ndarray
+    xtvx: np.ndarray  # X' V0^-1 X = R_X' R_X
+    state: dict
+
+
+class _Criterion:
+    """lme4's profiled deviance (REML or ML) as a function of theta."""
+
+    def __init__(
+        self, problem: LmmProblem, structure: _OneLevel | _TwoLevel, a: np.ndarray
+    ) -> None:
+        self.structure = structure
+        self.reml = problem.reml
+        self.n, self.p = problem.x.shape
+        self.ata = a.T @ a
+        self.df = self.n - self.p if self.reml else self.n
+        self.lower = np.concatenate([b.lower() for b in structure.blocks])
+        self.n_evaluations = 0
+        self._last: tuple[bytes, float, np.ndarray] | None = None  # the latest value_and_grad
+
+    def pieces(self, theta: np.ndarray) -> _Pieces:
+        self.n_evaluations += 1
+        ld_l2, quad, state = self.structure.parts(theta)
+        m = self.ata - quad  # A' V0^-1 A
+        p = self.p
+        chol = np.linalg.cholesky(m)  # raises LinAlgError if not positive definite
+        r2 = float(chol[p, p] ** 2)
+        ld_rx2 = 2.0 * float(np.sum(np.log(np.diag(chol)[:p])))
+        xtvx = m[:p, :p]
+        beta = np.linalg.solve(xtvx, m[:p, p])
+        return _Pieces(ld_l2, ld_rx2, r2, beta, xtvx, state)
+
+    def profiled(self, pieces: _Pieces) -> float:
+        dev = pieces.ld_l2 + self.df * (1.0 + _LOG_2PI + np.log(pieces.r2 / self.df))
+        return dev + pieces.ld_rx2 if self.reml else dev
+
+    def __call__(self, theta: np.ndarray) -> float:
+        try:
+            return self.profiled(self.pieces(theta))
+        except np.linalg.LinAlgError:
+            return np.inf
+
+    def value_and_grad(self, theta: np.ndarray) -> tuple[float, np.ndarray]:
+        """The profiled deviance and its analytic gradient.
+
+        The derivative of ``log|L|^2 + log|X'V0^-1 X|`` (REML) ``+ df log r^2`` with respect
+        to ``Lambda`` is ``2 tr(H^-1 Lambda'Z'Z dLambda) - 2 tr(Omega (Z'R)' dLambda U)``
+        with ``U = H^-1 Lambda'Z'A``, ``Z'R = Z'A - Z'Z Lambda U`` and
+        ``Omega = (df / r^2) w w' + [[C, 0], [0, 0]]`` (``w = (-beta, 1)``,
+        ``C = (X'V0^-1 X)^-1``, REML only): the envelope theorem on the profiled ``beta``
+        and ``d V0^-1 = -V0^-1 Z (dLambda Lambda' + Lambda dLambda') Z' V0^-1``.
+        """
+        key = np.asarray(theta, dtype=float).tobytes()
+        if self._last is not None and self._last[0] == key:
+            return self._last[1], self._last[2].copy()
+        pieces = self.pieces(theta)
+        value = self.profiled(pieces)
+        w = np.append(-pieces.beta, 1.0)
+        omega = (self.df / pieces.r2) * np.outer(w, w)
+        if self.reml:
+            omega[: self.p, : self.p] += np.linalg.inv(pieces.xtvx)
+        grad = self.structure.grad(theta, omega, pieces.state)
+        self._last = (key, value, grad)
+        return value, grad.copy()
+
+    def at_varpar(self, varpar: np.ndarray) -> tuple[_Pieces, float]:
+        """Pieces at ``theta`` and ``sigma^2`` from ``varpar = (*theta, sigma)``."""
+        varpar = np.asarray(varpar, dtype=float)
+        if varpar.shape != (len(self.lower) + 1,):
+            raise InputError(
+                f"varpar must have {len(self.lower) + 1} elements (*theta, sigma), "
+                f"got shape {varpar.shape}."
+            )
+        return self.pieces(varpar[:-1]), float(varpar[-1]) ** 2
+
+    def deviance_at(self, varpar: np.ndarray) -> float:
+        """-2 log-likelihood at ``(theta, sigma)`` with beta profiled (lmerTest's devfun_vp)."""
+        pieces, s2 = self.at_varpar(varpar)
+        dev = pieces.ld_l2 + pieces.r2 / s2 + self.df * np.log(2.0 * np.pi * s2)
+        return float(dev + pieces.ld_rx2 if self.reml else dev)
+
+    def vcov_at(self, varpar: np.ndarray) -> np.ndarray:
+        """``sigma^2 (X' V0^-1 X)^-1`` at ``(theta, sigma)``."""
+        pieces, s2 = self.at_varpar(varpar)
+        return s2 * np.linalg.inv(pieces.xtvx)
