@@ -730,7 +730,8 @@ def _labels(table: pd.DataFrame, by: str | Sequence[str] | None) -> list[str]:
 def _run_time_to_result(spec: AnalysisSpec, tables: Mapping[str, pd.DataFrame]) -> _Output:
     """Time-to-result: derive_tte, Kaplan-Meier by group, log-rank and Cox comparisons."""
     from outcomes.derive import derive_tte
-    from outcomes.models.survival import cox, kaplan_meier, logrank
+    from outcomes.models.survival.cox import cox
+    from outcomes.models.survival.kaplan_meier import kaplan_meier, logrank
 
     name = spec.name
     outcome = spec.content["outcome"]

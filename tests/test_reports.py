@@ -33,7 +33,8 @@ from outcomes.ingest import ingest
 from outcomes.models.comparison import compare
 from outcomes.models.lmm.fit import lmm
 from outcomes.models.meta import meta_analysis, published_data
-from outcomes.models.survival import cox, cumulative_incidence
+from outcomes.models.survival.competing import cumulative_incidence
+from outcomes.models.survival.cox import cox
 from outcomes.report import format_ci, render
 from outcomes.report.cli import parse_params, resolve_report
 from outcomes.report.qmd import parse_qmd

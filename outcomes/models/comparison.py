@@ -657,7 +657,7 @@ def _naive_cox(
 ) -> tuple[pd.Series, pd.Series, int]:
     """Unweighted Cox model with robust SE by clinic (:func:`outcomes.models.survival.cox`);
     one indicator per modality in ``levels[1:]`` against ``levels[0]``."""
-    from outcomes.models.survival import cox
+    from outcomes.models.survival.cox import cox
 
     names = [f"m{j}" for j in range(1, len(levels))]
     d = data.assign(
@@ -713,7 +713,7 @@ def _trial(
     t: Mapping[str, pd.DataFrame], study: pd.Series, col: _Collector, opts: Mapping[str, Any]
 ) -> None:
     from outcomes.derive import derive_tte
-    from outcomes.models.survival import cox
+    from outcomes.models.survival.cox import cox
 
     design = str(study["design"])
     split = design == "split_body"
