@@ -32,7 +32,8 @@ from outcomes.derive import derive_tte
 from outcomes.ingest import ingest
 from outcomes.models.comparison import compare
 from outcomes.models.lmm.fit import lmm
-from outcomes.models.meta import meta_analysis, published_data
+from outcomes.models.meta.meta_analysis import meta_analysis
+from outcomes.models.meta.published import published_data
 from outcomes.models.survival.competing import cumulative_incidence
 from outcomes.models.survival.cox import cox
 from outcomes.report import format_ci, render
