@@ -28,8 +28,8 @@ import numpy as np
 import pandas as pd
 from measure import measure
 
-from outcomes.models.lmm_engine import fit
-from outcomes.models.lmm_types import LmmProblem, RandomTerm
+from outcomes.models.lmm.engine import fit
+from outcomes.models.lmm.types import LmmProblem, RandomTerm
 
 _STATSMODELS_ALL = os.environ.get("OUTCOMES_BENCH_STATSMODELS_ALL") == "1"
 

@@ -1,6 +1,6 @@
 """Benchmark: a random-slope linear mixed model on 30,000 rows (5,000 patients x 6 visits).
 
-``score ~ week * arm`` with ``(week | patient)``, fitted by :func:`outcomes.models.mixed.lmm`
+``score ~ week * arm`` with ``(week | patient)``, fitted by :func:`outcomes.models.lmm.fit.lmm`
 with the statsmodels engine (statsmodels MixedLM, then refined on lme4's profiled deviance,
 plus Satterthwaite's derivatives). When R with lme4 is installed, the same data are also
 fitted once with ``lmer`` (timed inside R with ``system.time``) for comparison; that row has
@@ -51,7 +51,7 @@ def make_data(n_patients: int, seed: int = 1) -> pd.DataFrame:
 
 
 def _fit(df: pd.DataFrame) -> dict:
-    from outcomes.models.mixed import lmm
+    from outcomes.models.lmm.fit import lmm
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

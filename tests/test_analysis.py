@@ -218,8 +218,8 @@ def test_manifest_records_provenance(workspace: Path) -> None:
     assert m["spec"]["content"]["model"]["kind"] == "time_to_result"
     assert m["seeds"]["spec_seed"] == 3
     assert m["seeds"]["seed_sequence_entropy"] == 3
-    assert "outcomes/models/survival.py" in m["code"]["files"]
-    assert {"outcomes/models/survival.py", "outcomes/derive/tte.py"} <= set(m["code"]["loaded"])
+    assert "outcomes/models/survival/cox.py" in m["code"]["files"]
+    assert {"outcomes/models/survival/cox.py", "outcomes/derive/tte.py"} <= set(m["code"]["loaded"])
     assert {"commit", "dirty"} <= set(m["code"]["git"])
     assert "numpy" in m["environment"]["packages"]
     assert m["started_at"] <= m["finished_at"]

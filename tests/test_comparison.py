@@ -167,7 +167,7 @@ def test_trial_contrast_and_hazard_ratio_near_truth(trial_registry):
 
 
 def test_trial_contrast_is_the_lmm_emmeans_contrast(trial_registry):
-    from outcomes.models.mixed import lmm
+    from outcomes.models.lmm.fit import lmm
 
     trial, _, res = trial_registry
     a = trial.tables["assessments"]

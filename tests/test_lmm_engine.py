@@ -17,8 +17,8 @@ import pandas as pd
 import pytest
 from statsmodels.regression.mixed_linear_model import MixedLM
 
-from outcomes.models.lmm_engine import fit
-from outcomes.models.lmm_types import LmmProblem, RandomTerm
+from outcomes.models.lmm.engine import fit
+from outcomes.models.lmm.types import LmmProblem, RandomTerm
 
 HERE = Path(__file__).parent / "r" / "engine"
 REFERENCE = json.loads((HERE / "reference.json").read_text())
@@ -287,7 +287,7 @@ def test_at_least_as_good_as_statsmodels(name: str, fits: dict) -> None:
 
 @pytest.mark.parametrize("name", list(CASES))
 def test_satterthwaite_df_from_the_engine_match_lmertest(name: str, fits: dict) -> None:
-    from outcomes.models.satterthwaite import satterthwaite_df
+    from outcomes.models.lmm.satterthwaite import satterthwaite_df
 
     result = fits[name]
     # R: summary(m)$coefficients[, "df"] (lmerTest, Satterthwaite)

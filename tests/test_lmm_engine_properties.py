@@ -15,9 +15,9 @@ from scipy import stats
 from statsmodels.regression.mixed_linear_model import MixedLM
 
 from outcomes.errors import InputError, ModelError
-from outcomes.models import lmm_engine
-from outcomes.models.lmm_engine import fit
-from outcomes.models.lmm_types import LmmProblem, RandomTerm
+from outcomes.models.lmm import blocks, engine
+from outcomes.models.lmm.engine import fit
+from outcomes.models.lmm.types import LmmProblem, RandomTerm
 
 X_NAMES = ("(Intercept)", "time", "arm", "time:arm")
 
@@ -150,13 +150,13 @@ def test_same_or_better_optimum_than_statsmodels_nested(
 # ----------------------------------------------------------------------------------------------
 
 
-def criterion(prob: LmmProblem) -> lmm_engine._Criterion:
+def criterion(prob: LmmProblem) -> blocks._Criterion:
     a = np.column_stack([prob.x, prob.y])
     if len(prob.terms) == 1:
-        structure = lmm_engine._OneLevel(prob.terms[0], a)
+        structure = blocks._OneLevel(prob.terms[0], a)
     else:
-        structure = lmm_engine._TwoLevel(prob.terms[0], prob.terms[1], a)
-    return lmm_engine._Criterion(prob, structure, a)
+        structure = blocks._TwoLevel(prob.terms[0], prob.terms[1], a)
+    return blocks._Criterion(prob, structure, a)
 
 
 def clinic_problem(seed: int) -> LmmProblem:
@@ -192,7 +192,7 @@ def test_gradient_matches_finite_differences(
 def test_pattern_sharing_gives_the_same_fit_as_per_group_algebra(monkeypatch) -> None:
     prob = problem(simulate(5, 40, 5, drop=0.1))
     shared = fit(prob)
-    monkeypatch.setattr(lmm_engine, "_TENSOR_BUDGET", 0)
+    monkeypatch.setattr(blocks, "_TENSOR_BUDGET", 0)
     per_group = fit(prob)
     np.testing.assert_allclose(shared.loglik, per_group.loglik, rtol=1e-11)
     np.testing.assert_allclose(shared.beta, per_group.beta, rtol=1e-8)
@@ -265,7 +265,7 @@ def test_an_unverified_optimum_is_reported_not_hidden(monkeypatch) -> None:
     # Make every Hessian check fail: the engine retries, then says it did not converge.
     prob = problem(simulate(14, 20, 4))
     monkeypatch.setattr(
-        lmm_engine, "_free_hessian", lambda crit, theta, grad, free: -np.eye(int(free.sum()))
+        engine, "_free_hessian", lambda crit, theta, grad, free: -np.eye(int(free.sum()))
     )
     result = fit(prob)
     codes = [d.code for d in result.diagnostics]

@@ -20,8 +20,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from outcomes.models import lmm_engine
-from outcomes.models.mixed import fit_statsmodels, lmm
+from outcomes.models.lmm import engine as lmm_engine
+from outcomes.models.lmm.fit import lmm
+from outcomes.models.lmm.statsmodels_path import fit_statsmodels
 
 
 def _load(name: str, path: Path):

@@ -26,7 +26,7 @@ from scipy import stats
 
 from outcomes.errors import InputError
 from outcomes.models import means
-from outcomes.models.mixed import lmm
+from outcomes.models.lmm.fit import lmm
 
 HERE = Path(__file__).parent / "r" / "means"
 REF = json.loads((HERE / "means.json").read_text())

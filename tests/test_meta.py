@@ -16,7 +16,9 @@ import pandas as pd
 import pytest
 
 from outcomes.errors import InputError, SingularFitWarning, StatisticalWarning
-from outcomes.models.meta import escalc, meta_analysis, published_data
+from outcomes.models.meta.effect_sizes import escalc
+from outcomes.models.meta.meta_analysis import meta_analysis
+from outcomes.models.meta.published import published_data
 from outcomes.results import TIDY_COLUMNS
 
 R = json.loads((Path(__file__).parent / "r" / "meta" / "metafor_reference.json").read_text())

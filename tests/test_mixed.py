@@ -17,8 +17,10 @@ import pandas as pd
 import pytest
 
 from outcomes.errors import InputError, SingularFitWarning
-from outcomes.models.mixed import ProfiledDeviance, build_problem, design_structure, lmm
-from outcomes.models.satterthwaite import hessian, jacobian
+from outcomes.models.lmm.design import build_problem, design_structure
+from outcomes.models.lmm.deviance import ProfiledDeviance
+from outcomes.models.lmm.fit import lmm
+from outcomes.models.numderiv import hessian, jacobian
 
 _spec = importlib.util.spec_from_file_location("rref", Path(__file__).parent / "r/mixed/rref.py")
 rref = importlib.util.module_from_spec(_spec)

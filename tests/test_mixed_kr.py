@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 
 from outcomes.errors import InputError
-from outcomes.models.mixed import lmm
+from outcomes.models.lmm.fit import lmm
 
 _spec = importlib.util.spec_from_file_location("rref", Path(__file__).parent / "r/mixed/rref.py")
 rref = importlib.util.module_from_spec(_spec)

@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 
 from outcomes.errors import InputError, StatisticalWarning
-from outcomes.models.meta import escalc
+from outcomes.models.meta.effect_sizes import escalc
 from outcomes.models.network import microneedling_network, network_meta
 from outcomes.models.network.designs import blocks, gls
 from outcomes.models.network.graph import fit_graph

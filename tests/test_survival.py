@@ -15,13 +15,10 @@ import pandas as pd
 import pytest
 
 from outcomes.errors import ConvergenceWarning, InputError, ModelError, StatisticalWarning
-from outcomes.models.survival import (
-    cox,
-    cumulative_incidence,
-    interval_model,
-    kaplan_meier,
-    logrank,
-)
+from outcomes.models.survival.competing import cumulative_incidence
+from outcomes.models.survival.cox import cox
+from outcomes.models.survival.interval import interval_model
+from outcomes.models.survival.kaplan_meier import kaplan_meier, logrank
 
 HERE = Path(__file__).parent / "r" / "survival"
 EST, SE = 1e-6, 1e-4

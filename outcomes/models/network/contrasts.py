@@ -13,7 +13,7 @@ Contrast-level input (one row per comparison)
 
 Split-face (split-body) studies
     Rows whose ``design`` is ``"split_body"`` (or ``"paired"``) compare sides of the same
-    patients. Their contrasts get the paired variance of :func:`outcomes.models.meta.escalc`
+    patients. Their contrasts get the paired variance of :func:`outcomes.escalc`
     with the within-patient correlation ``r`` (a column, or the ``r`` argument), which is
     rarely reported and so a sensitivity parameter. ``n`` is the number of patients on every
     arm. A three-arm split-body study (three sites of the same patients) has covariances of
@@ -23,7 +23,7 @@ Zero cells (binary measures)
     As netmeta's ``pairwise()``: 1/2 is added to every cell of every arm of a study with a
     zero cell (``"OR"``, ``"RR"``), and a comparison in which both arms have no events (or
     only events) is left out, with a diagnostic. Effect sizes and variances are those of
-    :func:`outcomes.models.meta.escalc` (metafor's formulas); for ``"OR"`` they equal
+    :func:`outcomes.escalc` (metafor's formulas); for ``"OR"`` they equal
     netmeta's, while netmeta's ``"RR"`` and ``"RD"`` handle zero cells slightly differently
     (``"RD"`` gets no correction here). Standardised mean differences are not offered:
     trials on different scales are not pooled here.
@@ -39,7 +39,7 @@ import numpy as np
 import pandas as pd
 
 from outcomes.errors import InputError
-from outcomes.models.meta import PAIRED_DESIGNS, PARALLEL_DESIGNS, escalc
+from outcomes.models.meta.effect_sizes import PAIRED_DESIGNS, PARALLEL_DESIGNS, escalc
 from outcomes.results import Diagnostic
 
 __all__ = ["NETWORK_MEASURES", "Contrasts", "sort_key", "to_contrasts"]

@@ -12,99 +12,23 @@ lmerTest (Kuznetsova, Brockhoff & Christensen 2017, ``as_lmerModLT`` and
 The numerical derivatives reproduce numDeriv's Richardson extrapolation (``hessian`` with
 relative step ``d = 0.1``, ``jacobian`` with ``d = 1e-4``; 4 steps halved each time), so the
 degrees of freedom agree with lmerTest's to well within ``1e-3``. Everything here needs only
-``fit.deviance`` and ``fit.vcov_at`` of an :class:`~outcomes.models.lmm_types.LmmFit`, so every
+``fit.deviance`` and ``fit.vcov_at`` of an :class:`~outcomes.models.lmm.types.LmmFit`, so every
 engine shares it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
-from outcomes.models.lmm_types import LmmFit
+from outcomes.models.lmm.types import LmmFit
+from outcomes.models.numderiv import hessian, jacobian
 
-__all__ = ["SatterthwaiteState", "hessian", "jacobian", "satterthwaite", "satterthwaite_df"]
+__all__ = ["SatterthwaiteState", "satterthwaite", "satterthwaite_df"]
 
-_EPS = 1e-4
-_ZERO_TOL = np.sqrt(np.finfo(float).eps / 7e-7)
-_STEPS = 4
+
 _EIGEN_TOL = 1e-8
-
-
-def _steps(x: np.ndarray, d: float) -> np.ndarray:
-    """numDeriv's first step: relative ``d``, absolute ``1e-4`` where ``x`` is near zero."""
-    return np.abs(d * x) + _EPS * (np.abs(x) < _ZERO_TOL)
-
-
-def _richardson(approx: np.ndarray) -> np.ndarray:
-    """Richardson extrapolation over the first axis (steps halved each time)."""
-    a = approx
-    for m in range(1, _STEPS):
-        a = (a[1:] * 4.0**m - a[:-1]) / (4.0**m - 1.0)
-    return a[0]
-
-
-def jacobian(
-    func: Callable[[np.ndarray], np.ndarray], x: np.ndarray, d: float = 1e-4
-) -> np.ndarray:
-    """Jacobian of a vector (or array) valued ``func`` at ``x`` (numDeriv's ``jacobian``).
-
-    Returns
-    -------
-    numpy.ndarray
-        Shape ``(*func(x).shape, len(x))``.
-    """
-    x = np.asarray(x, dtype=float)
-    shape = np.shape(func(x))
-    h = _steps(x, d)
-    out = np.empty((*shape, len(x)))
-    for i in range(len(x)):
-        approx = []
-        hi = h[i]
-        for _ in range(_STEPS):
-            e = np.zeros_like(x)
-            e[i] = hi
-            approx.append((np.asarray(func(x + e)) - np.asarray(func(x - e))) / (2 * hi))
-            hi /= 2
-        out[..., i] = _richardson(np.array(approx))
-    return out
-
-
-def hessian(func: Callable[[np.ndarray], float], x: np.ndarray, d: float = 0.1) -> np.ndarray:
-    """Hessian of a scalar ``func`` at ``x`` (numDeriv's ``hessian``/``genD``)."""
-    x = np.asarray(x, dtype=float)
-    n = len(x)
-    f0 = func(x)
-    h0 = _steps(x, d)
-    unit = np.eye(n)
-    diag = np.empty(n)
-    for i in range(n):
-        approx = []
-        h = h0.copy()
-        for _ in range(_STEPS):
-            f1 = func(x + unit[i] * h)
-            f2 = func(x - unit[i] * h)
-            approx.append((f1 - 2 * f0 + f2) / h[i] ** 2)
-            h /= 2
-        diag[i] = _richardson(np.array(approx))
-    out = np.diag(diag)
-    for i in range(n):
-        for j in range(i):
-            approx = []
-            h = h0.copy()
-            for _ in range(_STEPS):
-                step = unit[i] * h + unit[j] * h
-                f1 = func(x + step)
-                f2 = func(x - step)
-                approx.append(
-                    (f1 - 2 * f0 + f2 - diag[i] * h[i] ** 2 - diag[j] * h[j] ** 2)
-                    / (2 * h[i] * h[j])
-                )
-                h /= 2
-            out[i, j] = out[j, i] = _richardson(np.array(approx))
-    return out
 
 
 @dataclass(frozen=True)

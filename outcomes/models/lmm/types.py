@@ -1,8 +1,8 @@
 """The contract between the mixed-model API and its fitting engines.
 
-:mod:`outcomes.models.mixed` builds an :class:`LmmProblem` from a DataFrame and a formula,
+:mod:`outcomes.models.lmm.fit` builds an :class:`LmmProblem` from a DataFrame and a formula,
 hands it to an engine (statsmodels, or the toolkit's own profiled engine in
-:mod:`outcomes.models.lmm_engine`), and gets back an :class:`LmmFit`. Everything downstream --
+:mod:`outcomes.models.lmm.engine`), and gets back an :class:`LmmFit`. Everything downstream --
 tidy tables, Satterthwaite degrees of freedom, marginal means, diagnostics -- works on the
 :class:`LmmFit` alone, so both engines give the same results objects.
 

@@ -1,0 +1,210 @@
+"""From a DataFrame, a formula and the study design to an :class:`~.types.LmmProblem`."""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import patsy
+
+from outcomes.errors import InputError
+from outcomes.models.lmm.types import LmmProblem, RandomTerm
+
+__all__ = ["build_problem", "design_structure"]
+
+
+_DESIGNS = ("parallel", "split_body", "single_arm", "observational")
+
+
+# --------------------------------------------------------------------------------------------
+# Design -> structure
+# --------------------------------------------------------------------------------------------
+
+
+def design_structure(
+    design: str,
+    *,
+    subject: str = "subject_id",
+    unit: str = "unit_id",
+    site: str = "site_id",
+) -> dict[str, Any]:
+    """Default random-effects structure for a study design code (data dictionary ``design``).
+
+    Parameters
+    ----------
+    design
+        ``"split_body"``: sides (units) nested in subjects, ``groups=subject, nested=unit``.
+        ``"parallel"`` or ``"single_arm"``: one unit per subject, ``groups=subject``.
+        ``"observational"`` (registries): subjects nested in clinics,
+        ``groups=site, nested=subject``.
+    subject, unit, site
+        Column names (the data dictionary's by default).
+
+    Returns
+    -------
+    dict
+        ``{"groups": ..., "nested": [...]}``, keyword arguments for :func:`lmm`.
+
+    Examples
+    --------
+    >>> design_structure("split_body")
+    {'groups': 'subject_id', 'nested': ['unit_id']}
+    """
+    if design == "split_body":
+        return {"groups": subject, "nested": [unit]}
+    if design in ("parallel", "single_arm"):
+        return {"groups": subject, "nested": []}
+    if design == "observational":
+        return {"groups": site, "nested": [subject]}
+    raise InputError(f"Unknown study design {design!r}; expected one of {', '.join(_DESIGNS)}.")
+
+
+# --------------------------------------------------------------------------------------------
+# Problem building
+# --------------------------------------------------------------------------------------------
+
+
+def _formula_variables(formula: str, columns: Sequence[str]) -> list[str]:
+    """Data columns named in a patsy formula (in order of appearance)."""
+    names: list[str] = []
+    for side in formula.split("~"):
+        text = side.strip()
+        if not text:
+            continue
+        # Formula operators are Python operators too, so ast can find the names.
+        try:
+            tree = ast.parse(text.replace("|", "+"), mode="eval")
+        except SyntaxError as exc:
+            raise InputError(f"Cannot read the formula {formula!r}: {exc.msg}.") from None
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Name) and node.id in columns and node.id not in names:
+                names.append(node.id)
+    return names
+
+
+def _check_columns(data: pd.DataFrame, names: Sequence[str], what: str) -> None:
+    missing = [c for c in names if c not in data.columns]
+    if missing:
+        raise InputError(
+            f"The {what} names column(s) {', '.join(map(repr, missing))} not in the data; "
+            f"available columns: {', '.join(map(str, data.columns))}."
+        )
+
+
+@dataclass(frozen=True)
+class _Spec:
+    """What :func:`build_problem` kept besides the arrays (for marginal means and tables)."""
+
+    formula: str
+    groups: str
+    nested: tuple[str, ...]
+    re_formula: str
+    design_info: Any
+    frame: pd.DataFrame
+    n_dropped: int
+
+
+def build_problem(
+    data: pd.DataFrame,
+    formula: str,
+    *,
+    groups: str,
+    re_formula: str = "~1",
+    nested: Sequence[str] = (),
+    reml: bool = True,
+) -> tuple[LmmProblem, _Spec]:
+    """Turn a DataFrame and formulas into an :class:`LmmProblem` (rows with missing values dropped).
+
+    Raises
+    ------
+    InputError
+        Unknown columns, a formula patsy cannot read, a non-numeric response, or too few rows
+        or groups to fit.
+    """
+    if not isinstance(data, pd.DataFrame):
+        raise InputError(f"lmm() needs a pandas DataFrame, got {type(data).__name__}.")
+    if not isinstance(formula, str) or "~" not in formula:
+        raise InputError(f"The formula must look like 'y ~ x1 + x2', got {formula!r}.")
+    if not re_formula.strip().startswith("~"):
+        re_formula = "~" + re_formula
+    nested = tuple(nested)
+    _check_columns(data, [groups, *nested], "grouping")
+    fixed_vars = _formula_variables(formula, list(data.columns))
+    re_vars = _formula_variables(re_formula, list(data.columns))
+    lhs = formula.split("~")[0].strip()
+    responses = _formula_variables(lhs, list(data.columns))
+    if len(responses) != 1:
+        raise InputError(f"The response {lhs!r} must name one column of the data.")
+    response = responses[0]
+    used = list(dict.fromkeys([*fixed_vars, *re_vars, groups, *nested]))
+    frame = data[used].dropna()
+    n_dropped = len(data) - len(frame)
+    if not pd.api.types.is_numeric_dtype(frame[response]) or pd.api.types.is_bool_dtype(
+        frame[response]
+    ):
+        raise InputError(
+            f"The response {response!r} must be numeric for a linear mixed model "
+            f"(got {frame[response].dtype}); use gee() for binary or ordinal outcomes."
+        )
+    frame = frame.reset_index(drop=True)
+    try:
+        y_mat, x_mat = patsy.dmatrices(formula, frame, return_type="dataframe", NA_action="raise")
+        z_mat = patsy.dmatrix(re_formula, frame, return_type="dataframe", NA_action="raise")
+    except patsy.PatsyError as exc:
+        raise InputError(f"Cannot build the model from the formula: {exc}") from None
+    top_codes, top_levels = pd.factorize(frame[groups], sort=True)
+    terms = [
+        RandomTerm(
+            group=groups,
+            codes=top_codes.astype(np.intp),
+            levels=np.asarray(top_levels),
+            z=z_mat.to_numpy(dtype=float),
+            z_names=tuple(z_mat.columns),
+        )
+    ]
+    path = [groups]
+    for name in nested:
+        path.append(name)
+        keys = frame[path].astype(str).agg("\x1f".join, axis=1)
+        codes, levels = pd.factorize(keys, sort=True)
+        terms.append(
+            RandomTerm(
+                group=":".join(path),
+                codes=codes.astype(np.intp),
+                levels=np.array([lev.replace("\x1f", ":") for lev in levels], dtype=object),
+                z=np.ones((len(frame), 1)),
+                z_names=("Intercept",),
+            )
+        )
+    x = x_mat.to_numpy(dtype=float)
+    n, p = x.shape
+    if terms[0].n_groups < 2:
+        raise InputError(f"The grouping column {groups!r} has fewer than 2 groups.")
+    if n <= p + 1:
+        raise InputError(f"Only {n} complete rows for {p} fixed effects: too few to fit.")
+    if np.linalg.matrix_rank(x) < p:
+        raise InputError(
+            "The fixed-effects design is rank deficient (some terms are confounded or a level "
+            "never occurs): simplify the formula."
+        )
+    problem = LmmProblem(
+        y=y_mat.to_numpy(dtype=float)[:, 0],
+        x=x,
+        x_names=tuple(x_mat.columns),
+        terms=tuple(terms),
+        reml=reml,
+    )
+    spec = _Spec(
+        formula=formula,
+        groups=groups,
+        nested=nested,
+        re_formula=re_formula,
+        design_info=x_mat.design_info,
+        frame=frame,
+        n_dropped=n_dropped,
+    )
+    return problem, spec
