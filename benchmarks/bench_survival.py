@@ -17,7 +17,10 @@ import lifelines  # noqa: F401
 from measure import measure
 
 from outcomes.derive.tte import derive_tte
-from outcomes.models.survival import cox, cumulative_incidence, interval_model, kaplan_meier
+from outcomes.models.survival.competing import cumulative_incidence
+from outcomes.models.survival.cox import cox
+from outcomes.models.survival.interval import interval_model
+from outcomes.models.survival.kaplan_meier import kaplan_meier
 from outcomes.simulate.registry import simulate_registry
 
 

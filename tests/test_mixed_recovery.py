@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from outcomes.models.mixed import lmm
+from outcomes.models.lmm.fit import lmm
 from outcomes.simulate.trial import simulate_trial
 
 N_TRIALS = 500

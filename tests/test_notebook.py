@@ -18,7 +18,7 @@ from nbclient import NotebookClient
 
 from outcomes.data.ingest import ingest
 from outcomes.data.store import Store
-from outcomes.models.mixed import lmm
+from outcomes.models.lmm.fit import lmm
 from outcomes.report import format_ci
 from outcomes.simulate.output import write_feeds
 from outcomes.simulate.trial import simulate_trial

@@ -32,9 +32,11 @@ from outcomes.comparisons.comparison import compare
 from outcomes.data.ingest import ingest
 from outcomes.data.store import Store
 from outcomes.derive.tte import derive_tte
-from outcomes.models.meta import meta_analysis, published_data
-from outcomes.models.mixed import lmm
-from outcomes.models.survival import cox, cumulative_incidence
+from outcomes.models.lmm.fit import lmm
+from outcomes.models.meta.meta_analysis import meta_analysis
+from outcomes.models.meta.published import published_data
+from outcomes.models.survival.competing import cumulative_incidence
+from outcomes.models.survival.cox import cox
 from outcomes.report import format_ci, render
 from outcomes.report.lookup import resolve_report
 from outcomes.report.qmd import parse_qmd

@@ -17,7 +17,8 @@ import pytest
 
 from outcomes.derive.tte import derive_tte
 from outcomes.errors import StatisticalWarning
-from outcomes.models.survival import cox, interval_model
+from outcomes.models.survival.cox import cox
+from outcomes.models.survival.interval import interval_model
 from outcomes.simulate.trial import simulate_trial
 
 

@@ -114,7 +114,7 @@ def _run_lmm(spec: AnalysisSpec, tables: Mapping[str, pd.DataFrame]) -> _Output:
     """Linear mixed model on assessments joined with units and subjects (+ ``week``)."""
     import plotnine as p9
 
-    from outcomes.models.mixed import lmm
+    from outcomes.models.lmm.fit import lmm
 
     name = spec.name
     model = {k: v for k, v in spec.content["model"].items() if k != "kind"}
@@ -173,7 +173,8 @@ def _labels(table: pd.DataFrame, by: str | Sequence[str] | None) -> list[str]:
 def _run_time_to_result(spec: AnalysisSpec, tables: Mapping[str, pd.DataFrame]) -> _Output:
     """Time-to-result: derive_tte, Kaplan-Meier by group, log-rank and Cox comparisons."""
     from outcomes.derive.tte import derive_tte
-    from outcomes.models.survival import cox, kaplan_meier, logrank
+    from outcomes.models.survival.cox import cox
+    from outcomes.models.survival.kaplan_meier import kaplan_meier, logrank
 
     name = spec.name
     outcome = spec.content["outcome"]

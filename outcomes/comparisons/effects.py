@@ -74,7 +74,7 @@ def _naive_cox(
 ) -> tuple[pd.Series, pd.Series, int]:
     """Unweighted Cox model with robust SE by clinic (:func:`outcomes.cox`);
     one indicator per modality in ``levels[1:]`` against ``levels[0]``."""
-    from outcomes.models.survival import cox
+    from outcomes.models.survival.cox import cox
 
     names = [f"m{j}" for j in range(1, len(levels))]
     d = data.assign(

@@ -16,7 +16,7 @@ from outcomes.errors import InputError
 
 
 def _published(col: _Collector, data: pd.DataFrame, level: float) -> None:
-    from outcomes.models.meta import meta_analysis
+    from outcomes.models.meta.meta_analysis import meta_analysis
 
     d = data.loc[data["arm2"].isin(CONTROLS) & ~data["arm1"].isin(CONTROLS)]
     binary = "events1" in d.columns
@@ -54,7 +54,7 @@ def _published(col: _Collector, data: pd.DataFrame, level: float) -> None:
 
 
 def _published_data(published: Any) -> pd.DataFrame | None:
-    from outcomes.models.meta import published_data
+    from outcomes.models.meta.published import published_data
 
     if published is None or published is False:
         return None

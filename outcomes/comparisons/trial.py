@@ -38,7 +38,7 @@ def _trial(
     t: Mapping[str, pd.DataFrame], study: pd.Series, col: _Collector, opts: Mapping[str, Any]
 ) -> None:
     from outcomes.derive.tte import derive_tte
-    from outcomes.models.survival import cox
+    from outcomes.models.survival.cox import cox
 
     design = str(study["design"])
     split = design == "split_body"
@@ -209,7 +209,7 @@ def _trial_lmm(
     n_subj: int,
 ) -> None:
     """Mixed model ``value ~ week * arm`` and its arm contrast at ``at_week``."""
-    from outcomes.models.mixed import lmm
+    from outcomes.models.lmm.fit import lmm
 
     try:
         fit, notes = col.run(

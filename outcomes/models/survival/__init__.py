@@ -1,6 +1,6 @@
 """Time-to-result models: Kaplan-Meier, log-rank, Cox, interval-censored AFT, competing risks.
 
-Every function takes a time-to-event DataFrame (see :func:`outcomes.derive.derive_tte`; any
+Every function takes a time-to-event DataFrame (see :func:`outcomes.derive_tte`; any
 frame with a duration and a 0/1 event column works) and returns a result object whose tables
 use the toolkit's tidy columns. Defaults follow R ``survival`` (checked in
 ``tests/test_survival.py`` against numbers produced by the scripts in ``tests/r/survival/``):

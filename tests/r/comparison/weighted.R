@@ -1,5 +1,5 @@
 # Reference values for tests/test_comparison.py: the registry models of
-# outcomes.models.comparison on tests/r/comparison/weighted_data.csv (acne-scar units of the
+# outcomes.compare on tests/r/comparison/weighted_data.csv (acne-scar units of the
 # simulated registry, MN vs MN+RF, overlap weights, clinic clusters; see make_data.py).
 #  - weighted logistic and Poisson (log link) regressions, glm(..., weights = w), with the
 #    cluster sandwich written out (CR1 factor G/(G-1) * (n-1)/(n-k), as sandwich::vcovCL
