@@ -161,10 +161,10 @@ def _pattern_dcov(lik: Likelihood, dsig: list[np.ndarray], cls: Any) -> np.ndarr
     size = v.shape[1]
     out = np.zeros((len(v), lik.n_params, size, size))
     offsets = np.concatenate([[0], np.cumsum(lik.sizes)])
-    for p in range(len(v)):
-        g = int(cls.group[p])
-        d = dsig[g][:, v[p]][:, :, v[p]] * cls.same_unit[p]
-        out[p, offsets[g] : offsets[g] + len(d)] = d
+    for g, d in enumerate(dsig):
+        in_g = (cls.groups == g)[:, :, None] & (cls.groups == g)[:, None, :] & cls.same_unit
+        block = d[:, v[:, :, None], v[:, None, :]]  # (k_g, P, s, s)
+        out[:, offsets[g] : offsets[g] + len(d)] = np.moveaxis(block, 0, 1) * in_g[:, None]
     if lik.layout.nested:
         out[:, -1] = 1.0
     return out
@@ -255,7 +255,8 @@ def build_inference(
             ee = np.einsum("pkab,pkbc->pac", e, ew)
             qw += np.einsum("nap,nab,nbq->pq", xw, ee[cls.pattern_of_block], xw, optimize=True)
             v = cls.visits
-            d2v = np.array([d2[g][np.ix_(vv, vv)] for g, vv in zip(cls.group, v)]) * cls.same_unit
+            d2v = np.asarray(d2)[cls.groups[:, :, None], v[:, :, None], v[:, None, :]]
+            d2v = d2v * cls.same_unit
             r = np.einsum("pai,pij,pbj->pab", linv, d2v, linv)
             rw_sum += np.einsum(
                 "nap,nab,nbq->pq", xw, r[cls.pattern_of_block], xw, optimize=True

@@ -42,17 +42,16 @@ class Pattern:
 
     Attributes
     ----------
-    group
-        Covariance group (index into the groups of ``cov_by``).
-    visits, units
-        Visit index and unit slot (side) of each position, length ``m_b``.
+    groups, visits, units
+        Covariance group (index into the levels of ``cov_by``), visit index and unit slot
+        (side) of each position, length ``m_b``.
     rows
         Row indices into the data, shape ``(n_blocks, m_b)``.
     same_unit
         ``(m_b, m_b)``: whether two positions belong to the same unit.
     """
 
-    group: int
+    groups: np.ndarray
     visits: np.ndarray
     units: np.ndarray
     rows: np.ndarray
@@ -70,8 +69,8 @@ class SizeClass:
 
     Attributes
     ----------
-    group, visits, same_unit
-        Per pattern: shapes ``(P,)``, ``(P, s)``, ``(P, s, s)``.
+    groups, visits, same_unit
+        Per pattern: shapes ``(P, s)``, ``(P, s)``, ``(P, s, s)``.
     counts
         Blocks per pattern, ``(P,)``; blocks are stored pattern by pattern.
     pattern_of_block
@@ -80,7 +79,7 @@ class SizeClass:
         ``(n_blocks, s)`` row indices into the data.
     """
 
-    group: np.ndarray
+    groups: np.ndarray
     visits: np.ndarray
     same_unit: np.ndarray
     counts: np.ndarray
@@ -123,19 +122,22 @@ def build_layout(
     n_groups: int,
     nested: bool,
 ) -> Layout:
-    """Group blocks by (group, positions); ``block``, ``unit``, ``visit``, ``group`` are codes."""
+    """Group blocks by their positions; ``block``, ``unit``, ``visit``, ``group`` are codes.
+
+    ``group`` (the covariance group) must be constant within a unit.
+    """
     order = np.lexsort((visit, unit, block))
     bounds = np.flatnonzero(np.diff(block[order])) + 1
     by_key: dict[tuple[Any, ...], list[np.ndarray]] = defaultdict(list)
     for rows in np.split(order, bounds):
-        key = (int(group[rows[0]]), tuple(unit[rows]), tuple(visit[rows]))
+        key = (tuple(group[rows]), tuple(unit[rows]), tuple(visit[rows]))
         by_key[key].append(rows)
     patterns = []
     for (g, units, visits), blocks in by_key.items():
         u = np.array(units)
         patterns.append(
             Pattern(
-                group=g,
+                groups=np.array(g),
                 visits=np.array(visits),
                 units=u,
                 rows=np.vstack(blocks),
@@ -147,7 +149,7 @@ def build_layout(
         pats = [p for p in patterns if len(p.visits) == size]
         classes.append(
             SizeClass(
-                group=np.array([p.group for p in pats]),
+                groups=np.array([p.groups for p in pats]),
                 visits=np.array([p.visits for p in pats]),
                 same_unit=np.array([p.same_unit for p in pats]),
                 counts=np.array([p.n_blocks for p in pats]),
@@ -235,27 +237,11 @@ class Likelihood:
             _complex_step_jacobian(lambda t: self.structure.natural_cov(t, m), p) for p in parts
         ]
 
-    def pattern_cov(self, pat: Pattern, sigmas: list[np.ndarray], tau2: Any) -> np.ndarray:
-        """``V`` of one pattern."""
-        sig = sigmas[pat.group]
-        return sig[np.ix_(pat.visits, pat.visits)] * pat.same_unit + tau2
-
-    def pattern_dcov(self, pat: Pattern, dsig: list[np.ndarray]) -> np.ndarray:
-        """``d V / d theta`` of one pattern, shape ``(k, m_b, m_b)``."""
-        mb = len(pat.visits)
-        out = np.zeros((self.n_params, mb, mb))
-        start = int(sum(self.sizes[: pat.group]))
-        d = dsig[pat.group]
-        out[start : start + len(d)] = d[:, pat.visits][:, :, pat.visits] * pat.same_unit
-        if self.layout.nested:
-            out[-1] = 1.0
-        return out
-
     def class_cov(self, cls: SizeClass, sigmas: list[np.ndarray], tau2: Any) -> np.ndarray:
         """``V`` of every pattern of a size class, shape ``(P, s, s)``."""
         sig = np.asarray(sigmas)
         v = cls.visits
-        return sig[cls.group[:, None, None], v[:, :, None], v[:, None, :]] * cls.same_unit + tau2
+        return sig[cls.groups[:, :, None], v[:, :, None], v[:, None, :]] * cls.same_unit + tau2
 
     def whiten(self, theta: np.ndarray) -> dict[str, Any] | None:
         """Cholesky-whiten every block; ``None`` when a ``V`` is not positive definite.
@@ -335,10 +321,11 @@ class Likelihood:
             inner = cls.counts[:, None, None] * np.eye(size) - np.add.reduceat(
                 per_block, cls.starts, axis=0
             )
-            g = np.einsum("pki,pkl,plj->pij", linv, inner, linv) * cls.same_unit
+            g = np.einsum("pki,pkl,plj->pij", linv, inner, linv)
             v = cls.visits
-            np.add.at(gsig, (cls.group[:, None, None], v[:, :, None], v[:, None, :]), g)
-            gtau += float(np.sum(g)) if self.layout.nested else 0.0
+            idx = (cls.groups[:, :, None], v[:, :, None], v[:, None, :])
+            np.add.at(gsig, idx, g * cls.same_unit)
+            gtau += float(np.sum(g))
         dsig = self.sigma_derivatives(theta)
         out = [np.einsum("kij,ij->k", d, gs) for d, gs in zip(dsig, gsig, strict=True)]
         if self.layout.nested:
