@@ -31,6 +31,8 @@ natural parameters are taken by the complex step, exact to rounding.
 
 from __future__ import annotations
 
+import functools
+
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -137,9 +139,14 @@ class Structure:
 # -- unstructured ----------------------------------------------------------------------------
 
 
+@functools.lru_cache(maxsize=64)
+def _tril(m: int) -> tuple[np.ndarray, np.ndarray]:
+    return np.tril_indices(m)
+
+
 def _us_cov(t: np.ndarray, m: int) -> np.ndarray:
     out = np.zeros((m, m), dtype=np.result_type(t, float))
-    rows, cols = np.tril_indices(m)
+    rows, cols = _tril(m)
     out[rows, cols] = t
     out[cols, rows] = t
     return out
@@ -147,7 +154,7 @@ def _us_cov(t: np.ndarray, m: int) -> np.ndarray:
 
 def _us_free(f: np.ndarray, m: int) -> np.ndarray:
     chol = np.zeros((m, m), dtype=np.result_type(f, float))
-    rows, cols = np.tril_indices(m)
+    rows, cols = _tril(m)
     chol[rows, cols] = f
     diag = np.arange(m)
     chol[diag, diag] = np.exp(chol[diag, diag])

@@ -192,6 +192,7 @@ class Likelihood:
     structure: Structure
     reml: bool = True
     sizes: list[int] = field(init=False)
+    _linear_dsig: list[np.ndarray] | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         m = self.layout.n_visits
@@ -230,12 +231,18 @@ class Likelihood:
         return _complex_step_jacobian(self.natural, free).T
 
     def sigma_derivatives(self, theta: np.ndarray) -> list[np.ndarray]:
-        """``d Sigma_g / d theta`` for each group: shape ``(k_g, m, m)``."""
+        """``d Sigma_g / d theta`` for each group: shape ``(k_g, m, m)`` (constant, so computed
+        once, when the structure is linear)."""
+        if self.structure.linear and self._linear_dsig is not None:
+            return self._linear_dsig
         m = self.layout.n_visits
         parts, _ = self.split(theta)
-        return [
+        out = [
             _complex_step_jacobian(lambda t: self.structure.natural_cov(t, m), p) for p in parts
         ]
+        if self.structure.linear:
+            self._linear_dsig = out
+        return out
 
     def class_cov(self, cls: SizeClass, sigmas: list[np.ndarray], tau2: Any) -> np.ndarray:
         """``V`` of every pattern of a size class, shape ``(P, s, s)``."""
@@ -361,10 +368,10 @@ class OptimResult:
 
 
 def optimise(lik: Likelihood, start: np.ndarray, max_newton: int = 20) -> OptimResult:
-    """Minimise the deviance from unconstrained ``start``: L-BFGS-B, then Newton steps.
+    """Minimise the deviance from unconstrained ``start``: BFGS, then Newton steps.
 
-    If L-BFGS-B stops with an error, BFGS is tried from the same start (recorded in
-    ``messages``). Convergence: the gradient in the free parameters is below ``1e-5`` (relative
+    If BFGS stops with an error other than lost precision, L-BFGS-B is tried from the same
+    start (recorded in ``messages``). Convergence: the gradient in the free parameters is below ``1e-5`` (relative
     to the deviance) after the Newton polish.
     """
     calls = {"n": 0}
@@ -380,21 +387,20 @@ def optimise(lik: Likelihood, start: np.ndarray, max_newton: int = 20) -> OptimR
         return dev, grad
 
     messages: list[str] = []
-    res = optimize.minimize(
-        fun, start, jac=True, method="L-BFGS-B", options={"maxiter": 2000, "ftol": 1e-14,
-                                                           "gtol": 1e-9}
-    )
-    method = "L-BFGS-B"
-    if not np.isfinite(res.fun) or res.fun >= 1e300 or res.status not in (0,):
-        messages.append(f"L-BFGS-B stopped ({res.message}); retried with BFGS.")
-        res2 = optimize.minimize(fun, start, jac=True, method="BFGS", options={"gtol": 1e-8})
+    res = optimize.minimize(fun, start, jac=True, method="BFGS", options={"gtol": 1e-6})
+    method = "BFGS"
+    if not np.isfinite(res.fun) or res.fun >= 1e300 or res.status not in (0, 2):
+        messages.append(f"BFGS stopped ({res.message}); retried with L-BFGS-B.")
+        res2 = optimize.minimize(
+            fun, start, jac=True, method="L-BFGS-B", options={"maxiter": 2000, "ftol": 1e-14}
+        )
         if res2.fun < res.fun:
-            res, method = res2, "BFGS"
+            res, method = res2, "L-BFGS-B"
     free = np.asarray(res.x, dtype=float)
     dev, grad = fun(free)
     newton_steps = 0
     for _ in range(max_newton):
-        if np.max(np.abs(grad)) < 1e-9 * max(1.0, abs(dev)):
+        if np.max(np.abs(grad)) < 1e-8:
             break
         hess = _free_hessian(fun, free)
         try:
