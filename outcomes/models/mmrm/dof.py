@@ -229,7 +229,7 @@ def build_inference(
     if needs_w:
         if hessian is None:
             hessian = lik.hessian(theta)
-        w = 2 * np.linalg.pinv(hessian)
+        w = 2 * np.linalg.pinv(hessian) if np.all(np.isfinite(hessian)) else w * np.nan
     meat = np.zeros((p, p))
     qw = np.zeros((p, p))
     rw_sum = np.zeros((p, p))

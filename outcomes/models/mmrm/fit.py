@@ -165,14 +165,20 @@ def mmrm(
     chosen = None
     for attempt, code in enumerate([cov, *fallback]):
         lik, res, hess = _fit_structure(d, code.lower(), reml, nested_in is not None)
-        eig = np.linalg.eigvalsh(hess)
         trouble = []
         if not res.converged:
             trouble.append(
                 f"the optimiser did not converge (largest gradient {res.gradient_norm:.2g})"
             )
-        if np.any(eig <= 1e-8 * max(1.0, float(np.max(np.abs(eig))))):
-            trouble.append("the Hessian of the deviance is not positive definite")
+        if not np.all(np.isfinite(hess)):
+            trouble.append(
+                "the Hessian of the deviance cannot be computed (the estimate is at the edge "
+                "of the positive-definite covariances)"
+            )
+        else:
+            eig = np.linalg.eigvalsh(hess)
+            if np.any(eig <= 1e-8 * max(1.0, float(np.max(np.abs(eig))))):
+                trouble.append("the Hessian of the deviance is not positive definite")
         for msg in res.messages:
             diagnostics.append(Diagnostic("optimizer_retry", msg, "info"))
         if attempt == 0:

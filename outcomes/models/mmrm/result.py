@@ -226,8 +226,10 @@ class MmrmResult:
             rows += [(level, n) for n in names]
         if self.nested_in is not None:
             rows.append((self.nested_in, "var[intercept]"))
-        with np.errstate(invalid="ignore"):
-            se = np.sqrt(np.diag(2 * np.linalg.pinv(self.hessian)))
+        se = np.full(len(self.optim.theta), np.nan)
+        if np.all(np.isfinite(self.hessian)):
+            with np.errstate(invalid="ignore"):
+                se = np.sqrt(np.diag(2 * np.linalg.pinv(self.hessian)))
         return pd.DataFrame(
             {
                 "group": [r[0] for r in rows],
