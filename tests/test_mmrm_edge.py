@@ -30,8 +30,14 @@ def _ar1_data(n: int, m: int, seed: int, label: str = "Week {}") -> pd.DataFrame
         e = rng.multivariate_normal(np.zeros(m), s)
         arm = "A" if i % 2 else "B"
         for v in range(m):
-            rows.append({"id": f"S{i}", "arm": arm, "visit": label.format(4 * (v + 1)),
-                         "y": 10 - v + (arm == "A") * 0.5 * v + e[v]})
+            rows.append(
+                {
+                    "id": f"S{i}",
+                    "arm": arm,
+                    "visit": label.format(4 * (v + 1)),
+                    "y": 10 - v + (arm == "A") * 0.5 * v + e[v],
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -94,8 +100,14 @@ def test_fallback_structure_is_tried_and_recorded():
 
 def test_visit_labels_order_by_their_number():
     data = _ar1_data(40, 4, seed=2)  # Week 4, Week 8, Week 12, Week 16
-    fit = mmrm(data.sample(frac=1, random_state=0), "y ~ visit", subject="id", visit="visit",
-               cov="ar1", ddf="residual")
+    fit = mmrm(
+        data.sample(frac=1, random_state=0),
+        "y ~ visit",
+        subject="id",
+        visit="visit",
+        cov="ar1",
+        ddf="residual",
+    )
     assert fit.data.visit_levels == ["Week 4", "Week 8", "Week 12", "Week 16"]
     assert "by the number in each label" in " ".join(fit.diagnostics["message"])
     months = _ar1_data(40, 4, seed=2, label="month_{}")
@@ -109,13 +121,21 @@ def test_visit_order_argument_and_errors():
     data["visit"] = data["visit"].map({"V4": "baseline", "V8": "mid", "V12": "end"})
     with pytest.raises(InputError, match="visit_order"):
         mmrm(data, "y ~ visit", subject="id", visit="visit", cov="ar1")
-    fit = mmrm(data, "y ~ visit", subject="id", visit="visit", cov="ar1",
-               visit_order=["baseline", "mid", "end"], ddf="residual")
+    fit = mmrm(
+        data,
+        "y ~ visit",
+        subject="id",
+        visit="visit",
+        cov="ar1",
+        visit_order=["baseline", "mid", "end"],
+        ddf="residual",
+    )
     assert fit.data.visit_levels == ["baseline", "mid", "end"]
     with pytest.raises(InputError, match=r"row\(s\) \[2, 5.*not in visit_order"):
         mmrm(data, "y ~ visit", subject="id", visit="visit", visit_order=["baseline", "mid"])
-    twice = data.assign(visit=data["visit"].map({"baseline": "Week 1", "mid": "Day 1",
-                                                 "end": "Week 2"}))
+    twice = data.assign(
+        visit=data["visit"].map({"baseline": "Week 1", "mid": "Day 1", "end": "Week 2"})
+    )
     with pytest.raises(InputError, match="share numbers"):
         mmrm(twice, "y ~ visit", subject="id", visit="visit")
 
@@ -156,8 +176,7 @@ def test_side_in_two_patients_is_refused():
     sf = pd.read_csv(Path(__file__).parent / "r" / "mmrm" / "splitface.csv")
     sf.loc[0, "patient_id"] = "P999"
     with pytest.raises(InputError, match="more than one"):
-        mmrm(sf, "score ~ arm * visit", subject="unit_id", nested_in="patient_id",
-             visit="visit")
+        mmrm(sf, "score ~ arm * visit", subject="unit_id", nested_in="patient_id", visit="visit")
 
 
 @pytest.mark.parametrize("code", sorted(STRUCTURES))
@@ -174,8 +193,14 @@ def test_every_free_value_gives_a_positive_definite_covariance(code):
 
 @pytest.mark.parametrize("code", sorted(STRUCTURES))
 def test_structures_fit_fev(fev, code):
-    fit = mmrm(fev, "FEV1 ~ ARMCD * AVISIT", subject="USUBJID", visit="AVISIT", cov=code,
-               ddf="satterthwaite")
+    fit = mmrm(
+        fev,
+        "FEV1 ~ ARMCD * AVISIT",
+        subject="USUBJID",
+        visit="AVISIT",
+        cov=code,
+        ddf="satterthwaite",
+    )
     assert fit.converged
     cp = fit.covariance_parameters
     assert len(cp) == get_structure(code).n_params(4)
@@ -185,8 +210,9 @@ def test_structures_fit_fev(fev, code):
 def test_unstructured_is_the_best_fit(fev):
     """us nests every other structure: its REML logLik is the highest."""
     logliks = {
-        c: mmrm(fev, "FEV1 ~ ARMCD", subject="USUBJID", visit="AVISIT", cov=c,
-                ddf="residual").loglik
+        c: mmrm(
+            fev, "FEV1 ~ ARMCD", subject="USUBJID", visit="AVISIT", cov=c, ddf="residual"
+        ).loglik
         for c in STRUCTURES
     }
     assert max(logliks, key=logliks.get) == "us"

@@ -67,8 +67,15 @@ CASES = sorted(k for k in GLS if isinstance(GLS[k], dict) and "arm" not in k)
 def test_gls_likelihood_at_nlme_estimate(fev, case):
     cov, method = case.split("_")
     ref = GLS[case]
-    fit = mmrm(fev, FORMULA, subject="USUBJID", visit="AVISIT", cov=cov,
-               reml=method == "REML", ddf="residual")
+    fit = mmrm(
+        fev,
+        FORMULA,
+        subject="USUBJID",
+        visit="AVISIT",
+        cov=cov,
+        reml=method == "REML",
+        ddf="residual",
+    )
     theta = _natural(cov, np.array(ref["cov"]))
     w = fit.likelihood.whiten(theta)
     loglik = -0.5 * fit.likelihood.deviance_from(w)
@@ -77,16 +84,24 @@ def test_gls_likelihood_at_nlme_estimate(fev, case):
     np.testing.assert_allclose(beta[ref["names"]], ref["coef"], atol=1e-8)
     if method == "REML":  # gls scales its ML covariance of beta differently
         se = np.sqrt(np.diag(w["phi"]))
-        np.testing.assert_allclose(pd.Series(se, index=beta.index)[ref["names"]], ref["se"],
-                                   rtol=1e-7)
+        np.testing.assert_allclose(
+            pd.Series(se, index=beta.index)[ref["names"]], ref["se"], rtol=1e-7
+        )
 
 
 @pytest.mark.parametrize("case", CASES)
 def test_gls_optimum(fev, case):
     cov, method = case.split("_")
     ref = GLS[case]
-    fit = mmrm(fev, FORMULA, subject="USUBJID", visit="AVISIT", cov=cov,
-               reml=method == "REML", ddf="residual")
+    fit = mmrm(
+        fev,
+        FORMULA,
+        subject="USUBJID",
+        visit="AVISIT",
+        cov=cov,
+        reml=method == "REML",
+        ddf="residual",
+    )
     assert fit.converged
     assert fit.loglik == pytest.approx(ref["loglik"], abs=1e-6)
     assert fit.loglik >= ref["loglik"] - 1e-9
@@ -96,8 +111,14 @@ def test_gls_optimum(fev, case):
 
 def test_grouped_covariance_equals_per_arm_fits(fev):
     """cov_by='ARMCD' with arm-by-visit means = the two arms fitted apart (REML adds up)."""
-    fit = mmrm(fev, "FEV1 ~ ARMCD * AVISIT", subject="USUBJID", visit="AVISIT",
-               cov_by="ARMCD", ddf="satterthwaite")
+    fit = mmrm(
+        fev,
+        "FEV1 ~ ARMCD * AVISIT",
+        subject="USUBJID",
+        visit="AVISIT",
+        cov_by="ARMCD",
+        ddf="satterthwaite",
+    )
     total = GLS["us_arm_PBO"]["loglik"] + GLS["us_arm_TRT"]["loglik"]
     assert fit.loglik == pytest.approx(total, abs=1e-6)
     for arm in ("PBO", "TRT"):
@@ -117,8 +138,15 @@ def splitface() -> pd.DataFrame:
 @pytest.mark.parametrize("method", ["REML", "ML"])
 def test_splitface_matches_lme(splitface, method):
     ref = LME[method]
-    fit = mmrm(splitface, "score ~ arm * visit", subject="unit_id", nested_in="patient_id",
-               visit="visit", reml=method == "REML", ddf="satterthwaite")
+    fit = mmrm(
+        splitface,
+        "score ~ arm * visit",
+        subject="unit_id",
+        nested_in="patient_id",
+        visit="visit",
+        reml=method == "REML",
+        ddf="satterthwaite",
+    )
     assert fit.converged
     assert fit.loglik == pytest.approx(ref["loglik"], abs=1e-6)
     assert fit.loglik >= ref["loglik"] - 1e-9

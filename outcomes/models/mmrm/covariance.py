@@ -32,7 +32,6 @@ natural parameters are taken by the complex step, exact to rounding.
 from __future__ import annotations
 
 import functools
-
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -169,7 +168,10 @@ def _us_start(s: np.ndarray, m: int) -> np.ndarray:
 
 def _us_names(m: int) -> list[str]:
     rows, cols = np.tril_indices(m)
-    return [f"var[{i + 1}]" if i == j else f"cov[{i + 1},{j + 1}]" for i, j in zip(rows, cols)]
+    return [
+        f"var[{i + 1}]" if i == j else f"cov[{i + 1},{j + 1}]"
+        for i, j in zip(rows, cols, strict=True)
+    ]
 
 
 # -- Toeplitz ---------------------------------------------------------------------------------
@@ -314,9 +316,7 @@ def _mean_corr(s: np.ndarray, m: int) -> float:
 
 
 def _cs_start(s: np.ndarray, m: int) -> np.ndarray:
-    return np.array(
-        [0.5 * np.log(np.mean(np.diag(s))), _from_unit(_mean_corr(s, m), _cs_low(m))]
-    )
+    return np.array([0.5 * np.log(np.mean(np.diag(s))), _from_unit(_mean_corr(s, m), _cs_low(m))])
 
 
 def _csh_cov(t: np.ndarray, m: int) -> np.ndarray:
@@ -328,9 +328,7 @@ def _csh_free(f: np.ndarray, m: int) -> np.ndarray:
 
 
 def _csh_start(s: np.ndarray, m: int) -> np.ndarray:
-    return np.concatenate(
-        [0.5 * np.log(np.diag(s)), [_from_unit(_mean_corr(s, m), _cs_low(m))]]
-    )
+    return np.concatenate([0.5 * np.log(np.diag(s)), [_from_unit(_mean_corr(s, m), _cs_low(m))]])
 
 
 STRUCTURES: dict[str, Structure] = {
@@ -354,7 +352,9 @@ STRUCTURES: dict[str, Structure] = {
         False,
     ),
     "ad": Structure("ad", lambda m: m, _ad_cov, _ad_free, _ad_start, _ad_names, False),
-    "adh": Structure("adh", lambda m: 2 * m - 1, _adh_cov, _adh_free, _adh_start, _adh_names, False),
+    "adh": Structure(
+        "adh", lambda m: 2 * m - 1, _adh_cov, _adh_free, _adh_start, _adh_names, False
+    ),
     "cs": Structure(
         "cs", lambda m: 2, _cs_cov, _cs_free, _cs_start, lambda m: ["cov", "var_residual"], True
     ),

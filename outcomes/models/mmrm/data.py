@@ -122,7 +122,9 @@ def _check_ties(frame: pd.DataFrame, keys: list[str], visit: str) -> None:
         first = frame[dup].groupby([*keys, visit], sort=False, observed=True)
         msgs = []
         for key, sub in list(first)[:5]:
-            msgs.append(f"rows {list(sub.index)} share {dict(zip([*keys, visit], key))}")
+            msgs.append(
+                f"rows {list(sub.index)} share {dict(zip([*keys, visit], key, strict=True))}"
+            )
         raise InputError(
             f"Each subject may have one row per visit (column {visit!r}); "
             + "; ".join(msgs)
@@ -157,8 +159,9 @@ def prepare(
     _check_ties(frame.dropna(subset=[visit]), keys, visit)
     frame[visit] = pd.Categorical(frame[visit], categories=levels, ordered=False)
     try:
-        y_mat, x_mat = patsy.dmatrices(f"{outcome} ~ {rhs}", frame, return_type="dataframe",
-                                       NA_action="drop")
+        y_mat, x_mat = patsy.dmatrices(
+            f"{outcome} ~ {rhs}", frame, return_type="dataframe", NA_action="drop"
+        )
     except patsy.PatsyError as exc:
         raise InputError(f"formula {formula!r} cannot be built from the data: {exc}") from exc
     used = frame.loc[x_mat.index]
@@ -221,16 +224,15 @@ def prepare(
 
 
 def _aliasing(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Columns kept (greedy, left to right, as R's ``lm``) and the null-space basis."""
+    """Columns kept (left to right, as R's ``lm``) and the null-space basis.
+
+    Column ``j`` is aliased when the QR factor's ``|R[j, j]|`` (its distance from the span of
+    the columns before it) is below ``1e-7`` of its norm.
+    """
     p = x.shape[1]
-    kept = np.zeros(p, dtype=bool)
+    r = np.linalg.qr(x, mode="r")
     scale = np.linalg.norm(x, axis=0)
-    for j in range(p):
-        trial = kept.copy()
-        trial[j] = True
-        cols = x[:, trial] / np.where(scale[trial] > 0, scale[trial], 1.0)
-        if scale[j] > 0 and np.linalg.matrix_rank(cols, tol=1e-9 * np.sqrt(len(x))) == trial.sum():
-            kept = trial
+    kept = np.abs(np.diag(r)) > 1e-7 * np.where(scale > 0, scale, 1.0)
     basis = []
     xk = x[:, kept]
     for j in np.flatnonzero(~kept):

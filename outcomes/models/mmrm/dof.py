@@ -136,12 +136,14 @@ class Inference:
             den, lam = self._kr_df(lmat)
             fstat *= lam
         elif self.method == "satterthwaite":
-            vals, vecs = np.linalg.eigh(lmat @ self.phi @ lmat.T)
+            _, vecs = np.linalg.eigh(lmat @ self.phi @ lmat.T)
             rows = vecs.T @ lmat
             nu = np.array([self.df(r[None, :])[0] for r in rows])
             e_sum = float(np.sum(nu[nu > 2] / (nu[nu > 2] - 2)))
-            den = 2.0 if np.any(nu <= 2) else (
-                float(np.mean(nu)) if np.ptp(nu) < 1e-8 else 2 * e_sum / (e_sum - q)
+            den = (
+                2.0
+                if np.any(nu <= 2)
+                else (float(np.mean(nu)) if np.ptp(nu) < 1e-8 else 2 * e_sum / (e_sum - q))
             )
         elif self.method == "between-within":
             den = self._bw(lmat)
@@ -231,8 +233,7 @@ def build_inference(
             hessian = lik.hessian(theta)
         w = 2 * np.linalg.pinv(hessian) if np.all(np.isfinite(hessian)) else w * np.nan
     meat = np.zeros((p, p))
-    qw = np.zeros((p, p))
-    rw_sum = np.zeros((p, p))
+    qw = np.zeros((p, p))  # sum_kl W_kl (Q_kl - R_kl / 4)
     dsig = lik.sigma_derivatives(theta) if needs_w else []
     d2 = (
         _second_derivatives(lik, theta, w)
@@ -246,24 +247,28 @@ def build_inference(
             meat += score.T @ score
         if not needs_w:
             continue
+        size = linv.shape[1]
+        # T[pattern] = sum over its blocks of xw_n (x) xw_n, shape (s, p, s, p)
+        flat = xw.reshape(len(xw), size * p)
+        t = np.array(
+            [
+                (flat[a : a + c].T @ flat[a : a + c]).reshape(size, p, size, p)
+                for a, c in zip(cls.starts, cls.counts, strict=True)
+            ]
+        )
         dv = _pattern_dcov(lik, dsig, cls)
-        e = np.einsum("pai,pkij,pbj->pkab", linv, dv, linv)
-        eb = e[cls.pattern_of_block]
-        p_list -= np.einsum("nap,nkab,nbq->kpq", xw, eb, xw, optimize=True)
+        e = linv[:, None] @ dv @ linv.transpose(0, 2, 1)[:, None]
+        p_list -= np.einsum("Pkab,Paqbr->kqr", e, t, optimize=True)
         if method.startswith("kenward-roger"):
-            ew = np.einsum("kl,plbc->pkbc", w, e)
-            ee = np.einsum("pkab,pkbc->pac", e, ew)
-            qw += np.einsum("nap,nab,nbq->pq", xw, ee[cls.pattern_of_block], xw, optimize=True)
+            ew = np.einsum("kl,Plbc->Pkbc", w, e)
+            ee = np.einsum("Pkab,Pkbc->Pac", e, ew)
             v = cls.visits
             d2v = np.asarray(d2)[cls.groups[:, :, None], v[:, :, None], v[:, None, :]]
-            d2v = d2v * cls.same_unit
-            r = np.einsum("pai,pij,pbj->pab", linv, d2v, linv)
-            rw_sum += np.einsum(
-                "nap,nab,nbq->pq", xw, r[cls.pattern_of_block], xw, optimize=True
-            )
+            r = linv @ (d2v * cls.same_unit) @ linv.transpose(0, 2, 1)
+            qw += np.einsum("Pab,Paqbr->qr", ee - 0.25 * r, t)
     if method.startswith("kenward-roger"):
         pwp = np.einsum("kl,kij,jm,lmn->in", w, p_list, phi, p_list)
-        u = qw - pwp - 0.25 * rw_sum
+        u = qw - pwp
         vcov = phi + 2 * phi @ u @ phi
     if empirical:
         vcov = phi @ meat @ phi

@@ -8,11 +8,13 @@ sides (``RANDOM intercept / SUBJECT=patient`` beside the ``REPEATED``).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from threadpoolctl import ThreadpoolController
 
 from outcomes.errors import InputError
 from outcomes.models.mmrm.covariance import STRUCTURES, get_structure
@@ -57,6 +59,12 @@ def _start_covariance(d: MmrmData, m: int) -> np.ndarray:
     return (vecs * vals) @ vecs.T
 
 
+@functools.lru_cache(maxsize=1)
+def _blas_controller() -> ThreadpoolController:
+    """One controller per process (building it inspects every loaded library)."""
+    return ThreadpoolController()
+
+
 def _fit_structure(
     d: MmrmData, code: str, reml: bool, nested: bool
 ) -> tuple[Likelihood, OptimResult, np.ndarray]:
@@ -72,8 +80,58 @@ def _fit_structure(
     if nested:
         start.append(np.array([0.5 * np.log(0.2 * np.mean(np.diag(start_cov)))]))
     res = optimise(lik, np.concatenate(start))
-    hess = lik.hessian(res.theta)
-    return lik, res, hess
+    return lik, res, res.hessian
+
+
+def _fit_with_fallback(
+    d: MmrmData, cov: str, fallback: Sequence[str], reml: bool, nested: bool
+) -> tuple[str, Likelihood, OptimResult, np.ndarray, list[Diagnostic]]:
+    """Fit ``cov``, then each fallback in turn until one converges to a definite optimum."""
+    diagnostics: list[Diagnostic] = []
+    chosen = None
+    for attempt, code in enumerate([cov, *fallback]):
+        lik, res, hess = _fit_structure(d, code.lower(), reml, nested)
+        trouble = []
+        if not res.converged:
+            trouble.append(
+                f"the optimiser did not converge (largest gradient {res.gradient_norm:.2g})"
+            )
+        if not np.all(np.isfinite(hess)):
+            trouble.append(
+                "the Hessian of the deviance cannot be computed (the estimate is at the edge "
+                "of the positive-definite covariances)"
+            )
+        else:
+            eig = np.linalg.eigvalsh(hess)
+            if np.any(eig <= 1e-8 * max(1.0, float(np.max(np.abs(eig))))):
+                trouble.append("the Hessian of the deviance is not positive definite")
+        for msg in res.messages:
+            diagnostics.append(Diagnostic("optimizer_retry", msg, "info"))
+        if attempt == 0:
+            chosen = (code, lik, res, hess)
+        if not trouble:
+            chosen = (code, lik, res, hess)
+            if attempt > 0:
+                diagnostics.append(
+                    Diagnostic(
+                        "fallback_structure",
+                        f"Covariance {cov!r} failed; fitted with fallback {code!r} instead.",
+                        "warning",
+                    )
+                )
+            break
+        severity = "warning" if attempt < len(fallback) else "error"
+        diagnostics.append(
+            Diagnostic(
+                "not_converged",
+                f"Covariance {code!r}: {'; '.join(trouble)}."
+                + (" Trying the next fallback structure." if attempt < len(fallback) else ""),
+                severity,
+            )
+        )
+    assert chosen is not None
+    code, lik, res, hess = chosen
+    return code, lik, res, hess, diagnostics
 
 
 def mmrm(
@@ -158,54 +216,13 @@ def mmrm(
             )
     d = prepare(data, formula, subject, visit, nested_in, cov_by, visit_order)
     if len(d.y) <= d.x.shape[1]:
-        raise InputError(
-            f"{len(d.y)} usable rows cannot estimate {d.x.shape[1]} fixed effects."
+        raise InputError(f"{len(d.y)} usable rows cannot estimate {d.x.shape[1]} fixed effects.")
+    # small matrices: BLAS threads only cost time (and much more on a busy machine)
+    with _blas_controller().limit(limits=1, user_api="blas"):
+        code, lik, res, hess, diagnostics = _fit_with_fallback(
+            d, cov, fallback, reml, nested_in is not None
         )
-    diagnostics: list[Diagnostic] = []
-    chosen = None
-    for attempt, code in enumerate([cov, *fallback]):
-        lik, res, hess = _fit_structure(d, code.lower(), reml, nested_in is not None)
-        trouble = []
-        if not res.converged:
-            trouble.append(
-                f"the optimiser did not converge (largest gradient {res.gradient_norm:.2g})"
-            )
-        if not np.all(np.isfinite(hess)):
-            trouble.append(
-                "the Hessian of the deviance cannot be computed (the estimate is at the edge "
-                "of the positive-definite covariances)"
-            )
-        else:
-            eig = np.linalg.eigvalsh(hess)
-            if np.any(eig <= 1e-8 * max(1.0, float(np.max(np.abs(eig))))):
-                trouble.append("the Hessian of the deviance is not positive definite")
-        for msg in res.messages:
-            diagnostics.append(Diagnostic("optimizer_retry", msg, "info"))
-        if attempt == 0:
-            chosen = (code, lik, res, hess)
-        if not trouble:
-            chosen = (code, lik, res, hess)
-            if attempt > 0:
-                diagnostics.append(
-                    Diagnostic(
-                        "fallback_structure",
-                        f"Covariance {cov!r} failed; fitted with fallback {code!r} instead.",
-                        "warning",
-                    )
-                )
-            break
-        severity = "warning" if attempt < len(fallback) else "error"
-        diagnostics.append(
-            Diagnostic(
-                "not_converged",
-                f"Covariance {code!r}: {'; '.join(trouble)}."
-                + (" Trying the next fallback structure." if attempt < len(fallback) else ""),
-                severity,
-            )
-        )
-    assert chosen is not None
-    code, lik, res, hess = chosen
-    inference = build_inference(lik, res.theta, ddf_key, vcov == "empirical", hess)
+        inference = build_inference(lik, res.theta, ddf_key, vcov == "empirical", hess)
     return MmrmResult(
         data=d,
         formula=formula,

@@ -211,7 +211,7 @@ class MmrmResult:
         """Estimated correlation over visits."""
         cov = self.covariance_matrix(group)
         sd = np.sqrt(np.diag(cov.to_numpy()))
-        return cov / np.outer(sd, sd)
+        return pd.DataFrame(cov.to_numpy() / np.outer(sd, sd), index=cov.index, columns=cov.columns)
 
     @property
     def covariance_parameters(self) -> pd.DataFrame:
@@ -342,7 +342,13 @@ class MmrmResult:
         (``contrasts("arm", by="visit", ref="placebo")``); see
         :func:`outcomes.models.means.contrasts`."""
         table = means.contrasts(
-            self.predictor, specs, by=by, at=at, method=method, ref=ref, adjust=adjust,
+            self.predictor,
+            specs,
+            by=by,
+            at=at,
+            method=method,
+            ref=ref,
+            adjust=adjust,
             level=level,
         )
         return self._mask(table)
@@ -392,5 +398,7 @@ class MmrmResult:
         lines = [repr(self), table.to_string(index=False, float_format=lambda v: f"{v:.4g}")]
         if len(self.diagnostics):
             lines.append("Diagnostics:")
-            lines += [f"  [{r.severity}] {r.code}: {r.message}" for r in self.diagnostics.itertuples()]
+            lines += [
+                f"  [{r.severity}] {r.code}: {r.message}" for r in self.diagnostics.itertuples()
+            ]
         return "\n".join(lines)
