@@ -111,10 +111,10 @@ class Inference:
         q = np.linalg.matrix_rank(lmat)
         theta = lmat.T @ np.linalg.solve(lmat @ self.phi @ lmat.T, lmat)
         tp = theta @ self.phi
-        u = np.einsum("ij,kjl,lm->kim", tp, self.p_list, self.phi)
+        u = tp @ self.p_list @ self.phi
         tr = np.einsum("kii->k", u)
         a1 = float(tr @ self.w @ tr)
-        a2 = float(np.einsum("kl,kij,lji->", self.w, u, u))
+        a2 = float(np.einsum("kl,kij,lji->", self.w, u, u, optimize=True))
         b = (a1 + 6 * a2) / (2 * q)
         g = ((q + 1) * a1 - (q + 4) * a2) / ((q + 2) * a2)
         den = 3 * q + 2 * (1 - g)
@@ -256,18 +256,23 @@ def build_inference(
                 for a, c in zip(cls.starts, cls.counts, strict=True)
             ]
         )
+        n_pat, k = len(t), lik.n_params
+        # (pattern, a, b) rows against (q, r) columns, so the sums below are matrix products
+        t2 = t.transpose(0, 1, 3, 2, 4).reshape(n_pat * size * size, p * p)
         dv = _pattern_dcov(lik, dsig, cls)
         e = linv[:, None] @ dv @ linv.transpose(0, 2, 1)[:, None]
-        p_list -= np.einsum("Pkab,Paqbr->kqr", e, t, optimize=True)
+        e2 = e.transpose(1, 0, 2, 3).reshape(k, n_pat * size * size)
+        p_list -= (e2 @ t2).reshape(k, p, p)
         if method.startswith("kenward-roger"):
-            ew = np.einsum("kl,Plbc->Pkbc", w, e)
-            ee = np.einsum("Pkab,Pkbc->Pac", e, ew)
+            ew = np.tensordot(w, e, axes=(1, 1)).transpose(1, 0, 2, 3)
+            ee = (e @ ew).sum(axis=1)
             v = cls.visits
             d2v = np.asarray(d2)[cls.groups[:, :, None], v[:, :, None], v[:, None, :]]
             r = linv @ (d2v * cls.same_unit) @ linv.transpose(0, 2, 1)
-            qw += np.einsum("Pab,Paqbr->qr", ee - 0.25 * r, t)
+            qw += ((ee - 0.25 * r).reshape(-1) @ t2).reshape(p, p)
     if method.startswith("kenward-roger"):
-        pwp = np.einsum("kl,kij,jm,lmn->in", w, p_list, phi, p_list)
+        pw = np.tensordot(w, p_list, axes=(1, 0))  # sum_l W_kl P_l
+        pwp = (p_list @ phi @ pw).sum(axis=0)
         u = qw - pwp
         vcov = phi + 2 * phi @ u @ phi
     if empirical:
