@@ -216,3 +216,70 @@ def test_unstructured_is_the_best_fit(fev):
         for c in STRUCTURES
     }
     assert max(logliks, key=logliks.get) == "us"
+
+
+def _dense_v(lik, theta):
+    """The full n x n covariance of the data (the thing the block-wise code never builds)."""
+    lay = lik.layout
+    sig, tau2 = lik.sigmas(theta)
+    sig = np.asarray(sig)
+    n = len(lay.y)
+    block = lay.block_of_row
+    same_block = block[:, None] == block[None, :]
+    v = np.zeros((n, n), dtype=sig.dtype)
+    for pat in lay.patterns:
+        for rows in pat.rows:
+            g = pat.groups
+            sub = sig[g[:, None], pat.visits[:, None], pat.visits[None, :]] * pat.same_unit
+            v[np.ix_(rows, rows)] = sub + tau2
+    return v * same_block
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "ddf"),
+    [
+        ({"cov": "ar1h", "cov_by": "arm"}, "kenward-roger"),
+        ({"cov": "us", "nested_in": "patient_id"}, "kenward-roger"),
+        ({"cov": "toeph", "nested_in": "patient_id"}, "kenward-roger"),
+    ],
+)
+def test_blockwise_kenward_roger_equals_dense(kwargs, ddf):
+    """Pattern-batched Kenward-Roger = the textbook n x n computation on a small data set."""
+    sf = pd.read_csv(Path(__file__).parent / "r" / "mmrm" / "splitface.csv")
+    sf = sf[sf["patient_id"].isin(sorted(sf["patient_id"].unique())[:25])]
+    subject = "unit_id"
+    if "cov_by" in kwargs:
+        sf = sf[sf["unit_id"].str.endswith("left")]
+        subject = "patient_id"
+    fit = mmrm(sf, "score ~ arm * visit", subject=subject, visit="visit", ddf=ddf, **kwargs)
+    lik, theta = fit.likelihood, fit.optim.theta
+    x = lik.layout.x
+    k = len(theta)
+    vinv = np.linalg.inv(_dense_v(lik, theta))
+    dv = []
+    for j in range(k):
+        tc = theta.astype(complex)
+        tc[j] += 1e-30j
+        dv.append(np.imag(_dense_v(lik, tc)) / 1e-30)
+    d2 = np.zeros((k, k) + vinv.shape)
+    for j in range(k):
+        h = 1e-6 * max(1.0, abs(theta[j]))
+        for sign in (1, -1):
+            tt = theta.copy()
+            tt[j] += sign * h
+            for i in range(k):
+                tc = tt.astype(complex)
+                tc[i] += 1e-30j
+                d2[i, j] += sign * np.imag(_dense_v(lik, tc)) / 1e-30 / (2 * h)
+    phi = np.linalg.inv(x.T @ vinv @ x)
+    w = fit.inference.w
+    pk = [-(x.T @ vinv @ d @ vinv @ x) for d in dv]
+    u = np.zeros_like(phi)
+    for i in range(k):
+        for j in range(k):
+            q = x.T @ vinv @ dv[i] @ vinv @ dv[j] @ vinv @ x
+            r = x.T @ vinv @ d2[i, j] @ vinv @ x
+            u += w[i, j] * (q - pk[i] @ phi @ pk[j] - 0.25 * r)
+    np.testing.assert_allclose(fit.inference.phi, phi, rtol=1e-8)
+    np.testing.assert_allclose(fit.inference.p_list, np.array(pk), rtol=1e-7, atol=1e-10)
+    np.testing.assert_allclose(fit.inference.vcov, phi + 2 * phi @ u @ phi, rtol=1e-6)
