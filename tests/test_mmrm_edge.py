@@ -261,7 +261,7 @@ def test_blockwise_kenward_roger_equals_dense(kwargs, ddf):
         tc = theta.astype(complex)
         tc[j] += 1e-30j
         dv.append(np.imag(_dense_v(lik, tc)) / 1e-30)
-    d2 = np.zeros((k, k) + vinv.shape)
+    d2 = np.zeros((k, k, *vinv.shape))
     for j in range(k):
         h = 1e-6 * max(1.0, abs(theta[j]))
         for sign in (1, -1):
