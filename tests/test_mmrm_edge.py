@@ -283,3 +283,20 @@ def test_blockwise_kenward_roger_equals_dense(kwargs, ddf):
     np.testing.assert_allclose(fit.inference.phi, phi, rtol=1e-8)
     np.testing.assert_allclose(fit.inference.p_list, np.array(pk), rtol=1e-7, atol=1e-10)
     np.testing.assert_allclose(fit.inference.vcov, phi + 2 * phi @ u @ phi, rtol=1e-6)
+
+
+def test_singular_covariance_is_reported_not_raised():
+    """Visit 2 = visit 1 + 1 exactly: no positive-definite optimum exists; the fit says so."""
+    data = _ar1_data(40, 3, seed=8)
+    first = data[data["visit"] == "Week 4"].set_index("id")["y"]
+    second = data["visit"] == "Week 8"
+    data.loc[second, "y"] = data.loc[second, "id"].map(first).to_numpy() + 1.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        fit = mmrm(data, "y ~ visit", subject="id", visit="visit", ddf="satterthwaite")
+    codes = set(fit.diagnostics["code"])
+    assert codes & {"not_converged", "covariance_not_pd"}
+    assert "error" in set(fit.diagnostics["severity"]) or "covariance_not_pd" in codes
+    tidy = fit.tidy()
+    assert list(tidy["term"]) == ["Intercept", "visit[T.Week 8]", "visit[T.Week 12]"]
+    assert tidy.loc[1, "estimate"] == pytest.approx(1.0)  # visit 2 - visit 1, exactly

@@ -286,10 +286,11 @@ class MmrmResult:
         assert wt is not None
         return np.asarray(wt["beta"])
 
-    @staticmethod
-    def _mask(table: pd.DataFrame) -> pd.DataFrame:
-        cols = ["estimate", "std_error", "statistic", "p_value", "conf_low", "conf_high"]
-        table.loc[table["df"].isna(), cols] = np.nan
+    def _mask(self, table: pd.DataFrame) -> pd.DataFrame:
+        """Blank the rows :meth:`_df` marked non-estimable (NaN df) when terms are aliased."""
+        if self.data.null_basis.size:
+            cols = ["estimate", "std_error", "statistic", "p_value", "conf_low", "conf_high"]
+            table.loc[table["df"].isna(), cols] = np.nan
         return table
 
     def test(
