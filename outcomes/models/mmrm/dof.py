@@ -59,6 +59,8 @@ class Inference:
     ----------
     method
         One of :data:`DDF_METHODS`.
+    beta
+        GLS estimates of the fixed effects at the covariance estimate.
     phi
         Model-based ``(X' V^-1 X)^-1``.
     vcov
@@ -72,6 +74,7 @@ class Inference:
     """
 
     method: str
+    beta: np.ndarray
     phi: np.ndarray
     vcov: np.ndarray
     w: np.ndarray
@@ -279,6 +282,7 @@ def build_inference(
         vcov = phi @ meat @ phi
     return Inference(
         method=method,
+        beta=wt["beta"],
         phi=phi,
         vcov=0.5 * (vcov + vcov.T),
         w=w,

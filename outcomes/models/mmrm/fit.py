@@ -8,19 +8,23 @@ sides (``RANDOM intercept / SUBJECT=patient`` beside the ``REPEATED``).
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from threadpoolctl import ThreadpoolController
 
 from outcomes.errors import InputError
 from outcomes.models.mmrm.covariance import STRUCTURES, get_structure
 from outcomes.models.mmrm.data import MmrmData, prepare
 from outcomes.models.mmrm.dof import DDF_METHODS, build_inference
-from outcomes.models.mmrm.likelihood import Likelihood, OptimResult, build_layout, optimise
+from outcomes.models.mmrm.likelihood import (
+    Likelihood,
+    OptimResult,
+    build_layout,
+    one_blas_thread,
+    optimise,
+)
 from outcomes.models.mmrm.result import MmrmResult
 from outcomes.results import Diagnostic
 
@@ -57,12 +61,6 @@ def _start_covariance(d: MmrmData, m: int) -> np.ndarray:
     vals, vecs = np.linalg.eigh(cov)
     vals = np.maximum(vals, 0.05 * float(np.mean(np.diag(cov))))
     return (vecs * vals) @ vecs.T
-
-
-@functools.lru_cache(maxsize=1)
-def _blas_controller() -> ThreadpoolController:
-    """One controller per process (building it inspects every loaded library)."""
-    return ThreadpoolController()
 
 
 def _fit_structure(
@@ -217,8 +215,7 @@ def mmrm(
     d = prepare(data, formula, subject, visit, nested_in, cov_by, visit_order)
     if len(d.y) <= d.x.shape[1]:
         raise InputError(f"{len(d.y)} usable rows cannot estimate {d.x.shape[1]} fixed effects.")
-    # small matrices: BLAS threads only cost time (and much more on a busy machine)
-    with _blas_controller().limit(limits=1, user_api="blas"):
+    with one_blas_thread():
         code, lik, res, hess, diagnostics = _fit_with_fallback(
             d, cov, fallback, reml, nested_in is not None
         )

@@ -22,18 +22,44 @@ steps on a finite-difference Hessian of that gradient, so the optimum is found t
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 from scipy import linalg, optimize
+from threadpoolctl import ThreadpoolController
 
 from outcomes.models.mmrm.covariance import Structure
 
-__all__ = ["Layout", "Likelihood", "OptimResult", "Pattern", "build_layout", "optimise"]
+__all__ = [
+    "Layout",
+    "Likelihood",
+    "OptimResult",
+    "Pattern",
+    "build_layout",
+    "one_blas_thread",
+    "optimise",
+]
 
 LOG2PI = float(np.log(2 * np.pi))
+
+
+@functools.cache
+def _blas_controller() -> ThreadpoolController:
+    """The BLAS thread pools, found once (finding them scans every loaded library)."""
+    return ThreadpoolController()
+
+
+@contextmanager
+def one_blas_thread() -> Iterator[None]:
+    """Run BLAS on one thread: the matrices here are small, and threads only cost time (much
+    more of it on a busy machine)."""
+    with _blas_controller().limit(limits=1, user_api="blas"):
+        yield
 
 
 @dataclass(frozen=True)
@@ -371,7 +397,8 @@ class OptimResult:
 def optimise(lik: Likelihood, start: np.ndarray, max_newton: int = 10) -> OptimResult:
     """Minimise the deviance: BFGS on the unconstrained parameters, then Newton steps.
 
-    BFGS moves the unconstrained parameters from ``start``; if it stops with an error other
+    BFGS moves the unconstrained parameters from ``start`` (its first inverse Hessian from
+    finite differences there, when positive definite); if it stops with an error other
     than lost precision, L-BFGS-B is tried from the same start (recorded in ``messages``).
     Newton steps on the natural parameters (finite-difference Hessian of the analytic
     gradient, step halving) then polish the optimum. Converged: the largest gradient element
@@ -391,7 +418,13 @@ def optimise(lik: Likelihood, start: np.ndarray, max_newton: int = 10) -> OptimR
         return dev, grad
 
     messages: list[str] = []
-    res = optimize.minimize(fun, start, jac=True, method="BFGS", options={"gtol": 1e-6})
+    options: dict[str, Any] = {"gtol": 1e-6}
+    hess0 = _free_hessian(fun, start)
+    if np.all(np.isfinite(hess0)) and np.linalg.eigvalsh(hess0)[0] > 0:
+        # BFGS from the Hessian at the start: a third of the evaluations of an identity start
+        inv0 = np.linalg.inv(hess0)
+        options["hess_inv0"] = 0.5 * (inv0 + inv0.T)
+    res = optimize.minimize(fun, start, jac=True, method="BFGS", options=options)
     method = "BFGS"
     if not np.isfinite(res.fun) or res.fun >= 1e300 or res.status not in (0, 2):
         messages.append(f"BFGS stopped ({res.message}); retried with L-BFGS-B.")
@@ -446,3 +479,16 @@ def optimise(lik: Likelihood, start: np.ndarray, max_newton: int = 10) -> OptimR
         n_evaluations=calls["n"],
         messages=messages,
     )
+
+
+def _free_hessian(fun: Any, free: np.ndarray) -> np.ndarray:
+    """Central differences of ``fun``'s gradient (``fun(free) -> (value, gradient)``)."""
+    k = len(free)
+    out = np.empty((k, k))
+    for j in range(k):
+        h = 1e-5 * max(1.0, abs(free[j]))
+        up, down = free.copy(), free.copy()
+        up[j] += h
+        down[j] -= h
+        out[:, j] = (fun(up)[1] - fun(down)[1]) / (2 * h)
+    return 0.5 * (out + out.T)

@@ -13,7 +13,7 @@ from outcomes.errors import ConvergenceWarning, InputError, SingularFitWarning
 from outcomes.models import means
 from outcomes.models.mmrm.data import MmrmData
 from outcomes.models.mmrm.dof import Inference
-from outcomes.models.mmrm.likelihood import Likelihood, OptimResult
+from outcomes.models.mmrm.likelihood import Likelihood, OptimResult, one_blas_thread
 from outcomes.results import Diagnostic, diagnostics_frame, tidy_frame, to_ard
 
 __all__ = ["MmrmResult"]
@@ -257,7 +257,8 @@ class MmrmResult:
         red, estimable = self._reduced(lmat)
         out = np.full(len(red), np.nan)
         if estimable.any():
-            out[estimable] = self.inference.df(red[estimable])
+            with one_blas_thread():
+                out[estimable] = self.inference.df(red[estimable])
         return out
 
     @property
@@ -282,9 +283,7 @@ class MmrmResult:
     @property
     def beta(self) -> np.ndarray:
         """Estimates of the estimable (kept) fixed effects."""
-        wt = self.likelihood.whiten(self.optim.theta)
-        assert wt is not None
-        return np.asarray(wt["beta"])
+        return self.inference.beta
 
     def _mask(self, table: pd.DataFrame) -> pd.DataFrame:
         """Blank the rows :meth:`_df` marked non-estimable (NaN df) when terms are aliased."""
