@@ -43,6 +43,8 @@ _LAZY: dict[str, tuple[str, str]] = {
     "meta_analysis": ("outcomes.models.meta.meta_analysis", "meta_analysis"),
     "escalc": ("outcomes.models.meta.effect_sizes", "escalc"),
     "published_data": ("outcomes.models.meta.published", "published_data"),
+    "mmrm": ("outcomes.models.mmrm.fit", "mmrm"),
+    "MmrmResult": ("outcomes.models.mmrm.result", "MmrmResult"),
     "network_meta": ("outcomes.models.network.nma", "network_meta"),
     "NetworkMetaResult": ("outcomes.models.network.nma", "NetworkMetaResult"),
     "component_meta": ("outcomes.models.network.component", "component_meta"),
