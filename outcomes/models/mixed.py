@@ -44,12 +44,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import patsy
-from scipy import optimize, stats
+from scipy import optimize
 
 from outcomes.errors import ConvergenceWarning, InputError, ModelError, SingularFitWarning
+from outcomes.models import means
 from outcomes.models.lmm_types import LmmFit, LmmProblem, RandomTerm
+from outcomes.models.means import ADJUST_METHODS, LinearPredictor
 from outcomes.models.satterthwaite import SatterthwaiteState, hessian, jacobian, satterthwaite
-from outcomes.results import Diagnostic, diagnostics_frame, tidy_frame, to_ard
+from outcomes.results import Diagnostic, diagnostics_frame, to_ard
 
 __all__ = [
     "ADJUST_METHODS",
@@ -66,10 +68,6 @@ __all__ = [
 SINGULAR_TOL = 1e-4
 CONVERGENCE_TOL = 2e-3
 ENGINES = ("auto", "statsmodels", "outcomes")
-#: Multiplicity adjustments of :meth:`LmmResult.contrasts` (statsmodels ``multipletests``
-#: names, and emmeans' ``"BH"``/``"fdr"`` spelled as aliases of ``"fdr_bh"``).
-ADJUST_METHODS = ("none", "bonferroni", "sidak", "holm", "holm-sidak", "hochberg", "fdr_bh")
-_ADJUST_ALIASES = {"bh": "fdr_bh", "fdr": "fdr_bh", "fdr_bh": "fdr_bh"}
 _DESIGNS = ("parallel", "split_body", "single_arm", "observational")
 
 
@@ -914,21 +912,6 @@ _WARNING_CATEGORY = {
 }
 
 
-def _t_table(est: np.ndarray, se: np.ndarray, df: np.ndarray, level: float) -> dict[str, Any]:
-    with np.errstate(divide="ignore", invalid="ignore"):
-        tval = est / se
-    q = stats.t.ppf(0.5 + level / 2, df)
-    return {
-        "estimate": est,
-        "std_error": se,
-        "statistic": tval,
-        "df": df,
-        "p_value": 2 * stats.t.sf(np.abs(tval), df),
-        "conf_low": est - q * se,
-        "conf_high": est + q * se,
-    }
-
-
 @dataclass(repr=False)
 class LmmResult:
     """A fitted linear mixed model: tidy tables, marginal means, contrasts and diagnostics.
@@ -1115,94 +1098,29 @@ class LmmResult:
 
     # -- contrasts ----------------------------------------------------------------------------
 
+    @property
+    def linear_predictor(self) -> LinearPredictor:
+        """Coefficients, covariance (Kenward-Roger's when chosen) and df rule for :mod:`means`."""
+        kr = self.kr
+        return LinearPredictor(
+            names=list(self.fit.problem.x_names),
+            beta=self.fit.beta,
+            vcov=self.fit.vcov_beta if kr is None else kr.vcov,
+            df_fn=self.satt.df if kr is None else kr.df,
+            design_info=self.spec.design_info,
+            data=self.spec.frame,
+            level=self.level,
+        )
+
     def test(
         self, contrasts: np.ndarray, terms: Sequence[str] | None = None, level: float | None = None
     ) -> pd.DataFrame:
         """t-tests of linear contrasts ``L beta`` with Satterthwaite df (lmerTest's ``contest``).
 
-        Parameters
-        ----------
-        contrasts
-            Shape ``(k, p)``, one contrast per row, columns in the order of ``fixed.term``.
-        terms
-            Labels of the rows (default ``"L1", "L2", ...``).
-        level
-            Confidence level (default the fit's, 0.95).
+        See :func:`outcomes.models.means.linear_test`; ``contrasts`` has one column per
+        ``fixed.term``.
         """
-        lmat = np.atleast_2d(np.asarray(contrasts, dtype=float))
-        if lmat.shape[1] != len(self.fit.beta):
-            raise InputError(
-                f"A contrast needs {len(self.fit.beta)} coefficients (one per fixed effect), "
-                f"got {lmat.shape[1]}."
-            )
-        est = lmat @ self.fit.beta
-        if self.kr is not None:
-            se = np.sqrt(np.einsum("ki,ij,kj->k", lmat, self.kr.vcov, lmat))
-            df = self.kr.df(lmat)
-        else:
-            se = np.sqrt(np.einsum("ki,ij,kj->k", lmat, self.fit.vcov_beta, lmat))
-            df = self.satt.df(lmat)
-        table = _t_table(est, se, df, self.level if level is None else level)
-        table["term"] = (
-            list(terms) if terms is not None else [f"L{i + 1}" for i in range(len(lmat))]
-        )
-        return tidy_frame(pd.DataFrame(table))
-
-    def _grid(self, at: Mapping[str, Any] | None) -> tuple[pd.DataFrame, list[str]]:
-        """emmeans' reference grid: factor levels crossed, covariates at their mean."""
-        info = self.spec.design_info
-        frame = self.spec.frame
-        columns = list(frame.columns)
-        values: dict[str, list[Any]] = {}
-        factors: list[str] = []
-        for factor, finfo in info.factor_infos.items():
-            names = _formula_variables(factor.code, columns)
-            if len(names) != 1:
-                raise InputError(
-                    f"Marginal means need one data column per model term; {factor.code!r} uses "
-                    f"{len(names)}."
-                )
-            name = names[0]
-            if finfo.type == "categorical":
-                values[name] = list(finfo.categories)
-                factors.append(name)
-            elif name not in values:
-                values[name] = [float(frame[name].mean())]
-        for name, value in (at or {}).items():
-            if name not in values:
-                raise InputError(
-                    f"at= names {name!r}, which is not a variable of the fixed effects "
-                    f"({', '.join(values)})."
-                )
-            vals = list(np.atleast_1d(value))
-            if name in factors:
-                bad = [v for v in vals if v not in values[name]]
-                if bad:
-                    raise InputError(f"at= gives {bad} for {name!r}; levels are {values[name]}.")
-            values[name] = vals
-        grid = pd.DataFrame(list(itertools.product(*values.values())), columns=list(values))
-        return grid, factors
-
-    def _linfct(
-        self, specs: Sequence[str], by: Sequence[str], at: Mapping[str, Any] | None
-    ) -> tuple[pd.DataFrame, np.ndarray]:
-        grid, _ = self._grid(at)
-        for name in [*specs, *by]:
-            if name not in grid.columns:
-                raise InputError(
-                    f"{name!r} is not a variable of the fixed effects ({', '.join(grid.columns)})."
-                )
-        (xg,) = patsy.build_design_matrices([self.spec.design_info], grid)
-        xg = np.asarray(xg)
-        keys = [*by, *specs]
-        cells = grid[keys].drop_duplicates().reset_index(drop=True)
-        lmat = np.empty((len(cells), xg.shape[1]))
-        for i, (_, row) in enumerate(cells.iterrows()):
-            mask = np.ones(len(grid), dtype=bool)
-            for k in keys:
-                mask &= (grid[k] == row[k]).to_numpy()
-            lmat[i] = xg[mask].mean(axis=0)
-        return cells, lmat
+        return means.linear_test(self.linear_predictor, contrasts, terms=terms, level=level)
 
     def emmeans(
         self,
@@ -1213,37 +1131,10 @@ class LmmResult:
     ) -> pd.DataFrame:
         """Estimated marginal means, as R's ``emmeans(fit, specs, by = by, at = at)``.
 
-        The reference grid crosses every factor's levels and puts each numeric covariate at its
-        mean (or at the values given in ``at``); means of ``specs`` (within ``by``) average the
-        grid with equal weights over the other factors. Degrees of freedom are Satterthwaite's
-        (emmeans' ``lmer.df = "satterthwaite"``).
-
-        Parameters
-        ----------
-        specs
-            Variable(s) whose levels get a mean each, e.g. ``"arm"``.
-        by
-            Variable(s) to condition on, e.g. ``"visit"``.
-        at
-            Values for covariates or a subset of factor levels, e.g. ``{"week": 24}``.
-        level
-            Confidence level (default 0.95).
-
-        Returns
-        -------
-        pandas.DataFrame
-            Tidy columns (``term`` labels the cell) followed by the ``by`` and ``specs`` columns.
+        Degrees of freedom are Satterthwaite's (emmeans' ``lmer.df = "satterthwaite"``) or
+        Kenward-Roger's. See :func:`outcomes.models.means.emmeans` for the parameters.
         """
-        specs_l = [specs] if isinstance(specs, str) else list(specs)
-        by_l = [] if by is None else ([by] if isinstance(by, str) else list(by))
-        cells, lmat = self._linfct(specs_l, by_l, at)
-        labels = [
-            ", ".join(f"{k}={row[k]}" for k in [*by_l, *specs_l]) for _, row in cells.iterrows()
-        ]
-        table = self.test(lmat, terms=labels, level=level)
-        for k in [*by_l, *specs_l]:
-            table[k] = cells[k].to_numpy()
-        return tidy_frame(table, extra=[*by_l, *specs_l])
+        return means.emmeans(self.linear_predictor, specs, by=by, at=at, level=level)
 
     def contrasts(
         self,
@@ -1257,76 +1148,18 @@ class LmmResult:
     ) -> pd.DataFrame:
         """Contrasts of marginal means, as ``contrast(emmeans(fit, specs, by = by), method)``.
 
-        Parameters
-        ----------
-        specs
-            The factor compared, e.g. ``"arm"``.
-        by
-            Compare within each level of these variables, e.g. ``"visit"``.
-        at
-            Covariate values or factor levels for the reference grid, e.g. ``{"week": 24}``.
-        method
-            ``"trt.vs.ctrl"``: each level minus ``ref`` (default: the first level), emmeans'
-            ``trt.vs.ctrl``; ``"pairwise"``: every earlier level minus every later one, as
-            emmeans' ``pairwise``.
-        ref
-            Control level for ``"trt.vs.ctrl"``.
-        adjust
-            Multiplicity adjustment of p-values within each ``by`` group: one of
-            :data:`ADJUST_METHODS`. Confidence intervals are Sidak-adjusted for ``"sidak"`` and
-            Bonferroni-adjusted for every other method (as emmeans does for ``"holm"``, which
-            has no intervals of its own). emmeans' default for ``trt.vs.ctrl`` is
-            ``"dunnettx"`` (and ``"tukey"`` for pairwise): those are not implemented, so pass
-            ``adjust="none"`` or ``"bonferroni"`` in both to compare.
-        level
-            Confidence level (default 0.95).
+        See :func:`outcomes.models.means.contrasts` for the parameters and adjustments.
         """
-        from statsmodels.stats.multitest import multipletests
-
-        adjust_key = _ADJUST_ALIASES.get(adjust.lower(), adjust.lower())
-        if adjust_key not in ADJUST_METHODS:
-            raise InputError(
-                f"adjust={adjust!r} is not supported; use one of {', '.join(ADJUST_METHODS)} "
-                "(emmeans' dunnettx, tukey and mvt adjustments are not implemented)."
-            )
-        if method not in ("trt.vs.ctrl", "pairwise"):
-            raise InputError(f"method={method!r}: use 'trt.vs.ctrl' or 'pairwise'.")
-        by_l = [] if by is None else ([by] if isinstance(by, str) else list(by))
-        cells, lmat = self._linfct([specs], by_l, at)
-        level = self.level if level is None else level
-        tables = []
-        group_iter = cells.groupby(by_l, sort=False) if by_l else [((), cells)]
-        for key, sub in group_iter:
-            levels = list(sub[specs])
-            rows = sub.index.to_numpy()
-            if method == "trt.vs.ctrl":
-                ref_level = levels[0] if ref is None else ref
-                if ref_level not in levels:
-                    raise InputError(f"ref={ref!r} is not a level of {specs!r}: {levels}.")
-                r = levels.index(ref_level)
-                pairs = [(i, r) for i in range(len(levels)) if i != r]
-            else:
-                pairs = list(itertools.combinations(range(len(levels)), 2))
-            lc = np.array([lmat[rows[i]] - lmat[rows[j]] for i, j in pairs])
-            labels = [f"{levels[i]} - {levels[j]}" for i, j in pairs]
-            k = len(pairs)
-            if adjust_key == "none":
-                ci_level = level
-            elif adjust_key == "sidak":
-                ci_level = level ** (1 / k)
-            else:  # bonferroni; and, as emmeans, for step-wise methods that have no intervals
-                ci_level = 1 - (1 - level) / k
-            table = self.test(lc, terms=labels, level=ci_level)
-            if adjust_key != "none":
-                table["p_value"] = multipletests(table["p_value"], method=adjust_key)[1]
-            keyt = key if isinstance(key, tuple) else (key,)
-            for name, value in zip(by_l, keyt, strict=True):
-                table[name] = pd.Series([value] * len(table), index=table.index)
-            table["contrast"] = labels
-            table["adjust"] = adjust_key
-            tables.append(table)
-        out = pd.concat(tables, ignore_index=True)
-        return tidy_frame(out, extra=[*by_l, "contrast", "adjust"])
+        return means.contrasts(
+            self.linear_predictor,
+            specs,
+            by=by,
+            at=at,
+            method=method,
+            ref=ref,
+            adjust=adjust,
+            level=level,
+        )
 
     # -- output ------------------------------------------------------------------------------
 
