@@ -11,15 +11,15 @@ with step halving per group. Then, per group,
 
 * Laplace (``nagq = 1``): ``log L_i = h(u_hat) - log|H_i| / 2``;
 * adaptive Gauss-Hermite (``nagq > 1``, one level only): with ``sigma_i = H_i^(-1/2)`` and
-  Gauss-Hermite nodes ``x_k`` and weights ``w_k``,
-  ``log L_i = log sigma_i - log(pi) / 2 + log sum_k w_k exp(h(u_hat + sqrt(2) sigma_i x_k) + x_k^2)``,
+  Gauss-Hermite nodes ``x_k`` and weights ``w_k``, ``log L_i = log sigma_i - log(pi) / 2 +
+  log sum_k w_k exp(h(u_hat + sqrt(2) sigma_i x_k) + x_k^2)``,
 
 where ``H_i`` is ``-d2 h / du2`` with the family's determinant weight (observed information for
 clmm as in ordinal; Fisher information for glmer's binomial and Poisson families, as lme4's
 PIRLS). The parameter vector is ``(alpha, beta, s)`` with ``s >= 0`` (lme4's ``theta``).
 
-The gradient is analytic for Laplace with one level (implicit differentiation of the modes,
-using the third derivatives of the family); otherwise central differences.
+The gradient is analytic for Laplace with one level (implicit differentiation of the
+modes, using the third derivatives of the family); otherwise central differences.
 """
 
 from __future__ import annotations
@@ -32,7 +32,6 @@ import numpy as np
 from scipy import optimize
 
 from outcomes.models.satterthwaite import hessian as richardson_hessian
-from outcomes.models.satterthwaite import jacobian as richardson_jacobian
 
 __all__ = ["Design", "FitState", "Objective", "fit_design"]
 
@@ -94,11 +93,15 @@ class Objective:
         self.d = design
         self.nagq = nagq
         self.nodes, self.weights = np.polynomial.hermite.hermgauss(nagq)
+        empty = np.zeros(0, dtype=np.intp)
+        self.nested_codes = design.nested if design.nested is not None else empty
+        self.top = design.nested_top if design.nested_top is not None else empty
         self.u = np.zeros(design.n_group)
         self.v = np.zeros(design.n_nested)
         self.mode_failures = 0
         self.modes_converged = True
         self.n_eval = 0
+        self._cache: tuple[bytes, dict[str, Any]] | None = None
 
     # -- parameters -------------------------------------------------------------------------
 
@@ -109,7 +112,7 @@ class Objective:
 
     def _bincount(self, values: np.ndarray, nested: bool = False) -> np.ndarray:
         if nested:
-            return np.bincount(self.d.nested, values, minlength=self.d.n_nested)
+            return np.bincount(self.nested_codes, values, minlength=self.d.n_nested)
         return np.bincount(self.d.group, values, minlength=self.d.n_group)
 
     # -- conditional modes ------------------------------------------------------------------
@@ -122,9 +125,13 @@ class Objective:
 
     def _h(self, eta: np.ndarray, alpha: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:
         """``h`` per top-level group."""
-        h = self._bincount(self.d.family.loglik(eta, alpha)) - 0.5 * u * u
+        return self._h_from(self.d.family.loglik(eta, alpha), u, v)
+
+    def _h_from(self, loglik: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+        """``h`` per top-level group from the per-row log-likelihood."""
+        h = self._bincount(loglik) - 0.5 * u * u
         if self.d.nested is not None:
-            h -= np.bincount(self.d.nested_top, 0.5 * v * v, minlength=self.d.n_group)
+            h -= np.bincount(self.top, 0.5 * v * v, minlength=self.d.n_group)
         return h
 
     def modes(self, alpha: np.ndarray, beta: np.ndarray, s: np.ndarray) -> dict[str, Any]:
@@ -144,14 +151,15 @@ class Objective:
         if not np.all(np.isfinite(u)):
             u[:] = 0.0
         eta = self._eta(eta0, s, u, v)
-        h = self._h(eta, alpha, u, v)
+        pc = fam.pieces(eta, alpha, third=False)
+        h = self._h_from(pc.l, u, v)
         if not np.all(np.isfinite(h)):
             u[:], v[:] = 0.0, 0.0
             eta = self._eta(eta0, s, u, v)
-            h = self._h(eta, alpha, u, v)
+            pc = fam.pieces(eta, alpha, third=False)
+            h = self._h_from(pc.l, u, v)
         converged = False
         for _ in range(MAX_NEWTON):
-            pc = fam.pieces(eta, alpha, third=False)
             gu = s[0] * self._bincount(pc.l1) - u
             a = 1.0 + s[0] ** 2 * self._bincount(-pc.l2)
             if d.nested is None:
@@ -163,7 +171,7 @@ class Objective:
                 wv = self._bincount(-pc.l2, nested=True)
                 b = s[0] * s[1] * wv
                 dd = 1.0 + s[1] ** 2 * wv
-                top = d.nested_top
+                top = self.top
                 schur = a - np.bincount(top, b * b / dd, minlength=d.n_group)
                 du = (gu - np.bincount(top, b * gv / dd, minlength=d.n_group)) / schur
                 dv = (gv - b * du[top]) / dd
@@ -173,25 +181,26 @@ class Objective:
                 u = u + du
                 v = v + dv if d.nested is not None else v
                 eta = self._eta(eta0, s, u, v)
-                h = self._h(eta, alpha, u, v)
                 converged = True
                 break
             step = np.ones(d.n_group)
             for _half in range(40):
                 u_new = u + step * du
-                v_new = v + step[d.nested_top] * dv if d.nested is not None else v
+                v_new = v + step[self.top] * dv if d.nested is not None else v
                 eta_new = self._eta(eta0, s, u_new, v_new)
-                h_new = self._h(eta_new, alpha, u_new, v_new)
+                pc_new = fam.pieces(eta_new, alpha, third=False)
+                h_new = self._h_from(pc_new.l, u_new, v_new)
                 worse = ~(h_new >= h - 1e-12 * np.abs(h))
                 if not worse.any():
                     break
                 step[worse] *= 0.5
-            u, v, eta, h = u_new, v_new, eta_new, h_new
+            u, v, eta, h, pc = u_new, v_new, eta_new, h_new, pc_new
         self.modes_converged = converged
         if not converged:
             self.mode_failures += 1
         self.u, self.v = u, v
         pc = fam.pieces(eta, alpha, third=True)
+        h = self._h_from(pc.l, u, v)
         a_det = 1.0 + s[0] ** 2 * self._bincount(pc.w)
         if d.nested is None:
             logdet = np.log(a_det)
@@ -199,7 +208,7 @@ class Objective:
             wv = self._bincount(pc.w, nested=True)
             b = s[0] * s[1] * wv
             dd = 1.0 + s[1] ** 2 * wv
-            top = d.nested_top
+            top = self.top
             schur = a_det - np.bincount(top, b * b / dd, minlength=d.n_group)
             logdet = np.log(schur) + np.bincount(top, np.log(dd), minlength=d.n_group)
         return {
@@ -216,16 +225,25 @@ class Objective:
 
     # -- objective --------------------------------------------------------------------------
 
+    def _cached_modes(self, par: np.ndarray) -> dict[str, Any]:
+        """:meth:`modes` at ``par``, reusing the last result when ``par`` is unchanged (the
+        optimiser asks for the value and the gradient at the same point)."""
+        key = par.tobytes()
+        if self._cache is None or self._cache[0] != key:
+            alpha, beta, s = self.split(par)
+            self._cache = (key, self.modes(alpha, beta, np.abs(s)))
+        return self._cache[1]
+
     def value(self, par: np.ndarray) -> float:
         """``-log L`` (approximate) at ``par``; ``inf`` where it cannot be evaluated."""
         self.n_eval += 1
         par = np.asarray(par, dtype=float)
-        alpha, beta, s = self.split(par)
+        alpha, _, s = self.split(par)
         s = np.abs(s)  # the likelihood is even in each s
         if len(alpha) > 1 and np.any(np.diff(alpha) <= 0):
             return np.inf
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            m = self.modes(alpha, beta, s)
+            m = self._cached_modes(par)
             ll = np.sum(m["h"] - 0.5 * m["logdet"]) if self.nagq == 1 else self._agq(m, alpha, s)
         total = -(ll + self.d.family.constant)
         return float(total) if np.isfinite(total) else np.inf
@@ -248,9 +266,8 @@ class Objective:
         par = np.asarray(par, dtype=float)
         if self.nagq > 1 or self.d.nested is not None:
             return self._numeric_gradient(par)
-        alpha, beta, s_vec = self.split(par)
-        s = float(s_vec[0])
-        m = self.modes(alpha, beta, np.abs(s_vec))
+        s = float(self.split(par)[2][0])
+        m = self._cached_modes(par)
         s_abs = abs(s)
         pc = m["pieces"]
         g = self.d.group
@@ -286,10 +303,17 @@ class Objective:
         return grad
 
     def hessian(self, par: np.ndarray) -> np.ndarray:
-        """Hessian of :meth:`value` (Richardson extrapolation, numDeriv's steps)."""
+        """Hessian of :meth:`value`: central differences of the analytic gradient, or
+        numDeriv's Richardson extrapolation on the value."""
         if self.nagq > 1 or self.d.nested is not None:
             return richardson_hessian(self.value, par)
-        jac = richardson_jacobian(self.gradient, par)
+        # central differences of the analytic gradient (error of order 1e-10)
+        jac = np.empty((len(par), len(par)))
+        for i in range(len(par)):
+            step = 1e-5 * max(1.0, abs(par[i]))
+            e = np.zeros_like(par)
+            e[i] = step
+            jac[:, i] = (self.gradient(par + e) - self.gradient(par - e)) / (2 * step)
         return (jac + jac.T) / 2
 
 

@@ -1,4 +1,4 @@
-"""Per-observation log-likelihoods of the GLMM families and their derivatives in the linear predictor.
+"""Per-row log-likelihoods of the GLMM families and their derivatives in the linear predictor.
 
 Each family turns the linear predictor ``eta`` (fixed part plus random effects) and, for the
 cumulative-link model, the thresholds ``alpha`` into per-row pieces (:class:`Pieces`):
@@ -39,7 +39,7 @@ BINOMIAL_LINKS = ("logit", "probit", "cloglog")
 class Pieces:
     """Per-row log-likelihood pieces at one ``eta`` (see the module docstring)."""
 
-    l: np.ndarray
+    l: np.ndarray  # noqa: E741 - the log-likelihood, as in the formulas
     l1: np.ndarray
     l2: np.ndarray
     w: np.ndarray
@@ -59,9 +59,16 @@ def link_cdf(link: str, x: np.ndarray, order: int = 0) -> np.ndarray:
         if link == "probit":
             return special.ndtr(x)
         return -np.expm1(-np.exp(np.minimum(x, 700.0)))
-    # the density and its derivatives vanish at +/- infinity
+    return link_derivatives(link, x)[order - 1]
+
+
+def link_derivatives(link: str, x: np.ndarray) -> list[np.ndarray]:
+    """``[f, f', f'']`` of the inverse link at ``x`` (zero at +/- infinity)."""
+    x = np.asarray(x, dtype=float)
     finite = np.isfinite(x)
-    return np.where(finite, _link_functions(link, np.where(finite, x, 0.0))[order], 0.0)
+    if finite.all():
+        return _link_functions(link, x)[1:]
+    return [np.where(finite, v, 0.0) for v in _link_functions(link, np.where(finite, x, 0.0))[1:]]
 
 
 def _link_functions(link: str, x: np.ndarray) -> list[np.ndarray]:
@@ -135,8 +142,8 @@ class Cumulative:
         a, b = self._bounds(eta, alpha)
         prob = self._prob(a, b)
         wt = self.weights
-        fa, fb = link_cdf(self.link, a, 1), link_cdf(self.link, b, 1)
-        ga, gb = link_cdf(self.link, a, 2), link_cdf(self.link, b, 2)
+        fa, ga, ka = link_derivatives(self.link, a)
+        fb, gb, kb = link_derivatives(self.link, b)
         with np.errstate(divide="ignore"):
             ll = wt * np.log(prob)
         inv = 1.0 / prob
@@ -149,7 +156,6 @@ class Cumulative:
         out = Pieces(l=ll, l1=wt * l1, l2=wt * l2, w=-wt * l2, w1=np.zeros_like(l2))
         if not third:
             return out
-        ka, kb = link_cdf(self.link, a, 3), link_cdf(self.link, b, 3)
         laaa = ka * inv - 3 * la * ga * inv + 2 * la**3
         lbbb = -kb * inv + 3 * lb * gb * inv + 2 * lb**3
         laab = ga * fb * inv * inv - 2 * la * la * fb * inv

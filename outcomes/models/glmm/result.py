@@ -16,6 +16,7 @@ closer to 1.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import textwrap
 from collections.abc import Callable, Mapping, Sequence
@@ -24,14 +25,14 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import patsy
 from scipy import special, stats
 
 from outcomes.errors import ConvergenceWarning, InputError, SingularFitWarning, StatisticalWarning
+from outcomes.models import means
 from outcomes.models.glmm.core import Design, FitState
 from outcomes.models.glmm.families import link_cdf
 from outcomes.models.glmm.problem import Spec
-from outcomes.models.mixed import _formula_variables
+from outcomes.models.means import LinearPredictor
 from outcomes.results import Diagnostic, diagnostics_frame, tidy_frame, to_ard
 
 __all__ = ["SINGULAR_TOL", "GlmmResult"]
@@ -44,6 +45,21 @@ _WARNING_CATEGORY = {
 }
 _NODES, _WEIGHTS = np.polynomial.hermite.hermgauss(40)
 TEST_LABEL = "Wald z (df = Inf)"
+
+
+class _InverseLink:
+    """``inverse`` and ``inverse_deriv`` of a GLMM link, as :mod:`outcomes.models.means` wants."""
+
+    def __init__(self, link: str) -> None:
+        self.link = link
+
+    def inverse(self, eta: np.ndarray) -> np.ndarray:
+        """Mean from the linear predictor."""
+        return np.exp(eta) if self.link == "log" else link_cdf(self.link, eta)
+
+    def inverse_deriv(self, eta: np.ndarray) -> np.ndarray:
+        """Derivative of :meth:`inverse`."""
+        return np.exp(eta) if self.link == "log" else link_cdf(self.link, eta, 1)
 
 
 def _wald(est: np.ndarray, se: np.ndarray, level: float) -> dict[str, Any]:
@@ -290,61 +306,86 @@ class GlmmResult:
             )
         ]
 
-    # -- reference grid ---------------------------------------------------------------------
+    # -- marginal means and contrasts (outcomes.models.means) --------------------------------
 
-    def _grid(self, at: Mapping[str, Any] | None) -> pd.DataFrame:
-        info = self.spec.design_info
-        frame = self.spec.frame
-        columns = list(frame.columns)
-        values: dict[str, list[Any]] = {}
-        factors: list[str] = []
-        for factor, finfo in info.factor_infos.items():
-            names = _formula_variables(factor.code, columns)
-            if len(names) != 1:
-                raise InputError(
-                    f"Predictions need one data column per model term; {factor.code!r} uses "
-                    f"{len(names)}."
-                )
-            if finfo.type == "categorical":
-                values[names[0]] = list(finfo.categories)
-                factors.append(names[0])
-            elif names[0] not in values:
-                values[names[0]] = [float(frame[names[0]].mean())]
-        for name, value in (at or {}).items():
-            if name not in values:
-                raise InputError(
-                    f"at= names {name!r}, which is not a variable of the fixed effects "
-                    f"({', '.join(values)})."
-                )
-            vals = list(np.atleast_1d(value))
-            if name in factors and any(v not in values[name] for v in vals):
-                raise InputError(f"at= gives {vals} for {name!r}; levels are {values[name]}.")
-            values[name] = vals
-        return pd.DataFrame(list(itertools.product(*values.values())), columns=list(values))
+    def linear_predictor(self) -> LinearPredictor:
+        """The fixed-effects linear predictor for :mod:`outcomes.models.means` (z tests).
+
+        For clmm the intercept column of the design is kept with a coefficient fixed at 0
+        (the thresholds replace it), so means are on the latent scale without thresholds and
+        contrasts are log cumulative odds ratios (of a higher category).
+        """
+        names = list(self.spec.design_info.column_names)
+        beta_sl = self._slices()[1]
+        beta = np.zeros(len(names))
+        vcov = np.zeros((len(names), len(names)))
+        idx = [names.index(n) for n in self.spec.x_names]
+        beta[idx] = self.state.par[beta_sl]
+        vcov[np.ix_(idx, idx)] = np.nan_to_num(self.state.vcov[beta_sl, beta_sl])
+        link = None if self.kind == "clmm" else _InverseLink(self.link)
+        return LinearPredictor(
+            names=names,
+            beta=beta,
+            vcov=vcov,
+            df_fn=lambda lmat: np.full(len(np.atleast_2d(lmat)), np.inf),
+            design_info=self.spec.design_info,
+            data=self.spec.frame,
+            level=self.level,
+            link=link,
+        )
+
+    def emmeans(
+        self,
+        specs: str | Sequence[str],
+        by: str | Sequence[str] | None = None,
+        at: Mapping[str, Any] | None = None,
+        scale: str = "link",
+        level: float | None = None,
+    ) -> pd.DataFrame:
+        """Marginal means with z tests, as ``emmeans(fit, specs, by = by, type = ...)``.
+
+        ``scale="response"`` (binomial, Poisson) gives probabilities or mean counts for a
+        subject with random effects at zero, intervals back-transformed from the link scale;
+        :meth:`predict_probabilities` adds the population-averaged ones (and clmm's categories).
+        """
+        if scale == "response" and self.kind == "clmm":
+            raise InputError(
+                "clmm means on the response scale are category probabilities: use "
+                "predict_probabilities()."
+            )
+        return means.emmeans(self.linear_predictor(), specs, by=by, at=at, level=level, scale=scale)
+
+    def contrasts(
+        self,
+        specs: str,
+        by: str | Sequence[str] | None = None,
+        at: Mapping[str, Any] | None = None,
+        method: str = "trt.vs.ctrl",
+        ref: Any = None,
+        adjust: str = "none",
+        level: float | None = None,
+    ) -> pd.DataFrame:
+        """Contrasts of marginal means on the link scale (log odds ratios for logit links),
+        z tests, with emmeans' adjustments (``"dunnettx"``, ``"tukey"``, ``"mvt"``, ...); see
+        :func:`outcomes.models.means.contrasts`."""
+        return means.contrasts(
+            self.linear_predictor(),
+            specs,
+            by=by,
+            at=at,
+            method=method,
+            ref=ref,
+            adjust=adjust,
+            level=level,
+        )
 
     def linfct(
         self, specs: Sequence[str], by: Sequence[str] = (), at: Mapping[str, Any] | None = None
     ) -> tuple[pd.DataFrame, np.ndarray]:
         """emmeans' cells of ``by`` x ``specs`` and the rows ``L`` with ``eta = L beta``."""
-        grid = self._grid(at)
-        for name in [*specs, *by]:
-            if name not in grid.columns:
-                raise InputError(
-                    f"{name!r} is not a variable of the fixed effects ({', '.join(grid.columns)})."
-                )
-        (xg,) = patsy.build_design_matrices([self.spec.design_info], grid)
-        xg = np.asarray(xg)
-        all_names = list(self.spec.design_info.column_names)
-        xg = xg[:, [all_names.index(n) for n in self.spec.x_names]]
-        keys = [*by, *specs]
-        cells = grid[keys].drop_duplicates().reset_index(drop=True)
-        lmat = np.empty((len(cells), xg.shape[1]))
-        for i, (_, row) in enumerate(cells.iterrows()):
-            mask = np.ones(len(grid), dtype=bool)
-            for k in keys:
-                mask &= (grid[k] == row[k]).to_numpy()
-            lmat[i] = xg[mask].mean(axis=0)
-        return cells, lmat
+        cells, lmat = means._linfct(self.linear_predictor(), list(specs), list(by), at)
+        names = list(self.spec.design_info.column_names)
+        return cells, lmat[:, [names.index(n) for n in self.spec.x_names]]
 
     # -- predictions ------------------------------------------------------------------------
 
@@ -411,7 +452,7 @@ class GlmmResult:
         tables = []
         for kind in ("conditional", "marginal"):
             prob, se = self._delta(
-                lambda par, m=kind == "marginal": self._probabilities(par, lmat, m)
+                functools.partial(self._probabilities, lmat=lmat, marginal=kind == "marginal")
             )
             prob2 = prob if prob.ndim == 2 else prob[:, None]
             se2 = se if se.ndim == 2 else se[:, None]
@@ -515,10 +556,8 @@ class GlmmResult:
             prob = self._probabilities(par, pair, marginal=True)
             if self.family == "poisson":
                 return np.atleast_1d(np.log(prob[0] / prob[1]))
-            if self.kind == "clmm":
-                upper = 1.0 - np.cumsum(prob, axis=1)[:, :-1]  # P(Y > j)
-            else:
-                upper = prob[:, None]
+            # P(Y > j) for clmm; P(success) otherwise
+            upper = 1.0 - np.cumsum(prob, axis=1)[:, :-1] if self.kind == "clmm" else prob[:, None]
             logit = special.logit(upper)
             return logit[0] - logit[1]
 
@@ -596,15 +635,18 @@ class GlmmResult:
             f"logLik {self.loglik:.4f}  AIC {self.aic:.4f}  BIC {self.bic:.4f}  "
             f"converged {self.converged}",
         ]
-        fmt = {"float_format": lambda v: f"{v:.4g}", "index": False}
+
+        def fmt(table: pd.DataFrame) -> str:
+            return table.to_string(float_format=lambda v: f"{v:.4g}", index=False)
+
         with pd.option_context("display.width", 120, "display.max_columns", 20):
             if self.kind == "clmm":
-                parts += ["\nThresholds:", self.thresholds.drop(columns="test").to_string(**fmt)]
+                parts += ["\nThresholds:", fmt(self.thresholds.drop(columns="test"))]
             parts += [
                 f"\nFixed effects ({TEST_LABEL}):",
-                self.fixed.drop(columns="test").to_string(**fmt),
+                fmt(self.fixed.drop(columns="test")),
             ]
-            parts += ["\nRandom intercepts:", self.variance_components.to_string(**fmt)]
+            parts += ["\nRandom intercepts:", fmt(self.variance_components)]
             for d in self._diagnostics:
                 if d.severity != "info":
                     parts.append(textwrap.fill(f"[{d.severity}] {d.code}: {d.message}", 100))
