@@ -334,6 +334,7 @@ class FitState:
     u: np.ndarray
     v: np.ndarray
     optimizer: str
+    newton_step: float
 
 
 def fit_design(design: Design, nagq: int, start: np.ndarray) -> FitState:
@@ -432,4 +433,5 @@ def _minimise(objective: Objective, start: np.ndarray) -> FitState:
         u=objective.u.copy(),
         v=objective.v.copy(),
         optimizer=optimizer,
+        newton_step=scaled,
     )

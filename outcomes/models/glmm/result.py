@@ -241,8 +241,10 @@ class GlmmResult:
             out.append(
                 Diagnostic(
                     "not_converged",
-                    f"The optimizer did not converge (largest gradient {grad:.2g}): estimates may "
-                    "not be at the optimum; simplify the model or check the data.",
+                    f"The optimizer did not converge (largest gradient {grad:.2g}, remaining "
+                    f"Newton step {st.newton_step:.2g}; the limit is 1e-3): estimates may not be "
+                    "at the optimum (an estimate running off to infinity under separation does "
+                    "this too); simplify the model or check the data.",
                     "warning",
                 )
             )

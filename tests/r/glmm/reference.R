@@ -1,7 +1,8 @@
 # Reference numbers for tests/test_glmm*.py: ordinal::clmm and lme4::glmer, refitted tightly.
 # Run from the repository root:  Rscript tests/r/glmm/reference.R
 # Writes the public data sets as CSV (so tests need no R) and glmm.json beside this script.
-suppressPackageStartupMessages({library(ordinal); library(lme4); library(jsonlite); library(numDeriv)})
+suppressPackageStartupMessages({library(ordinal); library(lme4); library(jsonlite); library(numDeriv)
+  library(emmeans)})
 dir <- "tests/r/glmm"
 
 # Tight optima: clmm's inner (conditional-mode) gradient tolerance 1e-8 (1e-10 is below what its
@@ -126,5 +127,24 @@ out <- list(
     glmer_nested = fit_glmer(responder ~ visit * arm + (1 | patient/side), sf),
     glmer_agq10 = fit_glmer(responder ~ visit * arm + (1 | patient), sf, 10))
 )
+# Marginal means and contrasts (emmeans, z tests: df = Inf).
+emm_table <- function(x) {
+  d <- as.data.frame(x)
+  d[] <- lapply(d, function(v) if (is.factor(v)) as.character(v) else v)
+  d
+}
+m_cbpp <- glmer(cbind(incidence, size - incidence) ~ period + (1 | herd), cbpp, binomial,
+                control = gctrl)
+emm_cbpp <- emmeans(m_cbpp, ~ period, type = "response")
+m_wine <- clmm(rating ~ temp + contact + (1 | judge), data = wine, control = cctrl)
+out$emmeans <- list(
+  cbpp_response = emm_table(emm_cbpp),
+  cbpp_dunnettx = emm_table(summary(contrast(emmeans(m_cbpp, ~ period), "trt.vs.ctrl"),
+                                    infer = TRUE)),
+  wine_prob = emm_table(emmeans(m_wine, ~ rating | temp + contact, mode = "prob")),
+  wine_contrast = emm_table(summary(contrast(emmeans(m_wine, ~ temp | contact),
+                                             "trt.vs.ctrl"), infer = TRUE))
+)
+
 writeLines(toJSON(out, digits = NA, auto_unbox = TRUE, pretty = TRUE, na = "null"),
            file.path(dir, "glmm.json"))
