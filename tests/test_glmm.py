@@ -234,6 +234,14 @@ def test_singular_fit_is_reported():
     assert fit.sd.iloc[0] < 1e-4
 
 
+def test_design_fills_the_nesting():
+    d = SPLIT.rename(columns={"patient": "subject_id", "side": "unit_id"})
+    fit = quiet(clmm, d, "grade ~ visit * arm", design="split_body")
+    assert fit.ngroups == {"subject_id": 80, "subject_id:unit_id": 160}
+    with pytest.raises(InputError, match="groups="):
+        glmm(d, "responder ~ arm")
+
+
 def test_bad_input_messages():
     d = simulate()
     with pytest.raises(InputError, match="single scalar random effect"):

@@ -14,9 +14,36 @@ from outcomes.models.glmm.core import fit_design
 from outcomes.models.glmm.families import CLMM_LINKS, Cumulative
 from outcomes.models.glmm.problem import Spec, build_design, design_from, ordinal_codes
 from outcomes.models.glmm.result import GlmmResult
+from outcomes.models.mixed import design_structure
 from outcomes.results import Diagnostic
 
-__all__ = ["check_nagq", "clmm", "fit_notes"]
+__all__ = ["check_nagq", "clmm", "fit_notes", "resolve_structure"]
+
+
+def resolve_structure(
+    data: pd.DataFrame,
+    groups: str | None,
+    nested: str | Sequence[str] | None,
+    design: str | None,
+    what: str,
+) -> tuple[str, str | Sequence[str] | None]:
+    """``groups`` and ``nested`` from the arguments or the study design (as ``lmm``)."""
+    if design is not None:
+        default = design_structure(design)
+        if groups is None:
+            groups = default["groups"]
+            nested = nested or (default["nested"] or None)
+        elif design == "split_body" and not nested:
+            unit = default["nested"][0]
+            if unit not in data.columns:
+                raise InputError(
+                    f"A split-body design needs the unit column {unit!r} to nest sides within "
+                    "subjects; pass nested= with the unit column."
+                )
+            nested = unit
+    if groups is None:
+        raise InputError(f"{what}() needs groups= (the subject or clinic column) or design=.")
+    return groups, nested
 
 
 def check_nagq(nagq: int, nested: Any) -> int:
@@ -66,8 +93,9 @@ def clmm(
     data: pd.DataFrame,
     formula: str,
     *,
-    groups: str,
+    groups: str | None = None,
     nested: str | Sequence[str] | None = None,
+    design: str | None = None,
     link: str = "logit",
     nagq: int = 1,
     levels: Sequence[Any] | None = None,
@@ -90,6 +118,9 @@ def clmm(
     nested
         Column nested in ``groups`` with its own random intercept, e.g. the side in a
         split-face trial (``(1 | patient) + (1 | patient:side)`` in R).
+    design
+        Study design code: fills ``groups``/``nested`` as :func:`outcomes.models.mixed.lmm`
+        does (``"split_body"`` nests the unit in the subject).
     link
         ``"logit"`` (proportional odds) or ``"probit"``.
     nagq
@@ -109,6 +140,7 @@ def clmm(
     """
     if link not in CLMM_LINKS:
         raise InputError(f"link={link!r}: use one of {', '.join(CLMM_LINKS)}.")
+    groups, nested = resolve_structure(data, groups, nested, design, "clmm")
     nagq = check_nagq(nagq, nested)
     if not 0 < level < 1:
         raise InputError(f"level={level} must be between 0 and 1.")
@@ -128,18 +160,18 @@ def clmm(
     if np.any(wts < 0):
         raise InputError(f"Column {weights!r}: weights must be non-negative.")
     family = Cumulative(codes, len(cats), wts, link)
-    design = design_from(spec, x, family, np.zeros(len(frame)))
+    arrays = design_from(spec, x, family, np.zeros(len(frame)))
     cum = np.cumsum(np.bincount(codes, wts, minlength=len(cats)))[:-1] / wts.sum()
     inverse = special.logit if link == "logit" else special.ndtri
-    start = np.concatenate([inverse(cum), np.zeros(x.shape[1]), np.ones(design.n_sd)])
-    state = fit_design(design, nagq, start)
+    start = np.concatenate([inverse(cum), np.zeros(x.shape[1]), np.ones(arrays.n_sd)])
+    state = fit_design(arrays, nagq, start)
     return GlmmResult(
         kind="clmm",
         family="cumulative",
         link=link,
         nagq=nagq,
         spec=spec,
-        design=design,
+        design=arrays,
         state=state,
         level=level,
         notes=fit_notes(spec),

@@ -9,7 +9,7 @@ import pandas as pd
 from scipy import special
 
 from outcomes.errors import InputError
-from outcomes.models.glmm.clmm import check_nagq, fit_notes
+from outcomes.models.glmm.clmm import check_nagq, fit_notes, resolve_structure
 from outcomes.models.glmm.core import fit_design
 from outcomes.models.glmm.families import BINOMIAL_LINKS, Binomial, Poisson
 from outcomes.models.glmm.problem import build_design, design_from
@@ -58,8 +58,9 @@ def glmm(
     data: pd.DataFrame,
     formula: str,
     *,
-    groups: str,
+    groups: str | None = None,
     nested: str | Sequence[str] | None = None,
+    design: str | None = None,
     family: str = "binomial",
     link: str | None = None,
     nagq: int = 1,
@@ -79,6 +80,9 @@ def glmm(
         Column with a random intercept (subject, clinic).
     nested
         Column nested in ``groups`` with its own random intercept (side within patient).
+    design
+        Study design code: fills ``groups``/``nested`` as :func:`outcomes.models.mixed.lmm`
+        does.
     family
         ``"binomial"`` (0/1 response, or successes with ``trials=``) or ``"poisson"``.
     link
@@ -111,6 +115,7 @@ def glmm(
             raise InputError(f"link={link!r}: a Poisson GLMM takes the log link.")
         if trials is not None:
             raise InputError("trials= is for binomial responses; use offset= for exposure.")
+    groups, nested = resolve_structure(data, groups, nested, design, "glmm")
     nagq = check_nagq(nagq, nested)
     if not 0 < level < 1:
         raise InputError(f"level={level} must be between 0 and 1.")
@@ -146,19 +151,19 @@ def glmm(
             )
         fam = Poisson(y)
         mean_eta = np.log(max(y.mean(), 1e-3)) - off.mean()
-    design = design_from(spec, x, fam, off)
+    arrays = design_from(spec, x, fam, off)
     beta0 = np.zeros(x.shape[1])
     if "Intercept" in spec.x_names:
         beta0[spec.x_names.index("Intercept")] = mean_eta
-    start = np.concatenate([beta0, np.ones(design.n_sd)])
-    state = fit_design(design, nagq, start)
+    start = np.concatenate([beta0, np.ones(arrays.n_sd)])
+    state = fit_design(arrays, nagq, start)
     return GlmmResult(
         kind="glmm",
         family=family,
         link=link,
         nagq=nagq,
         spec=spec,
-        design=design,
+        design=arrays,
         state=state,
         level=level,
         notes=fit_notes(spec),
