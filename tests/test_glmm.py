@@ -173,6 +173,7 @@ def test_to_ard_and_tidy():
     assert set(tidy["component"]) == {"threshold", "fixed"}
     assert (tidy["test"] == "Wald z (df = Inf)").all()
     assert "Wald z" in str(fit)
+    assert "Thresholds" in fit._repr_html_() and "singular" not in fit._repr_html_()
 
 
 # -- edge cases -------------------------------------------------------------------------------

@@ -653,3 +653,16 @@ class GlmmResult:
                 if d.severity != "info":
                     parts.append(textwrap.fill(f"[{d.severity}] {d.code}: {d.message}", 100))
         return "\n".join(parts)
+
+    def _repr_html_(self) -> str:
+        head = str(self).split("\n\n")[0].splitlines()[:3]
+        html = [
+            f"<p><b>{'<br>'.join(h.replace('&', '&amp;').replace('<', '&lt;') for h in head)}</b></p>"
+        ]
+        if self.kind == "clmm":
+            html += ["<p>Thresholds</p>", self.thresholds.to_html(index=False)]
+        html += [f"<p>Fixed effects ({TEST_LABEL})</p>", self.fixed.to_html(index=False)]
+        html += ["<p>Random intercepts</p>", self.variance_components.to_html(index=False)]
+        if self._diagnostics:
+            html += ["<p>Diagnostics</p>", self.diagnostics.to_html(index=False)]
+        return "\n".join(html)
