@@ -655,10 +655,8 @@ class GlmmResult:
         return "\n".join(parts)
 
     def _repr_html_(self) -> str:
-        head = str(self).split("\n\n")[0].splitlines()[:3]
-        html = [
-            f"<p><b>{'<br>'.join(h.replace('&', '&amp;').replace('<', '&lt;') for h in head)}</b></p>"
-        ]
+        head = [h.replace("&", "&amp;").replace("<", "&lt;") for h in str(self).splitlines()[:3]]
+        html = [f"<p><b>{'<br>'.join(head)}</b></p>"]
         if self.kind == "clmm":
             html += ["<p>Thresholds</p>", self.thresholds.to_html(index=False)]
         html += [f"<p>Fixed effects ({TEST_LABEL})</p>", self.fixed.to_html(index=False)]
