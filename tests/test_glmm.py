@@ -81,6 +81,18 @@ def test_binomial_gradient_matches_finite_differences(link):
     assert np.max(np.abs(obj.gradient(par) - obj._numeric_gradient(par))) < 1e-6
 
 
+@pytest.mark.parametrize("kind", ["clmm", "binomial"])
+def test_nested_gradient_matches_finite_differences(kind):
+    """Side nested in patient: the analytic gradient (adjoint of the arrowhead Hessian)."""
+    if kind == "clmm":
+        fit = quiet(clmm, SPLIT, "grade ~ visit * arm", groups="patient", nested="side")
+    else:
+        fit = quiet(glmm, SPLIT, "responder ~ visit * arm", groups="patient", nested="side")
+    obj = Objective(fit.design)
+    par = fit.state.par + 0.05 * np.sin(np.arange(len(fit.state.par)))
+    assert np.max(np.abs(obj.gradient(par) - obj._numeric_gradient(par))) < 1e-6
+
+
 # -- predictions and odds ratios --------------------------------------------------------------
 
 
