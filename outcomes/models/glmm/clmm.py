@@ -14,7 +14,7 @@ from outcomes.models.glmm.core import fit_design
 from outcomes.models.glmm.families import CLMM_LINKS, Cumulative
 from outcomes.models.glmm.problem import Spec, build_design, design_from, ordinal_codes
 from outcomes.models.glmm.result import GlmmResult
-from outcomes.models.mixed import design_structure
+from outcomes.models.lmm.design import design_structure
 from outcomes.results import Diagnostic
 
 __all__ = ["check_nagq", "clmm", "fit_notes", "resolve_structure"]
@@ -119,7 +119,7 @@ def clmm(
         Column nested in ``groups`` with its own random intercept, e.g. the side in a
         split-face trial (``(1 | patient) + (1 | patient:side)`` in R).
     design
-        Study design code: fills ``groups``/``nested`` as :func:`outcomes.models.mixed.lmm`
+        Study design code: fills ``groups``/``nested`` as :func:`outcomes.lmm`
         does (``"split_body"`` nests the unit in the subject).
     link
         ``"logit"`` (proportional odds) or ``"probit"``.

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 from scipy import optimize
 
-from outcomes.models.satterthwaite import hessian as richardson_hessian
+from outcomes.models.numderiv import hessian as richardson_hessian
 
 __all__ = ["Design", "FitState", "Objective", "fit_design"]
 

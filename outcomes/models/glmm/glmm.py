@@ -81,7 +81,7 @@ def glmm(
     nested
         Column nested in ``groups`` with its own random intercept (side within patient).
     design
-        Study design code: fills ``groups``/``nested`` as :func:`outcomes.models.mixed.lmm`
+        Study design code: fills ``groups``/``nested`` as :func:`outcomes.lmm`
         does.
     family
         ``"binomial"`` (0/1 response, or successes with ``trials=``) or ``"poisson"``.

@@ -17,7 +17,7 @@ import patsy
 
 from outcomes.errors import InputError
 from outcomes.models.glmm.core import Design
-from outcomes.models.mixed import _check_columns, _formula_variables
+from outcomes.models.lmm.design import _check_columns, _formula_variables
 
 __all__ = ["Spec", "build_design", "design_from", "ordinal_codes"]
 
