@@ -497,7 +497,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--published",
         action="store_true",
-        help="also pool the shipped published study summaries (random-effects meta-analysis)",
+        help="also add the shipped published trials (real trials only, each with its citation)",
     )
     p.add_argument(
         "--by-body-site",

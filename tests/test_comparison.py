@@ -376,15 +376,76 @@ def test_forest_plot_panels(trial_registry):
         res.forest_plot(measures=["hazard_ratio"], sources=["published"])
 
 
-def test_published_rows():
+def test_published_rows_are_the_shipped_real_trials_only():
+    from outcomes.models.network.published import microneedling_network
+
     trial = simulate_trial(seed=3, n_subjects=12)
     res = _quiet_compare(trial, published=True, ae_outcomes=())
     pub = res.table[res.table["source"] == "published"]
-    assert set(pub["adjustment"]) == {"random_effects"}
+    arms = microneedling_network()
+    with_mn = set(arms.loc[arms["treatment"] == "MN", "study"])
+    # every published row is one real trial with a microneedling-alone arm; nothing invented
+    assert (
+        set(pub["study_id"])
+        == with_mn
+        == {
+            "Asif 2016",
+            "Krishnegowda 2023",
+            "Sharma (J Pak Assoc Dermatol)",
+        }
+    )
+    assert not pub["study_id"].str.contains("llustrative").any()
+    # one trial per comparison: its own estimate, never called pooled
+    assert set(pub["adjustment"]) == {"single_study"}
+    assert pub["method"].str.startswith("the study's own estimate").all()
+    # Asif 2016: excellent response 20/50 (PRP side) vs 5/50 (distilled-water side), paired
     orow = _row(pub, outcome="excellent_response")
     assert orow["measure"] == "odds_ratio" and orow["comparison"] == "MN+PRP vs MN"
-    # the control of Asif 2016 is MN+saline: pooled as microneedling alone, and said so
-    assert "MN+saline" in orow["definition"]
+    assert orow["estimate"] == pytest.approx((20 * 45) / (30 * 5), rel=1e-12)
+    p1, p2, n, r = 0.4, 0.1, 50, 0.5
+    v = 1 / (n * p1 * (1 - p1)) + 1 / (n * p2 * (1 - p2))
+    v -= 2 * r * math.sqrt(p1 * (1 - p1) * p2 * (1 - p2)) / (n * p1 * (1 - p1) * p2 * (1 - p2))
+    z = stats.norm.isf(0.025)
+    assert orow["conf_low"] == pytest.approx(6.0 * math.exp(-z * math.sqrt(v)), rel=1e-10)
+    assert orow["conf_high"] == pytest.approx(6.0 * math.exp(z * math.sqrt(v)), rel=1e-10)
+    # Sharma: final G&B grade 2.13 vs 2.36 (SD 0.56 each, 40 patients), paired at r = 0.5
+    mrow = _row(pub, outcome="gb_grade_final", comparison="MN+PRP vs MN")
+    assert mrow["estimate"] == pytest.approx(2.13 - 2.36, abs=1e-12)
+    assert mrow["std_error"] == pytest.approx(0.56 / math.sqrt(40), rel=1e-12)
+
+
+def test_published_rows_pool_two_or_more_studies_and_refuse_example_names():
+    from outcomes.models.meta.meta_analysis import meta_analysis
+
+    studies = pd.DataFrame(
+        {
+            "study": ["Study A", "Study B", "Study C"],
+            "design": "parallel",
+            "indication": "acne_scars",
+            "outcome": "excellent_response",
+            "arm1": "MN+PRP",
+            "arm2": ["MN", "MN+saline", "MN"],
+            "events1": [12, 9, 15],
+            "n1": [30, 25, 40],
+            "events2": [5, 6, 7],
+            "n2": [30, 25, 40],
+        }
+    )
+    trial = simulate_trial(seed=3, n_subjects=12)
+    res = _quiet_compare(trial, published=studies, ae_outcomes=())
+    row = _row(res.table, source="published")
+    assert (row["adjustment"], row["study_id"], row["design"]) == (
+        "random_effects",
+        "3 studies",
+        "meta-analysis",
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        direct = meta_analysis(studies, "OR", "REML").summary.iloc[-1]
+    assert row["estimate"] == pytest.approx(math.exp(direct["estimate"]), rel=1e-12)
+    assert "MN+saline" in row["definition"]
+    with pytest.raises(InputError, match="real trials"):
+        compare(trial, published="prp_acne_scars_response")
 
 
 # --------------------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ import pytest
 from outcomes.errors import InputError, SingularFitWarning, StatisticalWarning
 from outcomes.models.meta.effect_sizes import escalc
 from outcomes.models.meta.meta_analysis import meta_analysis
-from outcomes.models.meta.published import published_data
+from outcomes.models.network.published import microneedling_pairs
 from outcomes.results import TIDY_COLUMNS
 
 R = json.loads((Path(__file__).parent / "r" / "meta" / "metafor_reference.json").read_text())
@@ -428,33 +428,21 @@ def test_recovery_coverage_of_reml_and_knapp_hartung():
 # ------------------------------------------------------------------------------ data + input
 
 
-def test_published_example_files_load_and_reproduce_their_readme():
-    resp = published_data("prp_acne_scars_response")
-    assert (resp["source_type"] == "reported").sum() == 1
-    asif = resp.set_index("study").loc["Asif 2016"]
+def test_shipped_published_pairs_are_real_trials_and_need_r():
+    pairs = microneedling_pairs("excellent_response", "MN+PRP")
+    assert list(pairs["study"]) == ["Asif 2016"]
+    asif = pairs.iloc[0]
     assert (asif["events1"], asif["n1"], asif["events2"], asif["n2"]) == (20, 50, 5, 50)
+    assert asif["doi"] == "10.1111/jocd.12207" and asif["source_status"] == "abstract"
     with pytest.raises(InputError, match="within-patient correlation"):
-        meta_analysis(resp, "OR", "REML")
-    with pytest.warns(SingularFitWarning):
-        res = meta_analysis(resp, "OR", "REML", r=0.3)
-    s = res.tidy(exponentiate=True).iloc[0]
-    assert (round(s["estimate"], 2), round(s["conf_low"], 2), round(s["conf_high"], 2)) == (
-        2.99,
-        2.09,
-        4.29,
-    )
+        meta_analysis(pairs, "OR", "REML")
+    res = quiet(pairs, "OR", "FE", r=0.3)
+    assert np.exp(res.summary["estimate"].iloc[0]) == pytest.approx(6.0, rel=1e-12)
     assert "assumed_correlation" in set(res.diagnostics["code"])
-    cont = published_data("microneedling_continuous")
-    assert (cont["source_type"] == "illustrative").all()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", SingularFitWarning)
-        acne = meta_analysis(cont[cont["indication"] == "acne_scars"], "MD", "REML")
-    assert acne.summary["estimate"].iloc[0] == pytest.approx(0.32, abs=0.005)
-    by = quiet(cont, "SMD", "REML", by="indication")
-    assert list(by.summary["term"]) == ["acne_scars", "striae", "overall"]
-    assert by.subgroup_test["p_value"].iloc[0] < 0.05
-    with pytest.raises(InputError, match="No published example"):
-        published_data("nope")
+    # every shipped pair is a trial arm of the network file, with its citation
+    everything = microneedling_pairs()
+    assert everything["citation"].notna().all()
+    assert set(everything["arm2"]) == {"MN"}
 
 
 @pytest.mark.parametrize(

@@ -60,9 +60,11 @@ Registries (``observational``), ``adjustment="naive"`` and ``"weighted"``
     reference indication.
 
 Published study-level summaries (``source="published"``)
-    Random-effects (REML) meta-analysis of each combination vs microneedling alone (controls
-    ``MN`` or ``MN+saline``) per indication and outcome (:func:`outcomes.meta_analysis`;
-    split-face rows paired with ``r = 0.5`` unless the data give ``r``).
+    Each combination vs microneedling alone (controls ``MN`` or ``MN+saline``) per indication
+    and outcome: one study gives its own estimate (``adjustment="single_study"``), two or
+    more are pooled by random-effects (REML) meta-analysis (``"random_effects"``;
+    :func:`outcomes.meta_analysis`). Split-face rows are paired with ``r = 0.5`` unless the
+    data give ``r``. ``published=True`` uses only the shipped real trials.
 
 Conventions: ratio measures are reported on the ratio scale (``estimate``, ``conf_low``,
 ``conf_high``) with ``std_error`` and ``statistic`` on the log scale (as broom's
@@ -252,8 +254,11 @@ def compare(
     ae_outcomes
         Adverse events compared (keys of :data:`AE_OUTCOMES`).
     published
-        Also pool published study summaries: ``True`` for the shipped examples, an example
-        name, or a DataFrame in the layout of :func:`outcomes.escalc`.
+        Also add published evidence: ``True`` for the shipped real trials
+        (:func:`outcomes.models.network.microneedling_pairs`; one trial per comparison, so
+        each row is that trial's own estimate), or a DataFrame of study summaries in the
+        layout of :func:`outcomes.escalc` (two or more studies per comparison are pooled by
+        REML random-effects meta-analysis).
     by_body_site
         Compare within each indication and body site (e.g. acne scars on the face and on the
         back), each with its own propensity model in registries; ``body_site`` is ``"all"``

@@ -48,7 +48,13 @@ def _forest_plot(
     t["combination"] = t["comparison"].str.split(" vs ").str[0]
     site = np.where(t["body_site"] == "all", "", ", " + t["body_site"].astype(str))
     t["row"] = t["indication"].str.replace("_", " ") + site + " (" + t["source"] + ")"
-    shapes = {"randomised": "o", "naive": "^", "weighted": "s", "random_effects": "D"}
+    shapes = {
+        "randomised": "o",
+        "naive": "^",
+        "weighted": "s",
+        "single_study": "v",
+        "random_effects": "D",
+    }
     t["adjustment"] = pd.Categorical(
         t["adjustment"], categories=[a for a in shapes if a in set(t["adjustment"])]
     )

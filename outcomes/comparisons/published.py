@@ -1,4 +1,11 @@
-"""Published evidence: pooled effects from the packaged published-study tables."""
+"""Published evidence: effects of the shipped real trials, pooled when there are several.
+
+``published=True`` means the real trial arms shipped in
+``outcomes/data/published/microneedling_network.csv`` (each with its citation), taken as
+two-arm comparisons against microneedling alone. A comparison reported by one trial gives
+that trial's own estimate (adjustment ``single_study``: nothing is pooled); two or more
+trials are pooled by REML random-effects meta-analysis (``random_effects``).
+"""
 
 from __future__ import annotations
 
@@ -10,9 +17,8 @@ import pandas as pd
 from outcomes.comparisons.table import CONTROLS, _Collector, _diff_values, _ratio_values
 from outcomes.errors import InputError
 
-# --------------------------------------------------------------------------------------------
-# published summaries
-# --------------------------------------------------------------------------------------------
+#: Within-patient correlation of split-face rows without an ``r`` of their own (assumed).
+SPLIT_FACE_R = 0.5
 
 
 def _published(col: _Collector, data: pd.DataFrame, level: float) -> None:
@@ -24,22 +30,32 @@ def _published(col: _Collector, data: pd.DataFrame, level: float) -> None:
         has_events = binary and sub["events1"].notna().all()
         controls = ", ".join(sorted(set(sub["arm2"])))
         measure = "OR" if has_events else "MD"
+        single = len(sub) == 1
+        given = "r" in sub and sub["r"].notna().all()
+        paired = "split-face studies paired with r = " + (
+            "the data's r" if given else f"{SPLIT_FACE_R} unless given"
+        )
         base = {
             "source": "published",
-            "study_id": f"{len(sub)} studies",
-            "design": "meta-analysis",
+            "study_id": str(sub["study"].iloc[0]) if single else f"{len(sub)} studies",
+            "design": str(sub["design"].iloc[0]) if single and "design" in sub else "meta-analysis",
             "indication": indication,
             "body_site": "all",
             "outcome": outcome,
             "measure": "odds_ratio" if measure == "OR" else "mean_difference",
             "comparison": f"{combo} vs MN",
-            "adjustment": "random_effects",
+            "adjustment": "single_study" if single else "random_effects",
             "definition": f"{outcome} as reported (controls: {controls})",
-            "method": "REML random-effects meta-analysis; split-face studies paired with r = 0.5 "
-            "unless given",
+            "method": (
+                "the study's own estimate (one study: nothing pooled); "
+                if single
+                else "REML random-effects meta-analysis; "
+            )
+            + paired,
         }
+        method = "FE" if single else "REML"
         try:
-            m, notes = col.run(meta_analysis, sub, measure, "REML", level=level, r=0.5)
+            m, notes = col.run(meta_analysis, sub, measure, method, level=level, r=SPLIT_FACE_R)
         except InputError as exc:
             col.failed(base, "meta-analysis", exc)
             continue
@@ -54,17 +70,15 @@ def _published(col: _Collector, data: pd.DataFrame, level: float) -> None:
 
 
 def _published_data(published: Any) -> pd.DataFrame | None:
-    from outcomes.models.meta.published import published_data
+    from outcomes.models.network.published import microneedling_pairs
 
     if published is None or published is False:
         return None
     if published is True:
-        return pd.concat(
-            [published_data("prp_acne_scars_response"), published_data("microneedling_continuous")],
-            ignore_index=True,
-        )
-    if isinstance(published, str):
-        return published_data(published)
+        return microneedling_pairs()
     if isinstance(published, pd.DataFrame):
         return published
-    raise InputError("published= takes True, an example name or a DataFrame of study summaries")
+    raise InputError(
+        "published= takes True (the shipped real trials, outcomes.microneedling_pairs()) or a "
+        "DataFrame of study summaries in the layout of outcomes.escalc"
+    )

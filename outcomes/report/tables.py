@@ -149,12 +149,12 @@ class JournalTable:
         The note is a ``table-note`` div: small type in HTML (the built-in stylesheet), the
         "Table Note" paragraph style in Word, and 9 pt text in Typst.
 
-        Separator dashes are proportional to each column's widest cell, so when pandoc has to
-        wrap a wide table it keeps the columns in proportion.
+        Separator dashes set the columns' shares of the width when pandoc wraps a wide table
+        (see :func:`_column_widths`).
         """
         header = [_escape_markdown(str(c)) for c in self.display.columns]
         rows = [[_escape_markdown(v) for v in row] for row in self.display.itertuples(index=False)]
-        widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(header)]
+        widths = _column_widths(header, rows)
         rules = [
             ":" + "-" * max(w - 1, 2) if a == "left" else "-" * max(w - 1, 2) + ":"
             for w, a in zip(widths, self.align, strict=True)
@@ -177,6 +177,37 @@ class JournalTable:
 
     def __repr__(self) -> str:
         return self.display.to_string(index=False)
+
+
+#: Characters beyond which a long cell no longer widens its column (it wraps instead).
+_WRAP_AT = 30
+#: Longest word that widens a column (longer ones, e.g. web addresses, break anyway).
+_WORD_AT = 20
+#: Narrowest column, in characters: Word breaks "0.3" or "P-score" in narrower ones.
+_NARROWEST = 9
+#: Characters a heading row (text in the first cell only) may claim of the first column.
+_HEADING_AT = 30
+
+
+def _column_widths(header: list[str], rows: list[list[str]]) -> list[int]:
+    """Relative column widths: never narrower than the longest word, long text wraps.
+
+    A column is as wide as its widest cell up to :data:`_WRAP_AT` characters, and at least as
+    wide as its longest word (up to :data:`_WORD_AT`), so words are not broken
+    ("Indica-tion"). Heading rows claim at most :data:`_HEADING_AT` characters of the first
+    column.
+    """
+    widths = []
+    for i, h in enumerate(header):
+        words, full = len(max(h.split() or [""], key=len)), len(h)
+        for r in rows:
+            heading = not any(v.strip() for v in r[1:])
+            if heading and i > 0:
+                continue
+            words = max(words, len(max(r[i].split() or [""], key=len)))
+            full = max(full, min(len(r[i]), _HEADING_AT) if heading else len(r[i]))
+        widths.append(max(min(words, _WORD_AT), min(full, _WRAP_AT), _NARROWEST))
+    return widths
 
 
 def journal_table(

@@ -16,7 +16,14 @@ if TYPE_CHECKING:
     from outcomes.models.network.component import ComponentMetaResult
     from outcomes.models.network.nma import NetworkMetaResult
 
-__all__ = ["component_forest", "forest", "network_graph"]
+__all__ = [
+    "component_forest",
+    "forest",
+    "forest_panels",
+    "graph_legend",
+    "graph_panels",
+    "network_graph",
+]
 
 _FONT = 9
 _NODE = "#0072B2"
@@ -32,13 +39,22 @@ _SCALE_NAMES = {
 
 
 def network_graph(
-    table: pd.DataFrame, treatments: list[str], *, title: str | None = None, width: float = 6.5
+    table: pd.DataFrame,
+    treatments: list[str],
+    *,
+    title: str | None = None,
+    width: float = 6.5,
+    ax=None,
+    legend: bool = True,
 ):
     """Network graph: treatments on a circle, one line per compared pair.
 
     Line width grows with the number of studies (printed on the line); node size with the
     number of patients when arm sizes are known, else with the number of studies. Pairs
-    compared in at least one split-face study are drawn dashed in orange.
+    compared in at least one split-face study are drawn dashed in orange. ``ax`` draws into
+    an existing matplotlib axes (one panel of a larger figure) instead of a new figure;
+    ``legend=False`` leaves out the line under the graph that explains sizes and dashes
+    (:func:`graph_legend` gives its text, for a figure-wide note).
     """
     import matplotlib.pyplot as plt
 
@@ -53,7 +69,10 @@ def network_graph(
         .reset_index()
     )
     size = _node_sizes(table, treatments)
-    fig, ax = plt.subplots(figsize=(width, width * 0.75))
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(width, width * 0.75))
+    else:
+        fig = ax.figure
     kmax = max(pairs["k"].max(), 1)
     for _, p in pairs.iterrows():
         (x1, y1), (x2, y2) = xy[p["treat1"]], xy[p["treat2"]]
@@ -92,18 +111,58 @@ def network_graph(
             va=va,
         )
     ax.set_xlim(-2.1, 2.1)
-    ax.set_ylim(-1.5, 1.3)
+    ax.set_ylim(-1.5 if legend else -1.3, 1.6)  # room for the top node's label
     ax.set_aspect("equal")
     ax.axis("off")
-    what = "patients" if "n1" in table else "studies"
-    note = f"Node size: {what}. Line: number of studies"
-    if table["paired"].any():
-        note += "; dashed orange: includes split-face studies"
-    ax.text(0, -1.48, note + ".", fontsize=_FONT - 1, ha="center", va="bottom", color="#333333")
+    if legend:
+        ax.text(
+            0,
+            -1.48,
+            graph_legend(table),
+            fontsize=_FONT - 1,
+            ha="center",
+            va="bottom",
+            color="#333333",
+        )
     if title:
         ax.set_title(title, fontsize=_FONT + 2)
-    fig.tight_layout()
+    if fig.get_axes() == [ax]:
+        fig.tight_layout()
     return fig
+
+
+def graph_legend(table: pd.DataFrame) -> str:
+    """What node sizes, line labels and dashes of :func:`network_graph` mean."""
+    what = "patients" if "n1" in table else "studies"
+    note = f"Node size: {what}. Line: number of studies"
+    if "paired" in table and table["paired"].any():
+        note += "; dashed orange: includes split-face studies"
+    return note + "."
+
+
+def graph_panels(results: list[tuple[str, NetworkMetaResult]], width: float = 6.5):
+    """Network graphs two per row, one panel per network, titled as given."""
+    import matplotlib.pyplot as plt
+
+    n = len(results)
+    cols = min(n, 2)
+    rows = -(-n // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(width, 3.0 * rows + 0.3), squeeze=False)
+    for ax, (title, res) in zip(axes.flat, results, strict=False):
+        network_graph(res._data.table, res.treatments, ax=ax, legend=False)
+        ax.set_title(_wrap(title, 38), fontsize=_FONT)
+    for ax in list(axes.flat)[n:]:
+        ax.axis("off")
+    legends = dict.fromkeys(graph_legend(res._data.table) for _, res in results)
+    fig.text(0.5, 0.01, " ".join(legends), fontsize=_FONT - 1, ha="center", va="bottom")
+    fig.tight_layout(rect=(0, 0.06, 1, 1))
+    return fig
+
+
+def _wrap(text: str, width: int) -> str:
+    import textwrap
+
+    return "\n".join(textwrap.wrap(text, width))
 
 
 def _node_sizes(table: pd.DataFrame, treatments: list[str]) -> dict[str, float]:
@@ -163,7 +222,19 @@ def _axis(ax, rows: pd.DataFrame, exponentiate: bool, label: str, favours: tuple
         ax.spines[side].set_visible(False)
 
 
-def _rows_plot(
+def _layout(labels: list[str], right: list[str], header: str, width: float) -> dict[str, float]:
+    """Inches of the label column (left), the text column (right) and the rows."""
+    return {
+        "left": min(0.25 + 0.068 * max(len(t) for t in labels), 0.4 * width),
+        "right": 0.3 + 0.075 * max(len(t) for t in [*right, header]),
+        "top": 0.45,
+        "bottom": 0.95,
+        "row": 0.28,
+    }
+
+
+def _draw_rows(
+    ax,
     rows: pd.DataFrame,
     labels: list[str],
     right: list[str],
@@ -171,23 +242,9 @@ def _rows_plot(
     exponentiate: bool,
     label: str,
     favours: tuple[str, str],
-    title: str | None,
-    width: float,
-):
-    import matplotlib.pyplot as plt
-
+) -> None:
+    """One forest panel: a row per estimate, the text column at the right."""
     n = len(rows)
-    top_in, bottom_in, row_in = 0.8 if title else 0.45, 0.95, 0.28
-    height = top_in + bottom_in + row_in * n
-    left_in = min(0.25 + 0.068 * max(len(t) for t in labels), 0.4 * width)
-    right_in = 0.3 + 0.075 * max(len(t) for t in [*right, header])
-    fig, ax = plt.subplots(figsize=(width, height))
-    fig.subplots_adjust(
-        left=left_in / width,
-        right=1 - right_in / width,
-        bottom=bottom_in / height,
-        top=1 - top_in / height,
-    )
     y = np.arange(n)[::-1]
     f = np.exp if exponentiate else (lambda v: v)
     rows = rows.assign(
@@ -218,8 +275,53 @@ def _rows_plot(
         ha="left",
         fontweight="bold",
     )
-    if title:
-        fig.text(0.02, 1 - 0.12 / height, title, fontsize=_FONT + 2, ha="left", va="top")
+
+
+def _rows_plot(
+    rows: pd.DataFrame,
+    labels: list[str],
+    right: list[str],
+    header: str,
+    exponentiate: bool,
+    label: str,
+    favours: tuple[str, str],
+    title: str | None,
+    width: float,
+):
+    return _panels_plot([(title, rows, labels, right, header, exponentiate, label, favours)], width)
+
+
+def _panels_plot(panels: list[tuple], width: float):
+    """Forest panels stacked in one figure, each with its own axis, title and text column.
+
+    Each panel is ``(title, rows, labels, right, header, exponentiate, label, favours)``.
+    """
+    import matplotlib.pyplot as plt
+
+    title_in = 0.35
+    sizes = []
+    for title, rows, labels, right, header, *_ in panels:
+        lay = _layout(labels, right, header, width)
+        lay["top"] += title_in if title else 0.0
+        lay["height"] = lay["top"] + lay["bottom"] + lay["row"] * len(rows)
+        sizes.append(lay)
+    left = max(lay["left"] for lay in sizes)
+    right_in = max(lay["right"] for lay in sizes)
+    height = sum(lay["height"] for lay in sizes)
+    fig = plt.figure(figsize=(width, height))
+    top = height
+    for (title, rows, labels, right, header, exp_, label, favours), lay in zip(
+        panels, sizes, strict=True
+    ):
+        plot_h = lay["row"] * len(rows)
+        bottom = top - lay["top"] - plot_h
+        ax = fig.add_axes(
+            (left / width, bottom / height, 1 - (left + right_in) / width, plot_h / height)
+        )
+        _draw_rows(ax, rows, labels, right, header, exp_, label, favours)
+        if title:
+            fig.text(0.02, (top - 0.08) / height, title, fontsize=_FONT + 2, ha="left", va="top")
+        top -= lay["height"]
     return fig
 
 
@@ -239,10 +341,36 @@ def forest(
     ``small_values``: lower effects favour the treatment when small values are desirable.
     The right column gives the estimate with its CI and the P-score.
     """
+    panel = _forest_panel(result, model, reference, exponentiate, favours, title)
+    return _panels_plot([panel], width)
+
+
+def forest_panels(
+    results: list[tuple[str, NetworkMetaResult]], model: str = "random", *, width: float = 6.5
+):
+    """One figure with a forest panel per network (e.g. one per outcome), titled as given.
+
+    Each network keeps its own scale (mean difference, odds ratio, ...) and "favours" labels.
+    """
+    if not results:
+        raise InputError("forest_panels needs at least one (title, result) pair.")
+    panels = [_forest_panel(res, model, None, None, None, title) for title, res in results]
+    return _panels_plot(panels, width)
+
+
+def _forest_panel(
+    result: NetworkMetaResult,
+    model: str,
+    reference: str | None,
+    exponentiate: bool | None,
+    favours: tuple[str, str] | None,
+    title: str | None,
+) -> tuple:
     ref = result.reference if reference is None else result._treatment(reference)
     exponentiate = result.is_ratio if exponentiate is None else exponentiate
     if exponentiate and not result.is_ratio:
         raise InputError(f"exponentiate=True is for OR/RR, not {result.measure}.")
+    model = result._model(model)
     rows = result.relative_effects(model, reference=ref)
     ps = result.p_scores.set_index("treatment")[f"p_score_{model}"]
     rows = rows.assign(p=rows["treatment"].map(ps)).sort_values("p", ascending=False)
@@ -264,17 +392,8 @@ def forest(
     if result.is_ratio and not exponentiate:
         name = f"log {name.lower()}"
     label = f"{name} vs {ref} ({model} effects, {int(100 * result.level)}% CI)"
-    return _rows_plot(
-        rows,
-        list(rows["treatment"]),
-        right,
-        "Estimate (CI)   P-score",
-        exponentiate,
-        label,
-        favours,
-        title,
-        width,
-    )
+    header = "Estimate (CI)   P-score"
+    return (title, rows, list(rows["treatment"]), right, header, exponentiate, label, favours)
 
 
 def component_forest(

@@ -67,13 +67,31 @@ def microneedling_network(outcome: str | None = None) -> pd.DataFrame:
     return data[data["outcome"] == outcome].reset_index(drop=True)
 
 
-def microneedling_pairs(outcome: str, experimental: str, comparator: str = "MN") -> pd.DataFrame:
-    """The shipped real trials comparing two treatments, in the layout of ``meta_analysis``.
+def microneedling_pairs(
+    outcome: str | None = None, experimental: str | None = None, comparator: str = "MN"
+) -> pd.DataFrame:
+    """The shipped real trials as two-arm comparisons, in the layout of ``meta_analysis``.
 
-    One row per trial with both arms: ``study, design, indication, outcome, arm1, arm2`` and
-    ``events1, n1, events2, n2`` (counts) or ``mean1, sd1, n1, mean2, sd2, n2`` (means), plus
-    ``citation`` and ``source_status``. Use it instead of the illustrative example files when a
-    pooled estimate must rest on real studies only.
+    This is the published evidence that :func:`outcomes.compare` pools with
+    ``published=True`` and that the comparison report prints: real trial arms only.
+
+    Parameters
+    ----------
+    outcome
+        One of :data:`NETWORK_OUTCOMES`; ``None`` for every outcome.
+    experimental
+        Keep only this treatment against ``comparator``; ``None`` for every treatment that
+        a trial compared with ``comparator``.
+    comparator
+        The comparator arm (default ``"MN"``, microneedling alone).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per trial and comparison: ``study, design, indication, outcome, arm1, arm2``
+        and ``events1, n1, events2, n2`` (counts) or ``mean1, sd1, n1, mean2, sd2, n2``
+        (means), plus ``citation, doi, source_status``. Trials without a ``comparator`` arm
+        (e.g. MN+PRP vs MN+vitamin C) are not listed: they inform the network only.
 
     Examples
     --------
@@ -84,32 +102,40 @@ def microneedling_pairs(outcome: str, experimental: str, comparator: str = "MN")
     """
     arms = microneedling_network(outcome)
     rows = []
-    for study, g in arms.groupby("study", sort=False):
+    for (study, out), g in arms.groupby(["study", "outcome"], sort=False):
         by = g.set_index("treatment")
-        if experimental not in by.index or comparator not in by.index:
+        if comparator not in by.index:
             continue
-        a, b = by.loc[experimental], by.loc[comparator]
-        row = {
-            "study": study,
-            "design": a["design"],
-            "indication": "acne_scars",
-            "outcome": outcome,
-            "arm1": experimental,
-            "arm2": comparator,
-        }
-        if pd.notna(a["events"]):
-            row.update(
-                events1=int(a["events"]), n1=int(a["n"]), events2=int(b["events"]), n2=int(b["n"])
-            )
-        else:
-            row.update(
-                mean1=a["mean"],
-                sd1=a["sd"],
-                n1=int(a["n"]),
-                mean2=b["mean"],
-                sd2=b["sd"],
-                n2=int(b["n"]),
-            )
-        row.update(citation=a["citation"], source_status=a["source_status"])
-        rows.append(row)
+        b = by.loc[comparator]
+        others = [t for t in by.index if t != comparator]
+        for treatment in others if experimental is None else [experimental]:
+            if treatment not in by.index:
+                continue
+            a = by.loc[treatment]
+            row = {
+                "study": study,
+                "design": a["design"],
+                "indication": "acne_scars",
+                "outcome": out,
+                "arm1": treatment,
+                "arm2": comparator,
+            }
+            if pd.notna(a["events"]):
+                row.update(
+                    events1=int(a["events"]),
+                    n1=int(a["n"]),
+                    events2=int(b["events"]),
+                    n2=int(b["n"]),
+                )
+            else:
+                row.update(
+                    mean1=a["mean"],
+                    sd1=a["sd"],
+                    n1=int(a["n"]),
+                    mean2=b["mean"],
+                    sd2=b["sd"],
+                    n2=int(b["n"]),
+                )
+            row.update(citation=a["citation"], doi=a["doi"], source_status=a["source_status"])
+            rows.append(row)
     return pd.DataFrame(rows)
