@@ -310,7 +310,44 @@ def _level(value: float | None) -> float | None:
 
 
 _Level01 = Annotated[StrictFloat | None, AfterValidator(_level)]
-_Names = StrictStr | list[StrictStr] | None
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _names(value: Any) -> Any:
+    if value is not None and not (
+        isinstance(value, str)
+        or (isinstance(value, list) and all(isinstance(v, str) for v in value))
+    ):
+        raise PydanticCustomError(
+            "names", "must be a column name or a list of them, got {got}", {"got": repr(value)}
+        )
+    return value
+
+
+def _scalar(value: Any) -> Any:
+    if value is not None and not (isinstance(value, str) or _is_number(value)):
+        raise PydanticCustomError(
+            "scalar", "must be a level (text or a number), got {got}", {"got": repr(value)}
+        )
+    return value
+
+
+def _scalars(value: Any) -> Any:
+    if value is not None:
+        if not isinstance(value, list):
+            raise PydanticCustomError(
+                "list_type", "must be a list, got {got}", {"got": repr(value)}
+            )
+        for v in value:
+            _scalar(v)
+    return value
+
+
+_Names = Annotated[Any, BeforeValidator(_names)]
+_Scalar = Annotated[Any, BeforeValidator(_scalar)]
 
 
 class _MmrmModel(_Keys):
@@ -328,7 +365,7 @@ class _MmrmModel(_Keys):
     reml: StrictBool | None = None
     ddf: Annotated[StrictStr | None, _one_of(MMRM_DDF)] = None
     vcov: Annotated[StrictStr | None, _one_of(["model", "empirical"])] = None
-    visit_order: list[StrictStr | StrictInt | StrictFloat] | None = None
+    visit_order: Annotated[Any, BeforeValidator(_scalars)] = None
     fallback: Annotated[list[StrictStr] | None, _one_of(MMRM_STRUCTURES)] = None
     level: _Level01 = None
 
@@ -351,14 +388,21 @@ class _MeansComparison(_Keys):
     specs: StrictStr
     by: _Names = None
     at: dict[StrictStr, Any] | None = None
-    ref: StrictStr | StrictInt | StrictFloat | None = None
+    ref: _Scalar = None
     method: Annotated[StrictStr | None, _one_of(["trt.vs.ctrl", "pairwise", "revpairwise"])] = None
     adjust: StrictStr | None = None
 
 
 def _correlation(value: Any) -> Any:
+    """``r``: a correlation, or a list of them (one fit per value)."""
     for v in value if isinstance(value, list) else [value]:
-        if v is not None and not -1 < v < 1:
+        if v is None and not isinstance(value, list):
+            continue
+        if not _is_number(v):
+            raise PydanticCustomError(
+                "correlation", "must be a number or a list of numbers, got {got}", {"got": repr(v)}
+            )
+        if not -1 < v < 1:
             raise PydanticCustomError(
                 "range", "must lie strictly between -1 and 1, got {v}", {"v": v}
             )
@@ -372,7 +416,7 @@ class _NetworkModel(_Keys):
     measure: Annotated[StrictStr, _one_of(NETWORK_MEASURES)]
     reference: StrictStr | None = None
     method_tau: Annotated[StrictStr | None, _one_of(TAU_METHODS)] = None
-    r: Annotated[StrictFloat | list[StrictFloat] | None, AfterValidator(_correlation)] = None
+    r: Annotated[Any, BeforeValidator(_correlation)] = None
     small_values: Annotated[StrictStr | None, _one_of(["desirable", "undesirable"])] = None
     components: StrictBool | None = None
     inactive: StrictStr | None = None
