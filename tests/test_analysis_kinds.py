@@ -358,3 +358,143 @@ def test_component_model_that_cannot_separate_mn_is_an_input_error(
     spec = _write(analyses, NETWORK_SPEC, {"model": {"components": True}}, name="comp.yaml")
     with pytest.raises(InputError, match=r"comp\.yaml: analysis tiny_network: .*component"):
         run_analyses([spec], tmp_path)
+
+
+# --------------------------------------------------------------------------------------------
+# kind: clmm and kind: glmm
+
+CLMM_SPEC = """\
+name: tiny_clmm
+question: Is the Goodman & Baron grade lower with MN+PRP than with MN at week 12?
+data: {feeds: data/trial}
+population: {study_id: TRIAL1}
+outcome: {instrument: gb_qual, rater_role: investigator}
+model:
+  kind: clmm
+  formula: value ~ week * modality
+  design: split_body
+  link: logit
+comparisons:
+  - {specs: modality, at: {week: 12}, ref: MN}
+seed: 3
+figures: false
+"""
+
+GLMM_SPEC = """\
+name: tiny_glmm
+question: Do more MN+PRP sides improve by 6 points or more on gb_quant?
+data: {feeds: data/trial}
+population: {study_id: TRIAL1, week: {min: 1}}
+outcome:
+  instrument: gb_quant
+  rater_role: investigator
+  responder: {column: change, max: -6}
+model:
+  kind: glmm
+  formula: responder ~ week + modality
+  groups: subject_id
+  family: binomial
+  nagq: 5
+comparisons:
+  - {specs: modality, at: {week: 8}, ref: MN}
+seed: 3
+figures: false
+"""
+
+
+def test_clmm_spec_runs_and_matches_a_direct_fit(analyses: Path, tmp_path: Path) -> None:
+    from outcomes.models.glmm import clmm
+
+    res = run_analysis(_write(analyses, CLMM_SPEC, name="tiny_clmm.yaml"), tmp_path)
+    assert not res.ard.duplicated(["analysis", "group", "term", "stat_name"]).any()
+    tables = {
+        n: pd.read_csv(analyses / "data" / "trial" / f"{n}.csv")
+        for n in ("assessments", "units", "subjects")
+    }
+    a = tables["assessments"]
+    a = a[(a["instrument"] == "gb_qual") & (a["rater_role"] == "investigator")]
+    df = a.merge(tables["units"]).merge(tables["subjects"]).assign(week=lambda d: d["day"] / 7)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fit = clmm(df, "value ~ week * modality", design="split_body")
+    want = fit.tidy().set_index("term")
+    got = res.table("fixed").set_index("term")
+    np.testing.assert_allclose(got.loc[want.index, "estimate"], want["estimate"], rtol=1e-6)
+    assert res.stat("model", "loglik", table="clmm") == pytest.approx(fit.loglik, rel=1e-9)
+    contrast = fit.contrasts("modality", at={"week": 12}, ref="MN")["estimate"].iloc[0]
+    assert res.stat("MN+PRP - MN", "estimate", table="contrast") == pytest.approx(
+        contrast, rel=1e-6
+    )
+    probs = res.table("probabilities")
+    assert len(probs) == 2 * 2 * df["value"].nunique()  # arms x (conditional, marginal) x grades
+    sums = probs.assign(kind=probs["term"].str.extract(r"\((\w+)\)$")[0]).groupby("kind")
+    np.testing.assert_allclose(sums["estimate"].sum(), [2.0, 2.0], rtol=1e-8)  # per arm: 1
+    ratios = res.table("odds_ratio")["term"]
+    assert ratios.str.contains("conditional").any() and ratios.str.contains("marginal").any()
+
+
+def test_glmm_spec_with_a_responder_runs_and_matches_a_direct_fit(
+    analyses: Path, tmp_path: Path
+) -> None:
+    from outcomes.models.glmm import glmm
+
+    res = run_analysis(_write(analyses, GLMM_SPEC, name="tiny_glmm.yaml"), tmp_path)
+    df = _direct_dataset(analyses).assign(
+        responder=lambda d: (d["value"] - d["baseline"] <= -6).astype(float)
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fit = glmm(df, "responder ~ week + modality", groups="subject_id", nagq=5)
+    assert res.stat("model", "loglik", table="glmm") == pytest.approx(fit.loglik, rel=1e-9)
+    assert res.stat("model", "nagq", table="glmm") == 5
+    means = fit.emmeans("modality", at={"week": 8}, scale="response").set_index("term")
+    got = res.table("emmeans").set_index("term")
+    np.testing.assert_allclose(got.loc[means.index, "estimate"], means["estimate"], rtol=1e-6)
+    assert ((got["estimate"] > 0) & (got["estimate"] < 1)).all()  # probabilities
+    assert len(res.table("odds_ratio")) == 2  # conditional and marginal
+
+
+@pytest.mark.parametrize(
+    ("text", "change", "message"),
+    [
+        (
+            CLMM_SPEC,
+            {"model": {"link": "cloglog"}},
+            "'model.link': must be one of 'logit', 'probit'",
+        ),
+        (CLMM_SPEC, {"model": {"nagq": 0}}, "key 'model.nagq': must be >= 1"),
+        (CLMM_SPEC, {"model": {"nagq": "5"}}, "key 'model.nagq': must be a whole number, got '5'"),
+        (CLMM_SPEC, {"model": {"design": "<drop>"}}, "key 'model.groups': missing required key (or give design)"),
+        (CLMM_SPEC, {"model": {"design": "splitface"}}, "key 'model.design': must be one of"),
+        (CLMM_SPEC, {"model": {"family": "binomial"}}, "key 'model.family': unknown key"),
+        (
+            CLMM_SPEC,
+            {"outcome": {"responder": {"column": "value", "min": 3}}},
+            "'outcome.responder'",
+        ),
+        (GLMM_SPEC, {"model": {"family": "gaussian"}}, "'model.family': must be one of 'binomial'"),
+        (GLMM_SPEC, {"model": {"link": "identity"}}, "key 'model.link': must be one of 'logit'"),
+        (GLMM_SPEC, {"model": {"nested": 3}}, "key 'model.nested': must be a column name"),
+        (GLMM_SPEC, {"model": {"formula": "<drop>"}}, "key 'model.formula': missing required"),
+        (
+            GLMM_SPEC,
+            {"outcome": {"responder": {"column": "change"}}},
+            "key 'outcome.responder.min': give min, max or both",
+        ),
+        (
+            GLMM_SPEC,
+            {"outcome": {"responder": {"column": "change", "below": 3}}},
+            "key 'outcome.responder.below': unknown key",
+        ),
+        (GLMM_SPEC, {"comparisons": [{"specs": "modality", "ref": [1]}]}, "'comparisons[0].ref'"),
+    ],
+)
+def test_bad_clmm_glmm_spec_names_file_and_key(
+    analyses: Path, tmp_path: Path, text: str, change: dict, message: str
+) -> None:
+    (tmp_path / "data" / "trial").mkdir(parents=True)
+    path = _write(tmp_path, text, change)
+    with pytest.raises(InputError) as err:
+        load_spec(path)
+    assert str(err.value).startswith(f"{path}: key ")
+    assert message in str(err.value)

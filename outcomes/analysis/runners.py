@@ -115,10 +115,11 @@ def _lmm_dataset(spec: AnalysisSpec, tables: Mapping[str, pd.DataFrame]) -> pd.D
     return _filter(spec, _assessments(spec, tables))
 
 
-def _mmrm_dataset(spec: AnalysisSpec, tables: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
+def _visit_dataset(spec: AnalysisSpec, tables: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
     """Assessments as for ``lmm``, plus each unit's ``baseline`` (its day-0 value) and
-    ``change`` from it; ``week`` is a whole number when every visit falls on a whole week (so
-    visit labels read ``4``, not ``4.0``). Population filters apply after these are added."""
+    ``change`` from it (and ``responder``, 0/1, when the outcome defines it); ``week`` is a
+    whole number when every visit falls on a whole week (so visit labels read ``4``, not
+    ``4.0``). Population filters apply after these are added."""
     df = _assessments(spec, tables)
     keys = ["study_id", "unit_id"]
     base = df.loc[df["day"] == 0, [*keys, "value"]]
@@ -135,12 +136,31 @@ def _mmrm_dataset(spec: AnalysisSpec, tables: Mapping[str, pd.DataFrame]) -> pd.
     df["change"] = df["value"] - df["baseline"]
     if (df["day"] % 7 == 0).all():
         df["week"] = (df["day"] // 7).astype("int64")
+    responder = spec.content["outcome"].get("responder")
+    if responder:
+        column = responder["column"]
+        if column not in df.columns:
+            raise _fail(
+                spec.path,
+                "outcome.responder.column",
+                f"no column {column!r} in the analysis dataset; columns: {', '.join(df.columns)}",
+            )
+        values = df[column].astype(float)
+        hit = pd.Series(True, index=df.index)
+        if responder.get("min") is not None:
+            hit &= values >= responder["min"]
+        if responder.get("max") is not None:
+            hit &= values <= responder["max"]
+        df["responder"] = hit.astype(float).where(values.notna())
     return _filter(spec, df)
 
 
-def _means_comparisons(spec: AnalysisSpec, fit: Any, out: _Output) -> None:
-    """Each comparison of the spec: ``fit.contrasts`` and ``fit.emmeans`` into the ARD and
-    estimates (tables ``contrast`` and ``emmeans``, grouped by comparison number and ``at``)."""
+def _means_comparisons(spec: AnalysisSpec, fit: Any, out: _Output, kind: str = "lmm") -> None:
+    """Each comparison of the spec into the ARD and estimates, grouped by comparison number and
+    ``at``: ``fit.contrasts`` (table ``contrast``; link scale for ``clmm``/``glmm``), and
+    ``fit.emmeans`` (``emmeans``; response scale for ``glmm``) or, for ``clmm``, category
+    probabilities (``probabilities``); conditional and marginal odds (or rate) ratios
+    (``odds_ratio``) for ``clmm``/``glmm`` with a logit or log link."""
     name = spec.name
     diag = fit.diagnostics
     for i, comp in enumerate(spec.content.get("comparisons") or [], start=1):
@@ -149,16 +169,25 @@ def _means_comparisons(spec: AnalysisSpec, fit: Any, out: _Output) -> None:
         options = {k: comp[k] for k in ("by", "ref", "method", "adjust") if k in comp}
         con = fit.contrasts(comp["specs"], at=at or None, **options)
         con = con.assign(term=_labels(con, comp.get("by")))
-        em = fit.emmeans(comp["specs"], by=comp.get("by"), at=at or None)
+        tables = {"contrast": con}
+        if kind == "clmm":  # category probabilities, conditional and marginal
+            p = fit.predict_probabilities(comp["specs"], by=comp.get("by"), at=at or None)
+            tables["probabilities"] = p.assign(term=p["term"] + " (" + p["type"] + ")")
+        else:
+            scale = {"scale": "response"} if kind == "glmm" else {}
+            tables["emmeans"] = fit.emmeans(
+                comp["specs"], by=comp.get("by"), at=at or None, **scale
+            )
+        if kind in ("clmm", "glmm") and fit.link in ("logit", "log"):
+            ratios = fit.odds_ratios(
+                comp["specs"], by=comp.get("by"), at=at or None, ref=comp.get("ref")
+            )
+            labels = _labels(ratios.drop(columns="contrast"), comp.get("by"))  # term has the type
+            tables["odds_ratio"] = ratios.assign(term=labels)
         stats = [c for c in TIDY_COLUMNS if c != "term"]
-        out.ard += [
-            _ard(con, name, "contrast", stats, diag, groups),
-            _ard(em, name, "emmeans", stats, diag, groups),
-        ]
-        out.estimates += [
-            _estimates(con, name, "contrast", groups),
-            _estimates(em, name, "emmeans", groups),
-        ]
+        for table, tidy in tables.items():
+            out.ard.append(_ard(tidy, name, table, stats, diag, groups))
+            out.estimates.append(_estimates(tidy, name, table, groups))
 
 
 def _observed_means_figure(spec: AnalysisSpec, df: pd.DataFrame, x: str, x_label: str) -> Any:
@@ -212,7 +241,7 @@ def _run_mmrm(spec: AnalysisSpec, tables: Mapping[str, pd.DataFrame]) -> _Output
     model = {k: v for k, v in spec.content["model"].items() if k != "kind"}
     if model.pop("design", None) == "split_body":
         model.update(subject="unit_id", nested_in="subject_id")
-    df = _mmrm_dataset(spec, tables)
+    df = _visit_dataset(spec, tables)
     for key in ("subject", "visit", "nested_in", "cov_by"):
         if model.get(key) is not None and model[key] not in df.columns:
             raise _fail(
@@ -234,7 +263,7 @@ def _run_mmrm(spec: AnalysisSpec, tables: Mapping[str, pd.DataFrame]) -> _Output
         }
     )
     out.estimates.append(_estimates(cov, name, "covariance"))
-    _means_comparisons(spec, fit, out)
+    _means_comparisons(spec, fit, out, "mmrm")
     visit = model["visit"]
     out.figures["observed_means"] = _observed_means_figure(spec, df, visit, visit)
     return out
@@ -372,6 +401,23 @@ def _run_comparison(spec: AnalysisSpec, tables: Mapping[str, pd.DataFrame]) -> _
     return out
 
 
+def _run_glmm(spec: AnalysisSpec, tables: Mapping[str, pd.DataFrame]) -> _Output:
+    """Cumulative-link (``kind: clmm``) or binomial/Poisson (``kind: glmm``) mixed model
+    with random intercepts on the assessments (see :func:`_visit_dataset`)."""
+    from outcomes.models.glmm import clmm, glmm
+
+    name, kind = spec.name, spec.kind
+    model = {k: v for k, v in spec.content["model"].items() if k != "kind"}
+    df = _visit_dataset(spec, tables)
+    fit = (clmm if kind == "clmm" else glmm)(df, **model)
+    out = _Output()
+    out.ard += [_population_ard(name, df), fit.to_ard(name, groups={"table": kind})]
+    out.estimates.append(_estimates(fit.tidy(), name, "fixed"))
+    _means_comparisons(spec, fit, out, kind)
+    out.figures["observed_means"] = _observed_means_figure(spec, df, "day", "study day")
+    return out
+
+
 def _run_network_meta(spec: AnalysisSpec, tables: Mapping[str, pd.DataFrame]) -> _Output:
     """Network meta-analysis of published study-level data (:func:`outcomes.network_meta`),
     one fit per within-patient correlation ``r`` (a sensitivity analysis: split-face trials
@@ -443,4 +489,6 @@ _RUNNERS: dict[str, Callable[[AnalysisSpec, Mapping[str, pd.DataFrame]], _Output
     "comparison": _run_comparison,
     "mmrm": _run_mmrm,
     "network_meta": _run_network_meta,
+    "clmm": _run_glmm,
+    "glmm": _run_glmm,
 }

@@ -35,6 +35,8 @@ from pydantic_core import PydanticCustomError
 from outcomes.analysis.differences import DEFAULT_RELATIVE_TOLERANCE
 from outcomes.data.yaml_model import SHAPE_ERRORS, YamlModel, check_keys, fail, problems, validate
 from outcomes.errors import InputError
+from outcomes.models.glmm.families import BINOMIAL_LINKS, CLMM_LINKS
+from outcomes.models.glmm.glmm import FAMILIES as GLMM_FAMILIES
 from outcomes.models.mmrm.covariance import STRUCTURES
 from outcomes.models.mmrm.dof import DDF_METHODS
 from outcomes.models.network.contrasts import NETWORK_MEASURES
@@ -428,6 +430,71 @@ class _NetworkOutcome(_Keys):
     network: StrictStr
 
 
+def _positive(value: int | None) -> int | None:
+    if value is not None and value < 1:
+        raise PydanticCustomError("range", "must be >= 1")
+    return value
+
+
+class _RandomIntercepts(_Keys):
+    """What ``kind: clmm`` and ``kind: glmm`` share: the formula, the random intercepts
+    (``groups``, ``nested`` or ``design`` as ``lmm``), the quadrature and the level."""
+
+    kind: StrictStr
+    formula: StrictStr
+    groups: StrictStr | None = None
+    nested: _Names = None
+    design: Annotated[
+        StrictStr | None, _one_of(["split_body", "parallel", "single_arm", "observational"])
+    ] = None
+    nagq: Annotated[StrictInt | None, AfterValidator(_positive)] = None
+    level: _Level01 = None
+
+    @model_validator(mode="after")
+    def _structure(self) -> _RandomIntercepts:
+        if self.groups is None and self.design is None:
+            raise PydanticCustomError(
+                "groups", "missing required key (or give design)", {"key": "groups"}
+            )
+        return self
+
+
+class _ClmmModel(_RandomIntercepts):
+    """``kind: clmm`` (:func:`outcomes.clmm`)."""
+
+    link: Annotated[StrictStr | None, _one_of(CLMM_LINKS)] = None
+    levels: Annotated[Any, BeforeValidator(_scalars)] = None
+
+
+class _GlmmModel(_RandomIntercepts):
+    """``kind: glmm`` (:func:`outcomes.glmm`)."""
+
+    family: Annotated[StrictStr | None, _one_of(GLMM_FAMILIES)] = None
+    link: Annotated[StrictStr | None, _one_of([*BINOMIAL_LINKS, "log"])] = None
+    trials: StrictStr | None = None
+    offset: StrictStr | None = None
+
+
+class _Responder(_Keys):
+    """A 0/1 ``responder`` column from a column of the analysis dataset and its bounds."""
+
+    column: StrictStr
+    min: StrictInt | StrictFloat | None = None
+    max: StrictInt | StrictFloat | None = None
+
+    @model_validator(mode="after")
+    def _bound(self) -> _Responder:
+        if self.min is None and self.max is None:
+            raise PydanticCustomError("bounds", "give min, max or both", {"key": "min"})
+        return self
+
+
+class _GlmmOutcome(_Keys):
+    instrument: StrictStr
+    rater_role: StrictStr | None = None
+    responder: _Responder | None = None
+
+
 @dataclass(frozen=True)
 class _Kind:
     """What one model kind accepts: its ``model``, its ``outcome`` (given or not, as
@@ -486,6 +553,13 @@ MODEL_KINDS: dict[str, _Kind] = {
         _MeansComparison,
     ),
     "network_meta": _Kind(_NetworkModel, _NetworkOutcome, False, _NO_COMPARISON),
+    "clmm": _Kind(
+        _ClmmModel,
+        _keys_model("ClmmOutcome", ["instrument"], ["rater_role"]),
+        True,
+        _MeansComparison,
+    ),
+    "glmm": _Kind(_GlmmModel, _GlmmOutcome, True, _MeansComparison),
 }
 
 
