@@ -292,12 +292,12 @@ def test_network_spec_on_a_csv_with_components_and_netsplit(analyses: Path, tmp_
         warnings.simplefilter("ignore")
         direct = network_meta(data, "MD", reference="MN", method_tau="REML")
         comp = component_meta(direct, inactive="untreated")
-    got = res.table("network_meta")
-    got = got[got["group"] == "model=random"].set_index("term")["estimate"]
+    effects = res.table("network_meta")
+    got = effects[effects["group"] == "model=random"].set_index("term")["estimate"]
     want = direct.relative_effects("random").set_index("term")["estimate"]
     np.testing.assert_allclose(got.loc[want.index], want, rtol=1e-12)
-    components = res.table("component_meta")
-    components = components[components["group"] == "model=random"].set_index("term")["estimate"]
+    table = res.table("component_meta")
+    components = table[table["group"] == "model=random"].set_index("term")["estimate"]
     np.testing.assert_allclose(
         components.loc[["MN", "PRP", "laser"]],
         comp.tidy("random").set_index("term").loc[["MN", "PRP", "laser"], "estimate"],
@@ -464,7 +464,11 @@ def test_glmm_spec_with_a_responder_runs_and_matches_a_direct_fit(
         ),
         (CLMM_SPEC, {"model": {"nagq": 0}}, "key 'model.nagq': must be >= 1"),
         (CLMM_SPEC, {"model": {"nagq": "5"}}, "key 'model.nagq': must be a whole number, got '5'"),
-        (CLMM_SPEC, {"model": {"design": "<drop>"}}, "key 'model.groups': missing required key (or give design)"),
+        (
+            CLMM_SPEC,
+            {"model": {"design": "<drop>"}},
+            "key 'model.groups': missing required key (or give design)",
+        ),
         (CLMM_SPEC, {"model": {"design": "splitface"}}, "key 'model.design': must be one of"),
         (CLMM_SPEC, {"model": {"family": "binomial"}}, "key 'model.family': unknown key"),
         (
