@@ -215,6 +215,10 @@ def test_mmrm_subject_and_options_pass_through(analyses: Path, tmp_path: Path) -
         ({"model": {"visit_order": "4, 8"}}, "key 'model.visit_order': must be a list, got '4, 8'"),
         ({"outcome": {"instrument": "<drop>"}}, "key 'outcome.instrument': missing"),
         ({"data": {"published": "microneedling_network"}}, "key 'data': give exactly one"),
+        (
+            {"data": {"feeds": "<drop>", "published": "microneedling_network"}},
+            "key 'data': model kind 'mmrm' reads trial or registry tables",
+        ),
     ],
 )
 def test_bad_mmrm_spec_names_file_and_key(
