@@ -56,8 +56,9 @@ def _save_figure(plot: Any, path: Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
-    fig = plot.draw()
+    fig = plot if isinstance(plot, Figure) else plot.draw()  # a matplotlib or plotnine figure
     try:
         fig.savefig(path, format="png", dpi=_FIGURE_DPI, metadata={"Software": None})
     finally:

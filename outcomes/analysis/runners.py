@@ -95,7 +95,8 @@ def _estimates(
     return out
 
 
-def _lmm_dataset(spec: AnalysisSpec, tables: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
+def _assessments(spec: AnalysisSpec, tables: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
+    """The spec's outcome assessments joined with units and subjects, plus ``week``."""
     outcome = spec.content["outcome"]
     a = tables["assessments"]
     a = a.loc[a["instrument"] == outcome["instrument"]]
@@ -107,13 +108,115 @@ def _lmm_dataset(spec: AnalysisSpec, tables: Mapping[str, pd.DataFrame]) -> pd.D
         tables["subjects"], on=["study_id", "subject_id"], validate="many_to_one"
     )
     df["week"] = df["day"].astype(float) / 7
+    return df
+
+
+def _lmm_dataset(spec: AnalysisSpec, tables: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
+    return _filter(spec, _assessments(spec, tables))
+
+
+def _visit_dataset(spec: AnalysisSpec, tables: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
+    """Assessments as for ``lmm``, plus each unit's ``baseline`` (its day-0 value) and
+    ``change`` from it (and ``responder``, 0/1, when the outcome defines it); ``week`` is a
+    whole number when every visit falls on a whole week (so visit labels read ``4``, not
+    ``4.0``). Population filters apply after these are added."""
+    df = _assessments(spec, tables)
+    keys = ["study_id", "unit_id"]
+    base = df.loc[df["day"] == 0, [*keys, "value"]]
+    twice = base.duplicated(keys, keep=False)
+    if twice.any():
+        unit = base.loc[twice, "unit_id"].iloc[0]
+        raise _fail(
+            spec.path,
+            "outcome",
+            f"unit {unit} has more than one day-0 value of {spec.content['outcome']['instrument']}"
+            " (give rater_role to pick one)",
+        )
+    df = df.merge(base.rename(columns={"value": "baseline"}), on=keys, how="left")
+    df["change"] = df["value"] - df["baseline"]
+    if (df["day"] % 7 == 0).all():
+        df["week"] = (df["day"] // 7).astype("int64")
+    responder = spec.content["outcome"].get("responder")
+    if responder:
+        column = responder["column"]
+        if column not in df.columns:
+            raise _fail(
+                spec.path,
+                "outcome.responder.column",
+                f"no column {column!r} in the analysis dataset; columns: {', '.join(df.columns)}",
+            )
+        values = df[column].astype(float)
+        hit = pd.Series(True, index=df.index)
+        if responder.get("min") is not None:
+            hit &= values >= responder["min"]
+        if responder.get("max") is not None:
+            hit &= values <= responder["max"]
+        df["responder"] = hit.astype(float).where(values.notna())
     return _filter(spec, df)
+
+
+def _means_comparisons(spec: AnalysisSpec, fit: Any, out: _Output, kind: str = "lmm") -> None:
+    """Each comparison of the spec into the ARD and estimates, grouped by comparison number and
+    ``at``: ``fit.contrasts`` (table ``contrast``; link scale for ``clmm``/``glmm``), and
+    ``fit.emmeans`` (``emmeans``; response scale for ``glmm``) or, for ``clmm``, category
+    probabilities (``probabilities``); conditional and marginal odds (or rate) ratios
+    (``odds_ratio``) for ``clmm``/``glmm`` with a logit or log link."""
+    name = spec.name
+    diag = fit.diagnostics
+    for i, comp in enumerate(spec.content.get("comparisons") or [], start=1):
+        at = comp.get("at") or {}
+        groups = {"comparison": i, **{f"at_{k}": v for k, v in sorted(at.items())}}
+        options = {k: comp[k] for k in ("by", "ref", "method", "adjust") if k in comp}
+        con = fit.contrasts(comp["specs"], at=at or None, **options)
+        con = con.assign(term=_labels(con, comp.get("by")))
+        tables = {"contrast": con}
+        if kind == "clmm":  # category probabilities, conditional and marginal
+            p = fit.predict_probabilities(comp["specs"], by=comp.get("by"), at=at or None)
+            tables["probabilities"] = p.assign(term=p["term"] + " (" + p["type"] + ")")
+        else:
+            scale = {"scale": "response"} if kind == "glmm" else {}
+            tables["emmeans"] = fit.emmeans(
+                comp["specs"], by=comp.get("by"), at=at or None, **scale
+            )
+        if kind in ("clmm", "glmm") and fit.link in ("logit", "log"):
+            ratios = fit.odds_ratios(
+                comp["specs"], by=comp.get("by"), at=at or None, ref=comp.get("ref")
+            )
+            labels = _labels(ratios.drop(columns="contrast"), comp.get("by"))  # term has the type
+            tables["odds_ratio"] = ratios.assign(term=labels)
+        stats = [c for c in TIDY_COLUMNS if c != "term"]
+        for table, tidy in tables.items():
+            out.ard.append(_ard(tidy, name, table, stats, diag, groups))
+            out.estimates.append(_estimates(tidy, name, table, groups))
+
+
+def _observed_means_figure(spec: AnalysisSpec, df: pd.DataFrame, x: str, x_label: str) -> Any:
+    """Observed mean response by ``x`` (and by the first comparison's ``specs``)."""
+    import plotnine as p9
+
+    response = spec.content["model"]["formula"].split("~")[0].strip()
+    colour = (spec.content.get("comparisons") or [{}])[0].get("specs")
+    keys = [x, *([colour] if colour else [])]
+    means = (
+        df.assign(**{response: df[response].astype(float)})
+        .groupby(keys, observed=True)[response]
+        .mean()
+        .reset_index()
+    )
+    if pd.api.types.is_numeric_dtype(means[x]):
+        means[x] = means[x].astype(float)
+    aes = p9.aes(x, response, **({"color": colour, "group": colour} if colour else {}))
+    return (
+        p9.ggplot(means, aes)
+        + p9.geom_line()
+        + p9.geom_point()
+        + p9.labs(x=x_label, y=f"mean {response}", title=spec.content["question"][:80])
+        + p9.theme_bw()
+    )
 
 
 def _run_lmm(spec: AnalysisSpec, tables: Mapping[str, pd.DataFrame]) -> _Output:
     """Linear mixed model on assessments joined with units and subjects (+ ``week``)."""
-    import plotnine as p9
-
     from outcomes.models.lmm.fit import lmm
 
     name = spec.name
@@ -123,41 +226,46 @@ def _run_lmm(spec: AnalysisSpec, tables: Mapping[str, pd.DataFrame]) -> _Output:
     out = _Output()
     out.ard += [_population_ard(name, df), fit.to_ard(name, groups={"table": "lmm"})]
     out.estimates.append(_estimates(fit.fixed, name, "fixed"))
-    diag = fit.diagnostics
-    for i, comp in enumerate(spec.content.get("comparisons") or [], start=1):
-        at = comp.get("at") or {}
-        groups = {"comparison": i, **{f"at_{k}": v for k, v in sorted(at.items())}}
-        options = {k: comp[k] for k in ("by", "ref", "method", "adjust") if k in comp}
-        con = fit.contrasts(comp["specs"], at=at or None, **options)
-        con = con.assign(term=_labels(con, comp.get("by")))
-        em = fit.emmeans(comp["specs"], by=comp.get("by"), at=at or None)
-        stats = [c for c in TIDY_COLUMNS if c != "term"]
-        out.ard += [
-            _ard(con, name, "contrast", stats, diag, groups),
-            _ard(em, name, "emmeans", stats, diag, groups),
-        ]
-        out.estimates += [
-            _estimates(con, name, "contrast", groups),
-            _estimates(em, name, "emmeans", groups),
-        ]
-    response = spec.content["model"]["formula"].split("~")[0].strip()
-    colour = (spec.content.get("comparisons") or [{}])[0].get("specs")
-    keys = ["day", *([colour] if colour else [])]
-    means = (
-        df.assign(**{response: df[response].astype(float)})
-        .groupby(keys, observed=True)[response]
-        .mean()
-        .reset_index()
+    _means_comparisons(spec, fit, out)
+    out.figures["observed_means"] = _observed_means_figure(spec, df, "day", "study day")
+    return out
+
+
+def _run_mmrm(spec: AnalysisSpec, tables: Mapping[str, pd.DataFrame]) -> _Output:
+    """MMRM (:func:`outcomes.mmrm`) on the assessments (see :func:`_mmrm_dataset`);
+    ``design: split_body`` fits side within patient (``subject: unit_id``,
+    ``nested_in: subject_id``)."""
+    from outcomes.models.mmrm.fit import mmrm
+
+    name = spec.name
+    model = {k: v for k, v in spec.content["model"].items() if k != "kind"}
+    if model.pop("design", None) == "split_body":
+        model.update(subject="unit_id", nested_in="subject_id")
+    df = _visit_dataset(spec, tables)
+    for key in ("subject", "visit", "nested_in", "cov_by"):
+        if model.get(key) is not None and model[key] not in df.columns:
+            raise _fail(
+                spec.path,
+                f"model.{key}",
+                f"no column {model[key]!r} in the analysis dataset; columns: "
+                + ", ".join(df.columns),
+            )
+    fit = mmrm(df, **model)
+    out = _Output()
+    out.ard += [_population_ard(name, df), fit.to_ard(name, groups={"table": "mmrm"})]
+    out.estimates.append(_estimates(fit.tidy(), name, "fixed"))
+    cp = fit.covariance_parameters
+    cov = pd.DataFrame(
+        {
+            "term": [f"{g}|{p}" for g, p in zip(cp["group"], cp["parameter"], strict=True)],
+            "estimate": cp["estimate"],
+            "std_error": cp["std_error"],
+        }
     )
-    means["day"] = means["day"].astype(float)
-    aes = p9.aes("day", response, **({"color": colour, "group": colour} if colour else {}))
-    out.figures["observed_means"] = (
-        p9.ggplot(means, aes)
-        + p9.geom_line()
-        + p9.geom_point()
-        + p9.labs(x="study day", y=f"mean {response}", title=spec.content["question"][:80])
-        + p9.theme_bw()
-    )
+    out.estimates.append(_estimates(cov, name, "covariance"))
+    _means_comparisons(spec, fit, out, "mmrm")
+    visit = model["visit"]
+    out.figures["observed_means"] = _observed_means_figure(spec, df, visit, visit)
     return out
 
 
@@ -293,8 +401,94 @@ def _run_comparison(spec: AnalysisSpec, tables: Mapping[str, pd.DataFrame]) -> _
     return out
 
 
+def _run_glmm(spec: AnalysisSpec, tables: Mapping[str, pd.DataFrame]) -> _Output:
+    """Cumulative-link (``kind: clmm``) or binomial/Poisson (``kind: glmm``) mixed model
+    with random intercepts on the assessments (see :func:`_visit_dataset`)."""
+    from outcomes.models.glmm import clmm, glmm
+
+    name, kind = spec.name, spec.kind
+    model = {k: v for k, v in spec.content["model"].items() if k != "kind"}
+    df = _visit_dataset(spec, tables)
+    fit = (clmm if kind == "clmm" else glmm)(df, **model)
+    out = _Output()
+    out.ard += [_population_ard(name, df), fit.to_ard(name, groups={"table": kind})]
+    out.estimates.append(_estimates(fit.tidy(), name, "fixed"))
+    _means_comparisons(spec, fit, out, kind)
+    out.figures["observed_means"] = _observed_means_figure(spec, df, "day", "study day")
+    return out
+
+
+def _run_network_meta(spec: AnalysisSpec, tables: Mapping[str, pd.DataFrame]) -> _Output:
+    """Network meta-analysis of published study-level data (:func:`outcomes.network_meta`),
+    one fit per within-patient correlation ``r`` (a sensitivity analysis: split-face trials
+    do not report it), with ``component_meta`` and node-splitting when asked."""
+    from outcomes.models.network.component import component_meta
+    from outcomes.models.network.nma import network_meta
+
+    name = spec.name
+    model = spec.content["model"]
+    data = tables["published"]
+    network = (spec.content.get("outcome") or {}).get("network")
+    if network is not None:
+        if "outcome" not in data.columns:
+            raise _fail(spec.path, "outcome.network", "the data have no 'outcome' column")
+        data = data.loc[data["outcome"] == network].reset_index(drop=True)
+        if data.empty:
+            raise _fail(spec.path, "outcome.network", f"no rows with outcome {network!r}")
+    elif "outcome" in data.columns and len(data["outcome"].unique()) > 1:
+        raise _fail(
+            spec.path,
+            "outcome.network",
+            "missing: the data hold several outcomes ("
+            + ", ".join(map(str, data["outcome"].unique()))
+            + "); pool like with like",
+        )
+    data = _filter(spec, data)
+    keys = ("reference", "method_tau", "small_values", "level")
+    options = {k: model[k] for k in keys if k in model}
+    rs = model.get("r")
+    out = _Output()
+    counts = pd.DataFrame(
+        [
+            {
+                "term": "analysis_set",
+                "n_rows": float(len(data)),
+                "n_studies": float(data["study"].nunique()) if "study" in data else np.nan,
+            }
+        ]
+    )
+    out.ard.append(to_ard(counts, analysis=name, groups={"table": "population"}))
+    for r in rs if isinstance(rs, list) else [rs]:
+        groups = {"r": r} if isinstance(rs, list) else {}
+        res = network_meta(data, model["measure"], r=r, **options)
+        out.ard.append(res.to_ard(name, groups={"table": "network_meta", **groups}))
+        effects = pd.concat([res.relative_effects(m) for m in ("common", "random")])
+        for m, part in effects.groupby("model", sort=False):
+            out.estimates.append(_estimates(part, name, "network_meta", {"model": m, **groups}))
+        if model.get("netsplit"):
+            split = res.netsplit(model["netsplit"])
+            split = split.assign(term=split["comparison"] + " | " + split["model"])
+            stats = list(split.select_dtypes("number").columns)
+            out.ard.append(_ard(split, name, "netsplit", stats, res.diagnostics, groups))
+        if model.get("components"):
+            comp = component_meta(res, inactive=model.get("inactive"))
+            out.ard.append(comp.to_ard(name, groups={"table": "component_meta", **groups}))
+            for m in ("common", "random"):
+                out.estimates.append(
+                    _estimates(comp.tidy(m), name, "component_meta", {"model": m, **groups})
+                )
+        if r == (rs[len(rs) // 2] if isinstance(rs, list) else rs):
+            out.figures["network"] = res.network_plot()
+            out.figures["forest"] = res.forest_plot()
+    return out
+
+
 _RUNNERS: dict[str, Callable[[AnalysisSpec, Mapping[str, pd.DataFrame]], _Output]] = {
     "lmm": _run_lmm,
     "time_to_result": _run_time_to_result,
     "comparison": _run_comparison,
+    "mmrm": _run_mmrm,
+    "network_meta": _run_network_meta,
+    "clmm": _run_glmm,
+    "glmm": _run_glmm,
 }

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import io
 import tempfile
 import warnings
 from dataclasses import dataclass
@@ -51,6 +53,8 @@ class _Session:
         elif "simulate" in d:
             seed = int(d.get("seed", spec.seed))
             key = _canonical_json(["simulate", d["simulate"], seed, d.get("options") or {}])
+        elif "published" in d:
+            key = _canonical_json(["published", str(d["published"]), str(base.resolve())])
         else:
             key = _canonical_json(["store", str((base / d["store"]).resolve()), d["snapshot"]])
         if key not in self._cache:
@@ -64,6 +68,8 @@ class _Session:
         d = spec.content["data"]
         base = spec.path.parent
         info: dict[str, Any] = {}
+        if "published" in d:
+            return _published(d["published"], base)
         if "store" in d:
             store_path = base / d["store"]
             store = Store(store_path)
@@ -153,6 +159,46 @@ class _Session:
         )
         info["files"].sort(key=lambda f: (f["path"], f["table"]))
         return _Data(tables=tables, info=info)
+
+
+def _published(name: str, base: Path) -> _Data:
+    """A published study-level data set: a shipped one by name, or a CSV file (table
+    ``published``); its file's SHA-256 is recorded like a feed's."""
+    from importlib import resources
+
+    if name == "microneedling_network":
+        source = resources.files("outcomes") / "data" / "published" / f"{name}.csv"
+        label = f"outcomes/data/published/{name}.csv"
+    else:
+        source, label = base / name, name
+    raw = source.read_bytes()
+    if name == "microneedling_network":
+        from outcomes.models.network.published import microneedling_network
+
+        table = microneedling_network()
+    else:
+        try:
+            table = pd.read_csv(io.BytesIO(raw))
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise InputError(f"{label}: not a readable CSV file ({exc})") from None
+    sha = hashlib.sha256(raw).hexdigest()
+    rows = len(table)
+    info = {
+        "source": "published",
+        "published": name,
+        "tables": {"published": {"rows": rows, "sha256": sha}},
+        "files": [
+            {
+                "path": label,
+                "sha256": sha,
+                "table": "published",
+                "rows_in": rows,
+                "rows_accepted": rows,
+                "rows_quarantined": 0,
+            }
+        ],
+    }
+    return _Data(tables={"published": table}, info=info)
 
 
 def _relative(path: str, base: Path | None) -> str:

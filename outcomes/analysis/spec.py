@@ -35,7 +35,16 @@ from pydantic_core import PydanticCustomError
 from outcomes.analysis.differences import DEFAULT_RELATIVE_TOLERANCE
 from outcomes.data.yaml_model import SHAPE_ERRORS, YamlModel, check_keys, fail, problems, validate
 from outcomes.errors import InputError
+from outcomes.models.glmm.families import BINOMIAL_LINKS, CLMM_LINKS
+from outcomes.models.glmm.glmm import FAMILIES as GLMM_FAMILIES
+from outcomes.models.mmrm.covariance import STRUCTURES
+from outcomes.models.mmrm.dof import DDF_METHODS
+from outcomes.models.network.contrasts import NETWORK_MEASURES
+from outcomes.models.network.nma import TAU_METHODS
+from outcomes.models.network.split import SPLIT_METHODS
 
+MMRM_STRUCTURES = list(STRUCTURES)
+MMRM_DDF = list(DDF_METHODS)
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,79}$")
 
 # --------------------------------------------------------------------------------------------
@@ -239,7 +248,37 @@ class _Store(_Keys):
         return self
 
 
-_SOURCES: dict[str, type[YamlModel]] = {"feeds": _Feeds, "simulate": _Simulate, "store": _Store}
+#: shipped published data sets a ``published`` source can name (else a CSV path)
+PUBLISHED_DATA = ("microneedling_network",)
+
+
+class _Published(_Keys):
+    published: Any
+
+    @field_validator("published")
+    @classmethod
+    def _known(cls, value: Any, info: ValidationInfo) -> Any:
+        base: Path = (info.context or {})["base"]
+        if value in PUBLISHED_DATA:
+            return value
+        if not isinstance(value, str) or not value.endswith(".csv") or not (base / value).is_file():
+            raise PydanticCustomError(
+                "published",
+                "must be a shipped data set ({names}) or a CSV file; {got}: no such file "
+                "(from {base})",
+                {"names": ", ".join(PUBLISHED_DATA), "got": repr(value), "base": str(base)},
+            )
+        return value
+
+
+_SOURCES: dict[str, type[YamlModel]] = {
+    "feeds": _Feeds,
+    "simulate": _Simulate,
+    "store": _Store,
+    "published": _Published,
+}
+#: the model kinds that read published study-level data (and only those read it)
+_PUBLISHED_KINDS = ("network_meta",)
 
 
 def _keys_model(name: str, required: Sequence[str], optional: Sequence[str]) -> type[YamlModel]:
@@ -247,6 +286,213 @@ def _keys_model(name: str, required: Sequence[str], optional: Sequence[str]) -> 
     fields: dict[str, Any] = {key: (Any, ...) for key in required}
     fields |= {key: (Any, None) for key in optional}
     return create_model(name, __base__=_Keys, **fields)
+
+
+def _one_of(options: Sequence[str]) -> AfterValidator:
+    """A field check: the value is one of ``options`` (``None`` passes: the default applies)."""
+
+    def check(value: Any) -> Any:
+        values = value if isinstance(value, list) else [value]
+        for v in values:
+            if v is not None and v not in options:
+                raise PydanticCustomError(
+                    "one_of",
+                    "must be one of {options}, got {got}",
+                    {"options": ", ".join(map(repr, options)), "got": repr(v)},
+                )
+        return value
+
+    return AfterValidator(check)
+
+
+def _level(value: float | None) -> float | None:
+    if value is not None and not 0 < value < 1:
+        raise PydanticCustomError("range", "must lie strictly between 0 and 1")
+    return value
+
+
+_Level01 = Annotated[StrictFloat | None, AfterValidator(_level)]
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _names(value: Any) -> Any:
+    if value is not None and not (
+        isinstance(value, str)
+        or (isinstance(value, list) and all(isinstance(v, str) for v in value))
+    ):
+        raise PydanticCustomError(
+            "names", "must be a column name or a list of them, got {got}", {"got": repr(value)}
+        )
+    return value
+
+
+def _scalar(value: Any) -> Any:
+    if value is not None and not (isinstance(value, str) or _is_number(value)):
+        raise PydanticCustomError(
+            "scalar", "must be a level (text or a number), got {got}", {"got": repr(value)}
+        )
+    return value
+
+
+def _scalars(value: Any) -> Any:
+    if value is not None:
+        if not isinstance(value, list):
+            raise PydanticCustomError(
+                "list_type", "must be a list, got {got}", {"got": repr(value)}
+            )
+        for v in value:
+            _scalar(v)
+    return value
+
+
+_Names = Annotated[Any, BeforeValidator(_names)]
+_Scalar = Annotated[Any, BeforeValidator(_scalar)]
+
+
+class _MmrmModel(_Keys):
+    """``kind: mmrm`` (:func:`outcomes.mmrm`); ``design: split_body`` stands for
+    ``subject: unit_id, nested_in: subject_id``."""
+
+    kind: StrictStr
+    formula: StrictStr
+    visit: StrictStr
+    subject: StrictStr | None = None
+    design: Annotated[StrictStr | None, _one_of(["split_body"])] = None
+    cov: Annotated[StrictStr | None, _one_of(MMRM_STRUCTURES)] = None
+    cov_by: StrictStr | None = None
+    nested_in: StrictStr | None = None
+    reml: StrictBool | None = None
+    ddf: Annotated[StrictStr | None, _one_of(MMRM_DDF)] = None
+    vcov: Annotated[StrictStr | None, _one_of(["model", "empirical"])] = None
+    visit_order: Annotated[Any, BeforeValidator(_scalars)] = None
+    fallback: Annotated[list[StrictStr] | None, _one_of(MMRM_STRUCTURES)] = None
+    level: _Level01 = None
+
+    @model_validator(mode="after")
+    def _subject(self) -> _MmrmModel:
+        if self.design is not None and (self.subject or self.nested_in):
+            raise PydanticCustomError(
+                "design",
+                "design: split_body sets subject and nested_in; give one or the other",
+                {"key": "design"},
+            )
+        if self.design is None and self.subject is None:
+            raise PydanticCustomError("missing", "missing required key", {"key": "subject"})
+        return self
+
+
+class _MeansComparison(_Keys):
+    """A comparison of marginal means through the model's ``.contrasts`` (and ``.emmeans``)."""
+
+    specs: StrictStr
+    by: _Names = None
+    at: dict[StrictStr, Any] | None = None
+    ref: _Scalar = None
+    method: Annotated[StrictStr | None, _one_of(["trt.vs.ctrl", "pairwise", "revpairwise"])] = None
+    adjust: StrictStr | None = None
+
+
+def _correlation(value: Any) -> Any:
+    """``r``: a correlation, or a list of them (one fit per value)."""
+    for v in value if isinstance(value, list) else [value]:
+        if v is None and not isinstance(value, list):
+            continue
+        if not _is_number(v):
+            raise PydanticCustomError(
+                "correlation", "must be a number or a list of numbers, got {got}", {"got": repr(v)}
+            )
+        if not -1 < v < 1:
+            raise PydanticCustomError(
+                "range", "must lie strictly between -1 and 1, got {v}", {"v": v}
+            )
+    return value
+
+
+class _NetworkModel(_Keys):
+    """``kind: network_meta`` (:func:`outcomes.network_meta`, :func:`outcomes.component_meta`)."""
+
+    kind: StrictStr
+    measure: Annotated[StrictStr, _one_of(NETWORK_MEASURES)]
+    reference: StrictStr | None = None
+    method_tau: Annotated[StrictStr | None, _one_of(TAU_METHODS)] = None
+    r: Annotated[Any, BeforeValidator(_correlation)] = None
+    small_values: Annotated[StrictStr | None, _one_of(["desirable", "undesirable"])] = None
+    components: StrictBool | None = None
+    inactive: StrictStr | None = None
+    netsplit: Annotated[StrictStr | None, _one_of(SPLIT_METHODS)] = None
+    level: _Level01 = None
+
+
+class _NetworkOutcome(_Keys):
+    network: StrictStr
+
+
+def _positive(value: int | None) -> int | None:
+    if value is not None and value < 1:
+        raise PydanticCustomError("range", "must be >= 1")
+    return value
+
+
+class _RandomIntercepts(_Keys):
+    """What ``kind: clmm`` and ``kind: glmm`` share: the formula, the random intercepts
+    (``groups``, ``nested`` or ``design`` as ``lmm``), the quadrature and the level."""
+
+    kind: StrictStr
+    formula: StrictStr
+    groups: StrictStr | None = None
+    nested: _Names = None
+    design: Annotated[
+        StrictStr | None, _one_of(["split_body", "parallel", "single_arm", "observational"])
+    ] = None
+    nagq: Annotated[StrictInt | None, AfterValidator(_positive)] = None
+    level: _Level01 = None
+
+    @model_validator(mode="after")
+    def _structure(self) -> _RandomIntercepts:
+        if self.groups is None and self.design is None:
+            raise PydanticCustomError(
+                "groups", "missing required key (or give design)", {"key": "groups"}
+            )
+        return self
+
+
+class _ClmmModel(_RandomIntercepts):
+    """``kind: clmm`` (:func:`outcomes.clmm`)."""
+
+    link: Annotated[StrictStr | None, _one_of(CLMM_LINKS)] = None
+    levels: Annotated[Any, BeforeValidator(_scalars)] = None
+
+
+class _GlmmModel(_RandomIntercepts):
+    """``kind: glmm`` (:func:`outcomes.glmm`)."""
+
+    family: Annotated[StrictStr | None, _one_of(GLMM_FAMILIES)] = None
+    link: Annotated[StrictStr | None, _one_of([*BINOMIAL_LINKS, "log"])] = None
+    trials: StrictStr | None = None
+    offset: StrictStr | None = None
+
+
+class _Responder(_Keys):
+    """A 0/1 ``responder`` column from a column of the analysis dataset and its bounds."""
+
+    column: StrictStr
+    min: StrictInt | StrictFloat | None = None
+    max: StrictInt | StrictFloat | None = None
+
+    @model_validator(mode="after")
+    def _bound(self) -> _Responder:
+        if self.min is None and self.max is None:
+            raise PydanticCustomError("bounds", "give min, max or both", {"key": "min"})
+        return self
+
+
+class _GlmmOutcome(_Keys):
+    instrument: StrictStr
+    rater_role: StrictStr | None = None
+    responder: _Responder | None = None
 
 
 @dataclass(frozen=True)
@@ -259,6 +505,8 @@ class _Kind:
     outcome_required: bool
     comparison: type[YamlModel]
 
+
+_NO_COMPARISON = _keys_model("NoComparison", [], [])
 
 #: Model kinds of declared analyses and the keys each accepts.
 MODEL_KINDS: dict[str, _Kind] = {
@@ -296,8 +544,22 @@ MODEL_KINDS: dict[str, _Kind] = {
         ),
         _keys_model("NoOutcome", [], []),
         False,
-        _keys_model("NoComparison", [], []),
+        _NO_COMPARISON,
     ),
+    "mmrm": _Kind(
+        _MmrmModel,
+        _keys_model("MmrmOutcome", ["instrument"], ["rater_role"]),
+        True,
+        _MeansComparison,
+    ),
+    "network_meta": _Kind(_NetworkModel, _NetworkOutcome, False, _NO_COMPARISON),
+    "clmm": _Kind(
+        _ClmmModel,
+        _keys_model("ClmmOutcome", ["instrument"], ["rater_role"]),
+        True,
+        _MeansComparison,
+    ),
+    "glmm": _Kind(_GlmmModel, _GlmmOutcome, True, _MeansComparison),
 }
 
 
@@ -412,6 +674,17 @@ def load_spec(path: str | Path) -> AnalysisSpec:
         raise fail(
             path, "model.kind", f"unknown model kind {kind!r}; use one of {', '.join(MODEL_KINDS)}"
         )
+    if ("published" in content["data"]) != (kind in _PUBLISHED_KINDS):
+        raise fail(
+            path,
+            "data",
+            f"model kind {kind!r} "
+            + (
+                "reads published study-level data: give data: {published: ...}"
+                if kind in _PUBLISHED_KINDS
+                else "reads trial or registry tables: give feeds, simulate or store"
+            ),
+        )
     k = MODEL_KINDS[kind]
     validate(k.model, model, path, "model")
     if k.outcome_required or "outcome" in content:
@@ -427,10 +700,10 @@ def load_spec(path: str | Path) -> AnalysisSpec:
 
 def _validate_data(path: Path, data: Any) -> None:
     if not isinstance(data, Mapping):
-        raise fail(path, "data", "must be a mapping with one of feeds, simulate or store")
+        raise fail(path, "data", f"must be a mapping with one of {', '.join(_SOURCES)}")
     sources = [s for s in _SOURCES if s in data]
     if len(sources) != 1:
-        raise fail(path, "data", "give exactly one of feeds, simulate or store")
+        raise fail(path, "data", f"give exactly one of {', '.join(_SOURCES)}")
     validate(_SOURCES[sources[0]], data, path, "data", {"base": path.parent})
 
 
