@@ -28,11 +28,13 @@ import pandas as pd
 import pytest
 from pypdf import PdfReader
 
+from outcomes.analysis.spec import load_spec
 from outcomes.cli import main, parse_params
 from outcomes.comparisons.comparison import compare
 from outcomes.data.ingest import ingest
 from outcomes.data.store import Store
 from outcomes.derive.tte import derive_tte
+from outcomes.errors import InputError
 from outcomes.models.glmm.clmm import clmm
 from outcomes.models.lmm.fit import lmm
 from outcomes.models.meta.meta_analysis import meta_analysis
@@ -43,6 +45,7 @@ from outcomes.models.survival.cox import cox
 from outcomes.report import format_ci, render
 from outcomes.report.lookup import resolve_report
 from outcomes.report.qmd import parse_qmd
+from outcomes.report.trial_models import primary_plan
 from outcomes.simulate.output import write_feeds
 from outcomes.simulate.registry import simulate_registry
 from outcomes.simulate.trial import simulate_trial
@@ -569,6 +572,21 @@ def test_trial_without_grade_says_so_and_renders(trial_no_grade: Rendered) -> No
     assert [i.get("alt") for i in trial_no_grade.page.images] == [
         f["fig-alt"] for f in figures if "qualitative grade" not in f["fig-cap"]
     ]
+
+
+def test_primary_plan_follows_the_declared_analysis() -> None:
+    root = REPORTS.parent / "analyses"
+    plan = primary_plan(load_spec(root / "trial_lmm_gb_quant.yaml"))
+    assert (plan.kind, plan.instrument) == ("lmm", "gb_quant")
+    assert plan.formula == "value ~ week * modality"
+    assert plan.options == {"re_formula": "~week"}
+    assert plan.source == "declared analysis trial_lmm_gb_quant (trial_lmm_gb_quant.yaml)"
+    plan = primary_plan(None, "mmrm", "gb_quant", cov="ar1h", ddf="satterthwaite")
+    assert plan.options == {"visit": "week", "cov": "ar1h", "ddf": "satterthwaite", "reml": True}
+    with pytest.raises(InputError, match=r"trial_time_to_improvement\.yaml: model: kind"):
+        primary_plan(load_spec(root / "trial_time_to_improvement.yaml"))
+    with pytest.raises(InputError, match="primary_model='gee'"):
+        primary_plan(None, "gee")
 
 
 # --------------------------------------------------------------------------------------------

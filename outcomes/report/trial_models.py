@@ -1,8 +1,9 @@
 """What the trial report's models are fitted to: the primary analysis plan and its datasets.
 
 The trial report's primary analysis follows the declared model: :func:`primary_plan` reads a
-declared analysis (its YAML, through :func:`outcomes.analysis.spec.load_spec`) or the report's
-``primary_model`` parameter and says which model to fit, to which instrument, with which
+declared analysis (as :func:`outcomes.analysis.spec.load_spec` returns it; the report loads it,
+since this folder does not import ``outcomes.analysis``) or the report's ``primary_model``
+parameter and says which model to fit, to which instrument, with which
 options. :func:`mmrm_dataset` and :func:`grade_dataset` shape the assessments for
 :func:`outcomes.mmrm` and :func:`outcomes.clmm`. Nothing here fits a model; the report does.
 """
@@ -11,7 +12,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -72,7 +72,7 @@ class PrimaryPlan:
 
 
 def primary_plan(
-    spec: str | Path | None,
+    spec: Any,
     model: str = "lmm",
     instrument: str = "gb_quant",
     cov: str = "us",
@@ -83,13 +83,13 @@ def primary_plan(
     Parameters
     ----------
     spec
-        Path of a declared analysis (``analyses/*.yaml``) of kind ``lmm`` or ``mmrm``; its
-        outcome, formula and model options are used.
+        A declared analysis (:class:`~outcomes.analysis.spec.AnalysisSpec`) of kind ``lmm`` or
+        ``mmrm``; its outcome, formula and model options are used.
     model, instrument, cov, ddf
         Without ``spec``: ``"lmm"`` (the report's default) or ``"mmrm"`` with covariance
         structure ``cov`` and degrees of freedom ``ddf``, on ``instrument``.
     """
-    if spec is None or str(spec) == "":
+    if spec is None:
         if model not in PRIMARY_MODELS:
             raise InputError(f"primary_model={model!r}: use one of {', '.join(PRIMARY_MODELS)}")
         options: dict[str, Any] = (
@@ -105,9 +105,7 @@ def primary_plan(
             options,
             f"report option primary_model = {model}",
         )
-    from outcomes.analysis.spec import load_spec
-
-    declared = load_spec(Path(spec).expanduser())
+    declared = spec
     if declared.kind not in PRIMARY_MODELS:
         raise InputError(
             f"{declared.path}: model: kind {declared.kind!r} is not a trial primary analysis; "
