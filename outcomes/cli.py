@@ -251,6 +251,8 @@ def _compare(args: argparse.Namespace) -> int:
             estimand=args.estimand,
             published=True if args.published else None,
             by_body_site=args.by_body_site,
+            responder_model=args.responder_model,
+            grade_model=args.grade_model,
         )
         print(result)
         if args.out:
@@ -503,6 +505,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--by-body-site",
         action="store_true",
         help="compare within each indication and body site (e.g. acne scars: face, back)",
+    )
+    p.add_argument(
+        "--responder-model",
+        choices=["gee", "glmm"],
+        default="gee",
+        help="trials' responder odds ratio: GEE (marginal, default) or GLMM (conditional)",
+    )
+    p.add_argument(
+        "--grade-model",
+        choices=["clmm"],
+        default=None,
+        help="add the qualitative grade (gb_qual) odds ratio from a cumulative-logit mixed model",
     )
     # --- report (Quarto reports) ---
     p = add(

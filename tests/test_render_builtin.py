@@ -22,6 +22,7 @@ from outcomes.report import RenderError, journal_table, render
 from outcomes.report.qmd import parse_qmd
 
 _cell_markdown = sys.modules["outcomes.report.render"]._cell_markdown
+_renumber_shown = sys.modules["outcomes.report.render"]._renumber_shown
 
 FENCE = "```"
 
@@ -184,6 +185,30 @@ def test_numbered_cells_must_show_what_their_label_promises(tmp_path: Path) -> N
     extra = [nbformat.v4.new_output("display_data", data={"text/markdown": noted + "\nMore."})]
     with pytest.raises(RenderError, match="exactly one Markdown pipe table"):
         _cell_markdown(doc, tbl, extra, tmp_path)
+
+
+def test_numbered_cell_that_shows_nothing_is_left_out_and_numbers_close_up(
+    tmp_path: Path,
+) -> None:
+    cells = "".join(
+        f"{FENCE}{{python}}\n#| label: tbl-{x}\n#| tbl-cap: c{x}\n1\n{FENCE}\n\n" for x in "abc"
+    )
+    path = tmp_path / "doc.qmd"
+    path.write_text("See @tbl-a and @tbl-c.\n\n" + cells, encoding="utf-8")
+    doc = parse_qmd(path)
+    a, b, c = doc.cells
+    table = [nbformat.v4.new_output("display_data", data={"text/markdown": "| a |\n|--|\n| 1 |"})]
+    outputs = {id(a): table, id(b): [], id(c): table}
+    _renumber_shown(doc, outputs)
+    assert doc.numbers == {"tbl-a": 1, "tbl-c": 2}
+    assert "Table" not in _cell_markdown(doc, b, [], tmp_path)  # no caption, no number
+    assert _cell_markdown(doc, c, table, tmp_path).endswith(": **Table 2.** cc {#tbl-c}")
+    # the Markdown may not refer to a table this render did not show
+    path.write_text("See @tbl-b.\n\n" + cells, encoding="utf-8")
+    doc = parse_qmd(path)
+    a, b, c = doc.cells
+    with pytest.raises(RenderError, match="@tbl-b refers to a cell that showed nothing"):
+        _renumber_shown(doc, {id(a): table, id(b): [], id(c): table})
 
 
 def test_markdown_only_report_images_next_to_it_and_pandoc_warnings(tmp_path: Path) -> None:

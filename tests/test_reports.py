@@ -23,23 +23,29 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pytest
 from pypdf import PdfReader
 
+from outcomes.analysis.spec import load_spec
 from outcomes.cli import main, parse_params
 from outcomes.comparisons.comparison import compare
 from outcomes.data.ingest import ingest
 from outcomes.data.store import Store
 from outcomes.derive.tte import derive_tte
+from outcomes.errors import InputError
+from outcomes.models.glmm.clmm import clmm
 from outcomes.models.lmm.fit import lmm
 from outcomes.models.meta.meta_analysis import meta_analysis
+from outcomes.models.mmrm.fit import mmrm
 from outcomes.models.network import microneedling_network, microneedling_pairs, network_meta
 from outcomes.models.survival.competing import cumulative_incidence
 from outcomes.models.survival.cox import cox
 from outcomes.report import format_ci, render
 from outcomes.report.lookup import resolve_report
 from outcomes.report.qmd import parse_qmd
+from outcomes.report.trial_models import primary_plan
 from outcomes.simulate.output import write_feeds
 from outcomes.simulate.registry import simulate_registry
 from outcomes.simulate.trial import simulate_trial
@@ -179,20 +185,20 @@ def study_tables(tables: dict[str, pd.DataFrame], study: str) -> dict[str, pd.Da
     }
 
 
-@pytest.fixture(scope="module")
-def trial(demo_store: Path, tmp_path_factory: pytest.TempPathFactory) -> Rendered:
+def render_trial(store: Path, out: Path, *params: str) -> Rendered:
     """The trial report, rendered by the command line as a user would."""
-    out = tmp_path_factory.mktemp("trial_report")
     stdout, stderr = io.StringIO(), io.StringIO()
+    extra = [arg for param in params for arg in ("-P", param)]
     with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
         code = main(
             [
                 "report",
                 str(REPORTS / "trial.qmd"),
                 "-P",
-                f"store={demo_store}",
+                f"store={store}",
                 "-P",
                 "snapshot=1",
+                *extra,
                 "--to",
                 "html,pdf,docx",
                 "--out",
@@ -205,6 +211,30 @@ def trial(demo_store: Path, tmp_path_factory: pytest.TempPathFactory) -> Rendere
     assert f"html  {out / 'trial.html'}" in stdout.getvalue()
     found = [ln for ln in stderr.getvalue().splitlines() if ln.startswith("warning:")]
     return read_back({fmt: out / f"trial.{fmt}" for fmt in FORMATS}, found)
+
+
+@pytest.fixture(scope="module")
+def trial(demo_store: Path, tmp_path_factory: pytest.TempPathFactory) -> Rendered:
+    return render_trial(demo_store, tmp_path_factory.mktemp("trial_report"))
+
+
+@pytest.fixture(scope="module")
+def trial_mmrm(demo_store: Path, tmp_path_factory: pytest.TempPathFactory) -> Rendered:
+    """The trial report with an MMRM as the primary analysis."""
+    return render_trial(demo_store, tmp_path_factory.mktemp("trial_mmrm"), "primary_model=mmrm")
+
+
+@pytest.fixture(scope="module")
+def trial_no_grade(tmp_path_factory: pytest.TempPathFactory) -> Rendered:
+    """The demo trial without its qualitative grade (gb_qual) rows."""
+    root = tmp_path_factory.mktemp("no_grade")
+    feeds = simulate_trial(seed=1)
+    a = feeds.tables["assessments"]
+    feeds.tables["assessments"] = a.loc[a["instrument"] != "gb_qual"].reset_index(drop=True)
+    write_feeds(feeds, root / "trial")
+    store = root / "outcomes.duckdb"
+    assert ingest([root / "trial"], store).exit_code == 0
+    return render_trial(store, root / "report")
 
 
 @pytest.fixture(scope="module")
@@ -241,9 +271,67 @@ def trial_expected(tables: dict[str, pd.DataFrame]) -> dict[str, Any]:
     primary = fit.contrasts("modality", at={"week": 24}, ref="MN").iloc[0]
     tte = derive_tte(t, "first_improvement")
     hr = cox(tte, "arm", cluster="subject_id").table.iloc[0]
+    g = t["assessments"]
+    g = g.loc[(g["instrument"] == "gb_qual") & (g["rater_role"] == "investigator")].merge(
+        t["units"], on=["study_id", "unit_id"]
+    )
+    grades = pd.DataFrame(
+        {
+            "grade": g["value"].astype(int).to_numpy(),
+            "week": g["day"].astype(float).to_numpy() / 7,
+            "arm": (g["modality"] == "MN+PRP").astype(float).to_numpy(),
+            "subject_id": g["subject_id"].astype(str).to_numpy(),
+            "unit_id": g["unit_id"].astype(str).to_numpy(),
+        }
+    )
+    grade_fit = clmm(grades, "grade ~ week * arm", groups="subject_id", nested="unit_id")
+    names = list(grade_fit.coef.index)
+    lvec = np.zeros(len(names))
+    lvec[[names.index("arm"), names.index("week:arm")]] = [1.0, 24.0]
+    log_or = float(lvec @ grade_fit.coef.to_numpy())
+    se = float(np.sqrt(lvec @ grade_fit.vcov.loc[names, names].to_numpy() @ lvec))
+    z = 1.959963984540054
     return {
+        "grade_or": format_ci(np.exp(log_or), np.exp(log_or - z * se), np.exp(log_or + z * se)),
         "primary": format_ci(primary["estimate"], primary["conf_low"], primary["conf_high"]),
         "hazard_ratio": format_ci(hr["hazard_ratio"], hr["hr_conf_low"], hr["hr_conf_high"]),
+        "n_obs": len(df),
+    }
+
+
+@pytest.fixture(scope="module")
+def mmrm_expected(tables: dict[str, pd.DataFrame]) -> dict[str, Any]:
+    """The MMRM contrast at week 24 (baseline as covariate, us, Kenward-Roger), fitted here."""
+    t = study_tables(tables, "TRIAL1")
+    a = t["assessments"]
+    a = a.loc[(a["instrument"] == "gb_quant") & (a["rater_role"] == "investigator")]
+    a = a.merge(t["units"], on=["study_id", "unit_id"])
+    base = a.loc[a["day"] == 0].set_index("unit_id")["value"].astype(float)
+    post = a.loc[a["day"] > 0]
+    df = pd.DataFrame(
+        {
+            "value": post["value"].astype(float).to_numpy(),
+            "baseline": post["unit_id"].map(base).to_numpy(),
+            "week": post["day"].astype(float).to_numpy() / 7,
+            "modality": post["modality"].astype(str).to_numpy(),
+            "subject_id": post["subject_id"].astype(str).to_numpy(),
+            "unit_id": post["unit_id"].astype(str).to_numpy(),
+        }
+    ).dropna()
+    fit = mmrm(
+        df,
+        "value ~ baseline + modality * week",
+        subject="unit_id",
+        nested_in="subject_id",
+        visit="week",
+        cov="us",
+        ddf="kenward-roger",
+    )
+    con = fit.contrasts("modality", by="week", ref="MN")
+    row = con.loc[con["week"] == 24].iloc[0]
+    return {
+        "primary": format_ci(row["estimate"], row["conf_low"], row["conf_high"]),
+        "df": f"{row['df']:.1f}",
         "n_obs": len(df),
     }
 
@@ -415,6 +503,97 @@ def check_figures(rendered: Rendered, report: str, fmt: str) -> None:
         assert all(c in rendered.docx for c in captions)
     else:
         assert all(joined(c) in joined(rendered.pdf) for c in captions)
+
+
+# --------------------------------------------------------------------------------------------
+# trial report: the qualitative grade, the declared primary model, a trial without gb_qual
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_trial_prints_the_clmm_odds_ratio_of_the_grade(
+    trial: Rendered, trial_expected: dict, fmt: str
+) -> None:
+    text = trial.text(fmt)
+    assert "Qualitative grade" in text
+    assert f"MN+PRP relative to MN were {trial_expected['grade_or']}" in text
+    assert "(conditional odds ratio)" in text and "marginal, population-averaged" in text
+
+
+@pytest.mark.parametrize("fmt", ["html", "docx"])
+def test_trial_grade_table_row_is_the_conditional_odds_ratio(
+    trial: Rendered, trial_expected: dict, fmt: str
+) -> None:
+    rows = trial.page.rows if fmt == "html" else trial.docx_rows
+    row = row_of(rows, "Conditional (same participant), every cut-point")
+    assert row[1] == trial_expected["grade_or"]
+    assert row_of(rows, "Marginal (population-averaged), grade > 1")
+
+
+def test_trial_mmrm_renders_without_warnings(trial_mmrm: Rendered) -> None:
+    assert trial_mmrm.warnings == []
+
+
+@pytest.mark.parametrize("fmt", ["html", "docx"])
+def test_trial_mmrm_table_prints_the_kenward_roger_contrast(
+    trial_mmrm: Rendered, mmrm_expected: dict, fmt: str
+) -> None:
+    rows = trial_mmrm.page.rows if fmt == "html" else trial_mmrm.docx_rows
+    week24 = row_of(rows, "Week 24")
+    assert week24[3] == mmrm_expected["primary"]
+    assert week24[-1] == mmrm_expected["df"]
+    assert not [r for r in rows if r and r[0] == "Baseline"]  # baseline is a covariate
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_trial_mmrm_summary_and_methods_follow_the_result(
+    trial_mmrm: Rendered, mmrm_expected: dict, fmt: str
+) -> None:
+    text = trial_mmrm.text(fmt)
+    if fmt == "pdf":  # a line may break after the hyphen of "likelihood-based"
+        text = text.replace("- ", "-")
+    assert f"(MN+PRP minus MN) was {mmrm_expected['primary']} points" in text
+    assert "mixed model for repeated measures (MMRM)" in text
+    assert "unstructured covariance" in text
+    assert "Kenward-Roger degrees of freedom" in text
+    assert "likelihood-based, no imputation" in text
+    assert f"{mmrm_expected['n_obs']} observations" in text
+    assert "report option primary_model = mmrm" in text
+
+
+def test_trial_without_grade_says_so_and_renders(trial_no_grade: Rendered) -> None:
+    assert trial_no_grade.warnings == []
+    figures = figure_options("trial")
+    captions = [f["fig-cap"] for f in figures if "qualitative grade" not in f["fig-cap"]]
+    for fmt in FORMATS:
+        text = trial_no_grade.text(fmt)
+        assert not LEAK.findall(text)
+        assert (
+            "No Goodman & Baron qualitative acne scar grade (gb_qual) was recorded in this study"
+            in text
+        )
+        assert "odds ratios of a higher (worse) grade" not in text
+        assert "needs Goodman & Baron qualitative acne scar grade, which this study did not" in text
+        for i, caption in enumerate(captions, start=1):  # figure numbers close up
+            assert flat(f"Figure {i}. {caption}") in flat(text)
+    assert [i.get("alt") for i in trial_no_grade.page.images] == [
+        f["fig-alt"] for f in figures if "qualitative grade" not in f["fig-cap"]
+    ]
+
+
+def test_primary_plan_follows_the_declared_analysis() -> None:
+    root = REPORTS.parent / "analyses"
+    plan = primary_plan(load_spec(root / "trial_lmm_gb_quant.yaml"))
+    assert (plan.kind, plan.instrument) == ("lmm", "gb_quant")
+    assert plan.formula == "value ~ week * modality"
+    assert plan.options == {"re_formula": "~week"}
+    assert plan.source == "declared analysis trial_lmm_gb_quant (trial_lmm_gb_quant.yaml)"
+    plan = primary_plan(None, "mmrm", "gb_quant", cov="ar1h", ddf="satterthwaite")
+    assert plan.options == {"visit": "week", "cov": "ar1h", "ddf": "satterthwaite", "reml": True}
+    with pytest.raises(InputError, match=r"trial_time_to_improvement\.yaml: model: kind"):
+        primary_plan(load_spec(root / "trial_time_to_improvement.yaml"))
+    with pytest.raises(InputError, match="primary_model='gee'"):
+        primary_plan(None, "gee")
 
 
 # --------------------------------------------------------------------------------------------

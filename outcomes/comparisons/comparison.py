@@ -15,7 +15,13 @@ Randomised trials (``split_body``, ``parallel``), ``adjustment="randomised"``
     (b) ``odds_ratio`` of response (percent improvement >= ``responder_threshold`` at the visit
         nearest the primary day): :func:`~outcomes.models.gee.gee`, binomial, exchangeable
         working correlation, clusters = subjects (robust SE; both sides of a face are one
-        cluster).
+        cluster); marginal (population-averaged). With ``responder_model="glmm"``:
+        :func:`outcomes.glmm`, random intercept per subject, conditional odds ratio.
+    (b2) with ``grade_model="clmm"``, acne scars with ``gb_qual``: ``odds_ratio`` of a higher
+        qualitative grade at the primary visit, conditional, from :func:`outcomes.clmm` of
+        ``grade ~ week * arm`` (random intercept per subject; the side nested in the subject
+        for split-body trials). Each row's ``method`` names the model and says whether its
+        odds ratio is conditional or marginal.
     (c) ``hazard_ratio`` of time to result (:func:`outcomes.derive_tte`, endpoint
         ``first_improvement`` when ``gb_qual`` is recorded, else ``gais_much_improved``, else
         ``full_result``; time is the first visit showing the result):
@@ -89,6 +95,8 @@ from outcomes.comparisons.table import (
     AE_OUTCOMES,
     COMPARISON_COLUMNS,
     ESTIMANDS,
+    GRADE_MODELS,
+    RESPONDER_MODELS,
     TRIAL_DESIGNS,
     _Collector,
     _sorted,
@@ -224,6 +232,8 @@ def compare(
     ae_outcomes: Sequence[str] = ("severe_erythema", "pih"),
     published: Any = None,
     by_body_site: bool = False,
+    responder_model: str = "gee",
+    grade_model: str | None = None,
     level: float = 0.95,
 ) -> ComparisonResult:
     """Compare each combination with microneedling alone, by indication, in every study.
@@ -263,6 +273,15 @@ def compare(
         Compare within each indication and body site (e.g. acne scars on the face and on the
         back), each with its own propensity model in registries; ``body_site`` is ``"all"``
         otherwise. Interaction tests stay by indication.
+    responder_model
+        Trials' responder odds ratio: ``"gee"`` (default; logistic GEE, marginal odds ratio)
+        or ``"glmm"`` (:func:`outcomes.glmm`, random intercept by subject; conditional odds
+        ratio). The row's ``method`` says which.
+    grade_model
+        ``"clmm"`` adds, for acne-scar trials with ``gb_qual``, the cumulative odds ratio of a
+        higher qualitative grade at the primary visit from :func:`outcomes.clmm`
+        (``grade ~ week * arm``, random intercept by subject and, split-face, by side;
+        conditional odds ratio). ``None`` (default): no grade row.
     level
         Confidence level.
 
@@ -285,6 +304,12 @@ def compare(
     lo, hi = (float(v) for v in window)
     if not lo <= float(primary_day) <= hi:
         raise InputError(f"primary_day={primary_day} must lie in window={tuple(window)}")
+    if responder_model not in RESPONDER_MODELS:
+        raise InputError(
+            f"responder_model={responder_model!r}: use one of {', '.join(RESPONDER_MODELS)}"
+        )
+    if grade_model not in GRADE_MODELS:
+        raise InputError(f"grade_model={grade_model!r}: use None or 'clmm'")
     unknown = [a for a in ae_outcomes if a not in AE_OUTCOMES]
     if unknown:
         raise InputError(
@@ -299,6 +324,8 @@ def compare(
         "trim": trim,
         "ae_outcomes": list(ae_outcomes),
         "by_body_site": bool(by_body_site),
+        "responder_model": responder_model,
+        "grade_model": grade_model,
         "level": float(level),
     }
     tables = _load_tables(data, snapshot)

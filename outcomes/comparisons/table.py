@@ -55,6 +55,11 @@ PRIMARY_INSTRUMENTS: dict[str, tuple[str, ...]] = {
     "acne_scars": ("gb_quant", "ecca"),
     "pigmentation": ("mmasi", "masi"),
 }
+#: Ordered grade analysed with ``grade_model="clmm"`` (acne scars).
+GRADE_INSTRUMENT = "gb_qual"
+#: Models for the trial's responders and grade: option value -> what it fits.
+RESPONDER_MODELS = ("gee", "glmm")
+GRADE_MODELS = (None, "clmm")
 #: Adverse-event outcomes: name -> (term, severities counted or None for any severity).
 AE_OUTCOMES: dict[str, tuple[str, tuple[str, ...] | None]] = {
     "severe_erythema": ("erythema", ("severe",)),

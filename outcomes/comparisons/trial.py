@@ -26,7 +26,7 @@ from outcomes.comparisons.datasets import (
     _unit_frame,
 )
 from outcomes.comparisons.effects import _TIDY_NUM, _contrast_row, _degenerate
-from outcomes.comparisons.table import CONTROLS, _Collector, _ratio_values
+from outcomes.comparisons.table import CONTROLS, GRADE_INSTRUMENT, _Collector, _ratio_values
 from outcomes.errors import InputError, ModelError
 
 # --------------------------------------------------------------------------------------------
@@ -122,7 +122,7 @@ def _trial(
                     ),
                     "method": (
                         "GEE logistic, exchangeable working correlation, robust SE clustered "
-                        "by subject"
+                        "by subject; marginal (population-averaged) odds ratio"
                     ),
                 }
                 why = (
@@ -137,8 +137,18 @@ def _trial(
                 )
                 if why:
                     col.add(r, [f"responder odds ratio not estimated: {why}"], n=float(len(visit)))
+                elif opts["responder_model"] == "glmm":
+                    r["method"] = (
+                        "GLMM logistic (Laplace), random intercept by subject; conditional "
+                        "(subject-specific) odds ratio"
+                    )
+                    _trial_glmm(col, r, visit, level)
                 else:
                     _trial_gee(col, r, visit, level)
+
+            # (b2) qualitative grade: cumulative-logit mixed model
+            if opts["grade_model"] == "clmm" and indication == "acne_scars":
+                _trial_clmm(col, row, t, u, split, primary_day, level)
 
             # (c) time to result
             endpoint = _endpoint(t)
@@ -194,6 +204,90 @@ def _trial_gee(col: _Collector, r: Mapping[str, Any], visit: pd.DataFrame, level
         **_ratio_values(c["estimate"], c["std_error"], np.nan, level),
         n=float(len(visit)),
         n_clusters=float(visit["subject_id"].nunique()),
+    )
+
+
+def _trial_glmm(col: _Collector, r: Mapping[str, Any], visit: pd.DataFrame, level: float) -> None:
+    """Binomial GLMM of responders on arm with a random intercept per subject."""
+    from outcomes.models.glmm.glmm import glmm
+
+    try:
+        g, notes = col.run(
+            glmm, visit, "responder ~ arm", groups="subject_id", family="binomial", level=level
+        )
+    except (InputError, ModelError, np.linalg.LinAlgError) as exc:
+        col.failed(r, "responder odds ratio", exc)
+        return
+    c = g.fixed.set_index("term").loc["arm"]
+    col.add(
+        r,
+        notes,
+        **_ratio_values(c["estimate"], c["std_error"], np.nan, level),
+        n=float(len(visit)),
+        n_clusters=float(visit["subject_id"].nunique()),
+    )
+
+
+def _trial_clmm(
+    col: _Collector,
+    row: Mapping[str, Any],
+    t: Mapping[str, pd.DataFrame],
+    u: pd.DataFrame,
+    split: bool,
+    primary_day: float,
+    level: float,
+) -> None:
+    """Cumulative odds ratio of a higher ``gb_qual`` grade at the primary visit (CLMM)."""
+    from outcomes.models.glmm.clmm import clmm
+
+    grades = _instrument_scores(t, GRADE_INSTRUMENT).merge(
+        u[["unit_id", "subject_id", "arm", "modality"]], on="unit_id"
+    )
+    if grades.empty:
+        return
+    at_week = primary_day / 7.0
+    r = {
+        **row,
+        "outcome": GRADE_INSTRUMENT,
+        "measure": "odds_ratio",
+        "definition": (
+            f"cumulative odds of a higher (worse) {GRADE_INSTRUMENT} grade at day "
+            f"{primary_day:g}, combination vs control (below 1 favours the combination)"
+        ),
+        "method": (
+            f"CLMM (cumulative logit, Laplace) {GRADE_INSTRUMENT} ~ week * arm, random "
+            "intercept by subject"
+            + (", side nested in subject" if split else "")
+            + f"; conditional (subject-specific) odds ratio at week {at_week:g}"
+        ),
+    }
+    if primary_day > float(grades["day"].max()):
+        col.add(r, [f"primary day {primary_day:g} is after the last {GRADE_INSTRUMENT} visit"])
+        return
+    grades["grade"] = grades["value"].round().astype(int)
+    grades["week"] = grades["day"] / 7.0
+    control, combo = (str(grades.loc[grades["arm"] == a, "modality"].iloc[0]) for a in (0.0, 1.0))
+    grades["arm"] = pd.Categorical(grades["modality"].astype(str), categories=[control, combo])
+    try:
+        fit, notes = col.run(
+            clmm,
+            grades,
+            "grade ~ week * arm",
+            groups="subject_id",
+            nested="unit_id" if split else None,
+            level=level,
+        )
+        ors = fit.odds_ratios("arm", at={"week": at_week}, ref=control)
+    except (InputError, ModelError, np.linalg.LinAlgError) as exc:
+        col.failed(r, "grade odds ratio", exc)
+        return
+    c = ors.loc[ors["type"] == "conditional"].iloc[0]
+    col.add(
+        r,
+        notes,
+        **_ratio_values(np.log(c["estimate"]), c["std_error"], np.nan, level),
+        n=float(grades["unit_id"].nunique()),
+        n_clusters=float(grades["subject_id"].nunique()),
     )
 
 

@@ -109,3 +109,38 @@ def cumulative_incidence_figure(ci: Any, xlab: str, ylab: str) -> Any:
         + labs(x=xlab, y=ylab, colour="Modality")
         + theme_outcomes(figure_size=(6.5, 3.4))
     )
+
+
+def grade_figure(probs: pd.DataFrame, levels: dict[int, str], xlab: str) -> Any:
+    """Predicted probability of each grade by arm: one stacked horizontal bar per arm.
+
+    ``probs`` has ``modality``, ``category`` and ``estimate`` (e.g. the marginal rows of
+    :meth:`GlmmResult.predict_probabilities` at one visit); ``levels`` names the grades.
+    """
+    from plotnine import (
+        aes,
+        coord_flip,
+        geom_col,
+        geom_text,
+        ggplot,
+        labs,
+        position_stack,
+        scale_fill_brewer,
+    )
+
+    p = probs.assign(
+        grade=pd.Categorical(
+            [f"{int(c)} {levels.get(int(c), '')}".strip() for c in probs["category"]],
+            categories=[f"{k} {v}".strip() for k, v in sorted(levels.items(), reverse=True)],
+        ),
+        label=[f"{100 * v:.0f}%" if v >= 0.06 else "" for v in probs["estimate"]],
+    )
+    return (
+        ggplot(p, aes("modality", "estimate", fill="grade"))
+        + geom_col(width=0.6)
+        + geom_text(aes(label="label"), position=position_stack(vjust=0.5), size=9)
+        + coord_flip()
+        + scale_fill_brewer(type="seq", palette="Blues", direction=-1)
+        + labs(x="", y=xlab, fill="Grade")
+        + theme_outcomes(figure_size=(6.5, 2.6))
+    )

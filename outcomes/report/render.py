@@ -24,7 +24,10 @@ Code cells:
   ``output`` (true/false/``asis``), ``label``, ``fig-cap``, ``fig-alt``, ``tbl-cap``, ``tags``.
   A cell labelled ``fig-*`` must have ``fig-cap`` and ``fig-alt`` and show exactly one image;
   a cell labelled ``tbl-*`` must have ``tbl-cap`` and show exactly one Markdown table (use
-  :func:`outcomes.report.journal_table`); numbered cells must run and be shown. Images
+  :func:`outcomes.report.journal_table`); numbered cells must run and be shown. A numbered
+  cell that shows nothing at all (its section's data do not exist in this study) is left out
+  and the numbers close up; the Markdown must not refer to it (say so in text the cell's
+  section prints). Images
   anywhere else, HTML-only output (e.g. a bare DataFrame) and other rich outputs are refused.
 Parameters:
   the cell tagged ``parameters`` (``#| tags: [parameters]``) holds the defaults; values given
@@ -501,6 +504,7 @@ def _assemble(
             _collect_warnings(doc, step, outs, found)
         if step.kind == "cell":
             cell_outputs[id(step.part)] = outs
+    _renumber_shown(doc, cell_outputs)
     (work / "figures").mkdir()
     blocks = [_metadata_block(doc)]
     for part in doc.parts:
@@ -509,6 +513,36 @@ def _assemble(
         else:
             blocks.append(_cell_markdown(doc, part, cell_outputs.get(id(part), []), work))
     return "\n\n".join(b for b in blocks if b) + "\n"
+
+
+def _renumber_shown(doc: QmdDocument, cell_outputs: dict[int, list[dict[str, Any]]]) -> None:
+    """Number only the figure and table cells that showed something; refuse references in the
+    Markdown to one that showed nothing (its section's data do not exist in this study)."""
+    counts: dict[str, int] = {}
+    numbers: dict[str, int] = {}
+    for cell in doc.cells:
+        label = cell.label or ""
+        if label not in doc.numbers:
+            continue
+        if any(o["output_type"] in _SHOWN for o in cell_outputs.get(id(cell), [])):
+            kind = label.split("-", 1)[0]
+            counts[kind] = counts.get(kind, 0) + 1
+            numbers[label] = counts[kind]
+    for part in doc.parts:
+        if isinstance(part, MarkdownChunk):
+            for ref in re.finditer(r"@([Ff]ig|[Tt]bl)-[\w-]+", "\n".join(part.lines)):
+                label = ref[0][1].lower() + ref[0][2:]
+                if label in doc.numbers and label not in numbers:
+                    raise RenderError(
+                        doc.path,
+                        part.line,
+                        f"@{ref[0][1:]} refers to a cell that showed nothing in this render; "
+                        "mention it only in text printed by the cell's own section",
+                    )
+    doc.numbers = numbers
+
+
+_SHOWN = ("display_data", "execute_result")
 
 
 def _inline_value(outs: list[dict[str, Any]]) -> tuple[str, bool]:
@@ -609,6 +643,8 @@ def _cell_markdown(doc: QmdDocument, cell: CodeCell, outs: list[dict[str, Any]],
             kinds = ", ".join(sorted(set(data) - {"text/plain"}))
             raise RenderError(doc.path, cell.line, f"unsupported cell output type: {kinds}")
     flush()
+    if label.startswith(("fig-", "tbl-")) and label not in doc.numbers:
+        return "\n\n".join(blocks)  # showed nothing: left out, and the numbers close up
     if label.startswith("fig-") and images == 0:
         raise RenderError(doc.path, cell.line, f"cell {label!r} showed no figure")
     if label.startswith("tbl-") and tables == 0:
