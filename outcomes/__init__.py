@@ -42,6 +42,7 @@ _LAZY: dict[str, tuple[str, str]] = {
     "fleiss_kappa": ("outcomes.models.agreement", "fleiss_kappa"),
     "meta_analysis": ("outcomes.models.meta.meta_analysis", "meta_analysis"),
     "escalc": ("outcomes.models.meta.effect_sizes", "escalc"),
+    "phi_limits": ("outcomes.models.meta.effect_sizes", "phi_limits"),
     "clmm": ("outcomes.models.glmm.clmm", "clmm"),
     "glmm": ("outcomes.models.glmm.glmm", "glmm"),
     "GlmmResult": ("outcomes.models.glmm.result", "GlmmResult"),

@@ -22,6 +22,7 @@ from statsmodels.stats.proportion import proportion_confint
 from outcomes.comparisons.adverse_events import _independent_risks, _paired_risks
 from outcomes.comparisons.comparison import ComparisonResult, compare
 from outcomes.comparisons.effects import _dummies, _glm_cluster, _naive_cox, _weighted_cox
+from outcomes.comparisons.published import SPLIT_FACE_R
 from outcomes.comparisons.table import COMPARISON_COLUMNS
 from outcomes.errors import InputError
 from outcomes.results import ARD_COLUMNS
@@ -402,16 +403,35 @@ def test_published_rows_are_the_shipped_real_trials_only():
     orow = _row(pub, outcome="excellent_response")
     assert orow["measure"] == "odds_ratio" and orow["comparison"] == "MN+PRP vs MN"
     assert orow["estimate"] == pytest.approx((20 * 45) / (30 * 5), rel=1e-12)
-    p1, p2, n, r = 0.4, 0.1, 50, 0.5
+    # paired at the default r (SPLIT_FACE_R = 0.3, the comparison report's split_r): within
+    # the range Asif's counts allow (at most 0.41), where the earlier 0.5 was not
+    assert SPLIT_FACE_R == 0.3
+    p1, p2, n, r = 0.4, 0.1, 50, SPLIT_FACE_R
     v = 1 / (n * p1 * (1 - p1)) + 1 / (n * p2 * (1 - p2))
     v -= 2 * r * math.sqrt(p1 * (1 - p1) * p2 * (1 - p2)) / (n * p1 * (1 - p1) * p2 * (1 - p2))
     z = stats.norm.isf(0.025)
     assert orow["conf_low"] == pytest.approx(6.0 * math.exp(-z * math.sqrt(v)), rel=1e-10)
     assert orow["conf_high"] == pytest.approx(6.0 * math.exp(z * math.sqrt(v)), rel=1e-10)
-    # Sharma: final G&B grade 2.13 vs 2.36 (SD 0.56 each, 40 patients), paired at r = 0.5
+    assert "r = 0.3 unless given" in orow["method"]
+    # Sharma: final G&B grade 2.13 vs 2.36 (SD 0.56 each, 40 patients), paired at r = 0.3:
+    # sd of the difference sqrt(2 * 0.56^2 * (1 - 0.3))
     mrow = _row(pub, outcome="gb_grade_final", comparison="MN+PRP vs MN")
     assert mrow["estimate"] == pytest.approx(2.13 - 2.36, abs=1e-12)
-    assert mrow["std_error"] == pytest.approx(0.56 / math.sqrt(40), rel=1e-12)
+    assert mrow["std_error"] == pytest.approx(0.56 * math.sqrt(1.4 / 40), rel=1e-12)
+
+
+def test_default_split_face_r_is_attainable_for_every_shipped_trial():
+    from outcomes.models.meta.effect_sizes import phi_limits
+    from outcomes.models.network.published import microneedling_pairs
+
+    pairs = microneedling_pairs()
+    binary = pairs.loc[pairs["events1"].notna() & pairs["design"].eq("split_body")]
+    assert len(binary) >= 1
+    low, high = phi_limits(binary["events1"], binary["events2"], binary["n1"])
+    assert (low <= SPLIT_FACE_R).all() and (high >= SPLIT_FACE_R).all()
+    # the comparison report uses the same assumed r
+    report = (Path(__file__).parents[1] / "reports" / "comparison.qmd").read_text()
+    assert f"split_r = {SPLIT_FACE_R}" in report
 
 
 def test_published_rows_pool_two_or_more_studies_and_refuse_example_names():

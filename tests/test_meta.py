@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 
 from outcomes.errors import InputError, SingularFitWarning, StatisticalWarning
-from outcomes.models.meta.effect_sizes import escalc
+from outcomes.models.meta.effect_sizes import escalc, phi_limits
 from outcomes.models.meta.meta_analysis import meta_analysis
 from outcomes.models.network.published import microneedling_pairs
 from outcomes.results import TIDY_COLUMNS
@@ -184,6 +184,51 @@ def test_split_face_continuous_is_paired():
     # analysing the sides as independent groups would give a larger variance when r > 0
     indep = escalc(d.drop(columns=["design", "r"]), "MD")
     assert (indep["vi"] > escalc(d, "MD")["vi"]).all()
+
+
+@pytest.mark.parametrize("e1, e2, n", [(20, 5, 50), (5, 2, 27), (30, 40, 50), (1, 49, 50)])
+def test_phi_limits_are_the_extremes_over_all_tables_with_those_margins(e1, e2, n):
+    # every 2x2 table of n patients with e1 and e2 responders: "both respond" runs from
+    # max(0, e1 + e2 - n) to min(e1, e2); phi of each computed directly from its four cells
+    phis = []
+    for both in range(max(0, e1 + e2 - n), min(e1, e2) + 1):
+        a, b, c = both, e1 - both, e2 - both
+        d = n - a - b - c
+        phis.append((a * d - b * c) / np.sqrt(e1 * (n - e1) * e2 * (n - e2)))
+    low, high = phi_limits(e1, e2, n)
+    assert float(low) == pytest.approx(min(phis), abs=1e-12)
+    assert float(high) == pytest.approx(max(phis), abs=1e-12)
+
+
+def test_phi_limits_undefined_when_a_side_is_constant():
+    low, high = phi_limits([0, 3], [4, 10], [10, 10])
+    assert np.isnan(low).all() and np.isnan(high).all()
+
+
+def test_split_face_binary_refuses_an_unattainable_r():
+    d = pd.DataFrame(
+        {
+            "study": ["Asif 2016", "ok"],
+            "design": "split_body",
+            "events1": [20, 10],
+            "n1": [50, 50],
+            "events2": [5, 10],
+            "n2": [50, 50],
+        }
+    )
+    with pytest.raises(InputError) as err:
+        escalc(d, "OR", r=0.5)
+    msg = str(err.value)
+    assert "row 0 (study Asif 2016)" in msg and "20/50 vs 5/50" in msg
+    assert "-0.272 to 0.408" in msg and "Choose r within" in msg and "study ok" not in msg
+    # the same through meta_analysis; r at the bound itself is accepted
+    with pytest.raises(InputError, match="Asif 2016"):
+        meta_analysis(d, "RR", "FE", r=0.5)
+    at_bound = d.iloc[[0]].assign(r=np.sqrt(0.1 * 0.6 / (0.4 * 0.9)))
+    assert np.isfinite(escalc(at_bound, "OR")["vi"]).all()
+    # equal margins (20/50 each side) allow r up to 1 but not below -2/3
+    with pytest.raises(InputError, match=r"r from -0\.667 to 1\.000, not r = -1"):
+        escalc(d.iloc[[0]].assign(events2=20), "RD", r=-1)
 
 
 def test_split_face_binary_uses_correlation():

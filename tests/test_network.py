@@ -416,7 +416,7 @@ def test_shipped_microneedling_network_is_traceable_and_fits():
         microneedling_network("excellent_response"),
         "OR",
         reference="MN",
-        r=0.5,
+        r=0.2,
         small_values="undesirable",
     )
     t = res.tidy("common", exponentiate=True).set_index("term")
@@ -429,7 +429,7 @@ def test_shipped_microneedling_network_is_traceable_and_fits():
         microneedling_network("excellent_response"),
         "OR",
         reference="MN",
-        r=0.8,
+        r=0.4,
         small_values="undesirable",
     )
     se = [
@@ -437,6 +437,24 @@ def test_shipped_microneedling_network_is_traceable_and_fits():
         for r in (res, res2)
     ]
     assert se[1] < se[0]
+
+
+def test_unattainable_r_is_refused_and_flagged_in_the_sensitivity_table():
+    from outcomes.models.network.sensitivity import correlation_limits, r_sensitivity
+
+    arms = microneedling_network("excellent_response")
+    # Asif 2016, 20/50 vs 5/50 responders: phi at most sqrt(0.1 * 0.6 / (0.4 * 0.9)) = 0.408
+    with pytest.raises(InputError, match=r"Asif 2016.*20/50 vs 5/50.*-0\.272 to 0\.408"):
+        network_meta(arms, "OR", reference="MN", r=0.5)
+    limits = correlation_limits(arms)
+    assert limits.loc["Asif 2016", "high"] == pytest.approx(np.sqrt(0.1 * 0.6 / (0.4 * 0.9)))
+    assert limits.loc["Chawla 2014", "high"] == pytest.approx(0.5933, abs=1e-4)
+    sens = r_sensitivity(arms, "OR", [0.0, 0.4, 0.5], reference="MN", small_values="undesirable")
+    assert sens.groupby("r")["attainable"].all().to_dict() == {0.0: True, 0.4: True, 0.5: False}
+    assert sens.loc[sens["attainable"], "estimate"].notna().all()
+    assert sens.loc[~sens["attainable"], "estimate"].isna().all()
+    with pytest.raises(InputError, match=r"None of r = 0\.5, 0\.7"):
+        r_sensitivity(arms, "OR", [0.5, 0.7], reference="MN")
 
 
 def test_figures_render(tmp_path):

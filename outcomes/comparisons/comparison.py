@@ -69,8 +69,9 @@ Published study-level summaries (``source="published"``)
     Each combination vs microneedling alone (controls ``MN`` or ``MN+saline``) per indication
     and outcome: one study gives its own estimate (``adjustment="single_study"``), two or
     more are pooled by random-effects (REML) meta-analysis (``"random_effects"``;
-    :func:`outcomes.meta_analysis`). Split-face rows are paired with ``r = 0.5`` unless the
-    data give ``r``. ``published=True`` uses only the shipped real trials.
+    :func:`outcomes.meta_analysis`). Split-face rows are paired with ``r = 0.3`` unless the
+    data give ``r`` (a yes/no outcome's counts bound r: Asif 2016's allow at most 0.41).
+    ``published=True`` uses only the shipped real trials.
 
 Conventions: ratio measures are reported on the ratio scale (``estimate``, ``conf_low``,
 ``conf_high``) with ``std_error`` and ``statistic`` on the log scale (as broom's

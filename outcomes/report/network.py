@@ -151,7 +151,7 @@ def sensitivity_rows(
         notes += [
             f"{study}: the counts allow a within-patient correlation of at most "
             f"{format_number(value, 2)}."
-            for study, value in lim.items()
+            for study, value in lim["high"].items()
         ]
         for term, g in sens.groupby("term", sort=False):
             for i, (_, t) in enumerate(g.iterrows()):

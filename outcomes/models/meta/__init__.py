@@ -37,6 +37,8 @@ number of patients (``n2`` must equal it). The SD of the within-patient differen
 - Binary measures use the marginal counts of each side and ``r`` as the phi correlation of the
   two sides' outcomes (Elbourne et al. 2002): the covariance of the two sides' proportions is
   subtracted in the delta-method variance. For ``"OR"`` this is metafor's ``"MPORM"``.
+  Margins bound phi (:func:`~outcomes.models.meta.effect_sizes.phi_limits`, the Fréchet
+  bounds): an ``r`` outside that range describes no possible data and is refused.
 
 Pooling (``method``)
 --------------------

@@ -11,7 +11,7 @@ from statsmodels.stats.meta_analysis import effectsize_2proportions
 
 from outcomes.errors import InputError
 
-__all__ = ["MEASURES", "escalc"]
+__all__ = ["MEASURES", "escalc", "phi_limits"]
 
 MEASURES: tuple[str, ...] = ("MD", "SMD", "OR", "RR", "RD", "GEN")
 
@@ -92,6 +92,50 @@ def _correlation(data: pd.DataFrame, paired: np.ndarray, r: float | None) -> np.
     return out
 
 
+def phi_limits(events1, events2, n) -> tuple[np.ndarray, np.ndarray]:
+    """Attainable range of the correlation (phi) of two binary sides with the given margins.
+
+    Two yes/no outcomes on the same ``n`` patients with ``events1`` and ``events2`` responders
+    have ``max(0, p1 + p2 - 1) <= P(both) <= min(p1, p2)`` (the Fréchet bounds), so phi lies
+    between ``(max(0, p1 + p2 - 1) - p1 p2) / s`` and ``(min(p1, p2) - p1 p2) / s`` with
+    ``s = sqrt(p1 (1 - p1) p2 (1 - p2))``. NaN where a side has no or only responders (phi is
+    then undefined).
+
+    Returns
+    -------
+    (low, high)
+        Arrays of the smallest and largest attainable correlation.
+    """
+    p1 = np.asarray(events1, dtype=float) / np.asarray(n, dtype=float)
+    p2 = np.asarray(events2, dtype=float) / np.asarray(n, dtype=float)
+    s = np.sqrt(p1 * (1 - p1) * p2 * (1 - p2))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        low = (np.maximum(0.0, p1 + p2 - 1) - p1 * p2) / s
+        high = (np.minimum(p1, p2) - p1 * p2) / s
+    defined = s > 0
+    return np.where(defined, low, np.nan), np.where(defined, high, np.nan)
+
+
+def _check_attainable(data, paired, a, c, n, r) -> None:
+    """Refuse a within-patient correlation the two sides' counts cannot have."""
+    low, high = phi_limits(a, c, n)
+    tol = 1e-12
+    bad = paired & np.isfinite(low) & ((r < low - tol) | (r > high + tol))
+    if not bad.any():
+        return
+    lines = [
+        f"row {i} (study {data['study'].iloc[i]!s}): {a[i]:g}/{n[i]:g} vs {c[i]:g}/{n[i]:g} "
+        f"responders allow r from {low[i]:.3f} to {high[i]:.3f}, not r = {r[i]:g}"
+        for i in np.flatnonzero(bad)
+    ]
+    raise InputError(
+        "The within-patient correlation of two yes/no sides is bounded by their response "
+        "rates, and the assumed r describes no possible data: "
+        + "; ".join(lines)
+        + ". Choose r within the attainable range (for a sensitivity analysis, vary r inside it)."
+    )
+
+
 def _check_sizes(data: pd.DataFrame, paired: np.ndarray, n1: np.ndarray) -> np.ndarray:
     if "n2" in data.columns:
         n2 = pd.to_numeric(data["n2"], errors="coerce").to_numpy(dtype=float)
@@ -156,6 +200,7 @@ def _binary(data, measure, paired, r):
     yi, vi = np.asarray(yi, dtype=float), np.asarray(vi, dtype=float)
     corrected = cc > 0
     if paired.any():
+        _check_attainable(data, paired, a, c, n1, r)
         n = n1 + 2 * cc
         p1, p2 = (a + cc) / n, (c + cc) / n
         q1, q2 = 1 - p1, 1 - p2
@@ -196,7 +241,9 @@ def escalc(
     measure
         One of :data:`MEASURES` (see the module documentation for the formulas).
     r
-        Within-patient correlation for paired rows that have no ``r`` of their own.
+        Within-patient correlation for paired rows that have no ``r`` of their own. For yes/no
+        measures it must lie in the range the two sides' counts allow (:func:`phi_limits`;
+        e.g. at most 0.41 for 20/50 vs 5/50 responders), otherwise an :class:`InputError`.
 
     Returns
     -------

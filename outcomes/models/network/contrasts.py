@@ -247,7 +247,17 @@ def _from_arms(data: pd.DataFrame, measure: str, r: float | None) -> Contrasts:
     if not rows:
         raise InputError("No comparison is left to analyse (every comparison had no events).")
     pairs = pd.DataFrame(rows)
-    labelled = pairs.assign(study=[f"{i}" for i in range(len(pairs))])
+    names = (
+        pairs["study"].astype(str)
+        + " ("
+        + pairs["treat1"].astype(str)
+        + " vs "
+        + pairs["treat2"].astype(str)
+        + ")"
+    )
+    if names.duplicated().any():  # reported below as a comparison given twice
+        names = pd.Series([f"{i}" for i in range(len(pairs))])
+    labelled = pairs.assign(study=names.to_numpy())
     es = escalc(labelled, measure, r=r)
     table = pairs[["study", "treat1", "treat2"]].copy()
     table["TE"] = es["yi"].to_numpy()

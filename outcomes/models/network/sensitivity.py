@@ -2,8 +2,8 @@
 
 - :func:`closed_loops`: independent closed loops of a network (none: heterogeneity and
   inconsistency cannot be estimated).
-- :func:`max_correlation` / :func:`correlation_limits`: the largest within-patient correlation
-  two sides' binary outcomes can have given their counts.
+- :func:`correlation_limits`: the within-patient correlations two sides' binary outcomes can
+  have given their counts (:func:`outcomes.models.meta.effect_sizes.phi_limits`).
 - :func:`r_sensitivity`: every treatment against the reference refitted at other assumed
   within-patient correlations ``r``, flagging values the counts do not allow.
 """
@@ -15,9 +15,11 @@ import warnings
 import numpy as np
 import pandas as pd
 
+from outcomes.errors import InputError
+from outcomes.models.meta.effect_sizes import phi_limits
 from outcomes.models.network.nma import network_meta
 
-__all__ = ["closed_loops", "correlation_limits", "max_correlation", "r_sensitivity"]
+__all__ = ["closed_loops", "correlation_limits", "r_sensitivity"]
 
 
 def closed_loops(arms: pd.DataFrame) -> int:
@@ -40,29 +42,24 @@ def closed_loops(arms: pd.DataFrame) -> int:
     return len(pairs) - len(treatments) + parts
 
 
-def max_correlation(events1: float, n1: float, events2: float, n2: float) -> float:
-    """Largest correlation (phi) two sides' binary outcomes can have, given their counts.
+def correlation_limits(arms: pd.DataFrame) -> pd.DataFrame:
+    """Per split-face study with counts: the attainable within-patient correlations.
 
-    With response proportions ``p1``, ``p2`` the joint probability of both responding cannot
-    exceed ``min(p1, p2)``, which bounds phi by
-    ``sqrt(min(p) (1 - max(p)) / (max(p) (1 - min(p))))``.
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by study, columns ``low`` and ``high``: the phi limits of the two sides' counts
+        (:func:`outcomes.models.meta.effect_sizes.phi_limits`; NaN when a side has no or only
+        responders).
     """
-    p1, p2 = events1 / n1, events2 / n2
-    lo, hi = min(p1, p2), max(p1, p2)
-    if lo <= 0 or hi >= 1:
-        return 0.0
-    return float(np.sqrt(lo * (1 - hi) / (hi * (1 - lo))))
-
-
-def correlation_limits(arms: pd.DataFrame) -> pd.Series:
-    """Per split-face study with counts: the largest attainable within-patient correlation."""
     out = {}
     for study, g in arms.groupby("study", sort=False):
         if g["events"].isna().any() or (g["design"] != "split_body").any() or len(g) != 2:
             continue
         a, b = g.iloc[0], g.iloc[1]
-        out[study] = max_correlation(a["events"], a["n"], b["events"], b["n"])
-    return pd.Series(out, dtype=float)
+        low, high = phi_limits(a["events"], b["events"], a["n"])
+        out[study] = {"low": float(low), "high": float(high)}
+    return pd.DataFrame.from_dict(out, orient="index", columns=["low", "high"], dtype=float)
 
 
 def r_sensitivity(
@@ -80,18 +77,35 @@ def r_sensitivity(
     -------
     pandas.DataFrame
         Tidy rows (``term, estimate, ..., conf_high``, on the analysis scale: log for ratios)
-        with ``r`` and ``attainable``: False when ``r`` exceeds the largest correlation the
-        counts of a split-face trial allow (:func:`correlation_limits`), i.e. the assumed
-        correlation describes no possible data.
+        with ``r`` and ``attainable``: False (and no estimate) when ``r`` lies outside the
+        correlations the counts of a split-face trial allow (:func:`correlation_limits`), i.e.
+        the assumed correlation describes no possible data and :func:`network_meta` refuses it.
     """
     limits = correlation_limits(arms)
-    parts = []
+    fits = {}
     for r in r_values:
+        if ((limits["low"] > r) | (limits["high"] < r)).any():
+            continue
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the diagnostics of the main fit, at each r
             fit = network_meta(arms, measure, reference=reference, r=r, small_values=small_values)
-        rows = fit.relative_effects(model)
+        fits[r] = fit.relative_effects(model)
+    if not fits:
+        raise InputError(
+            f"None of r = {', '.join(f'{r:g}' for r in r_values)} is attainable for every "
+            "split-face trial; the counts allow:\n" + limits.round(3).to_string()
+        )
+    template = next(iter(fits.values()))
+    parts = []
+    for r in r_values:
+        rows = (
+            fits[r].copy()
+            if r in fits
+            else template.assign(
+                **{c: np.nan for c in template.columns if template[c].dtype.kind == "f"}
+            )
+        )
         rows["r"] = float(r)
-        rows["attainable"] = not (len(limits) and r > limits.min())
+        rows["attainable"] = r in fits
         parts.append(rows)
     return pd.concat(parts, ignore_index=True)
