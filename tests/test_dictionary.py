@@ -23,8 +23,9 @@ def test_shipped_dictionary_loads_and_hashes_the_file_bytes() -> None:
     data = resources.files("outcomes").joinpath("data/dictionary.yaml").read_bytes()
     assert d.sha256 == hashlib.sha256(data).hexdigest()
     assert load_dictionary(SHIPPED).sha256 == hashlib.sha256(SHIPPED.read_bytes()).hexdigest()
-    # the unquoted comma in this description cuts it (a YAML flow mapping); kept as it was
-    assert d.table("units").columns["unit_id"].description == "Treated-unit identifier"
+    assert d.table("units").columns["unit_id"].description == (
+        "Treated-unit identifier, unique within the study."
+    )
 
 
 def _set(*keys: Any, value: Any) -> Callable[[dict[str, Any]], None]:
@@ -49,7 +50,7 @@ CASES = [
         "unknown codelist 'nope'",
     ),
     (
-        _set(*UNIT_ID, "stray", value="x"),
+        _set(*UNIT_ID, "stray", value=None),
         "tables.units.columns.unit_id.stray",
         "unknown key; allowed here: codelist",
     ),

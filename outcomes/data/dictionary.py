@@ -20,7 +20,7 @@ import yaml
 from pydantic import Field, StrictBool, StrictFloat, StrictInt, StrictStr, model_validator
 from pydantic_core import PydanticCustomError
 
-from outcomes.data.yaml_model import YamlModel, check_keys, validate
+from outcomes.data.yaml_model import YamlModel, validate
 from outcomes.errors import InputError
 
 __all__ = [
@@ -173,20 +173,6 @@ class _ColumnSpec(YamlModel):
     pattern: Text | None = None
     unit: Text | None = None
     instrument_range: StrictBool = False
-
-    @model_validator(mode="before")
-    @classmethod
-    def _known_keys(cls, value: Any) -> Any:
-        """As for every mapping, except that a key with no value is ignored, as it always was.
-
-        That is how YAML reads the text after a comma in an unquoted flow-mapping value: the
-        shipped ``units.unit_id`` description has one. Quoting it changes the file's sha256,
-        which the committed expected results record.
-        """
-        if isinstance(value, dict):
-            value = {k: v for k, v in value.items() if v is not None or k in cls.model_fields}
-        fields = cls.model_fields
-        return check_keys(value, (f.alias or name for name, f in fields.items()))
 
 
 class _ForeignKeySpec(YamlModel):
