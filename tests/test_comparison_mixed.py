@@ -71,6 +71,15 @@ def test_grade_row_is_the_clmm_conditional_odds_ratio_at_week_24(trial):
     assert row["n"] == g["unit_id"].nunique() and row["n_clusters"] == g["subject_id"].nunique()
     assert "CLMM" in row["method"] and "conditional (subject-specific)" in row["method"]
     assert "higher (worse) gb_qual grade at day 168" in row["definition"]
+    assert "Weakly identified" not in row["warning"]
+
+
+def test_weakly_identified_grade_row_is_marked():
+    """Parallel trial, seed 3: the participant SD is 10.7 (logit), the grade OR doubtful."""
+    res = _quiet(simulate_trial(seed=3, design="parallel").tables, grade_model="clmm")
+    row = _row(res.table, "gb_qual")
+    assert "Weakly identified" in row["warning"]
+    assert "random-intercept SD (subject_id 10.7) is above 5" in row["warning"]
 
 
 def test_glmm_responder_row_is_the_glmm_odds_ratio(trial):

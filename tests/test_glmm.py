@@ -227,6 +227,30 @@ def test_separation_is_reported():
     assert fit.coef["arm[T.PRP]"] > 5
 
 
+def test_weakly_identified_fit_is_reported():
+    """Parallel trial (simulate_trial seed 3): many subjects keep one grade, SD 10.7."""
+    d = gref.load_csv("parallel_grades.csv")
+    with pytest.warns(StatisticalWarning, match="Weakly identified"):
+        fit = clmm(d, "grade ~ week * modality", groups="subject_id")
+    msg = fit.diagnostics.set_index("code").loc["large_random_effect_sd", "message"]
+    assert "subject_id 10.7" in msg and "18 of 50 subject_id groups" in msg
+    assert (fit.to_ard("parallel")["warning"].str.contains("Weakly identified")).all()
+
+
+def test_splitface_demo_grade_fit_is_not_weakly_identified():
+    """The demo split-face trial (seed 1): SDs 4.3 and 2.0, below the limit of 5."""
+    from outcomes.report.sections import primary_dataset
+    from outcomes.simulate.trial import simulate_trial
+
+    d = primary_dataset(simulate_trial(seed=1).tables, "gb_qual")
+    d["grade"] = d["value"].round().astype(int)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fit = clmm(d, "grade ~ week * modality", design="split_body")
+    assert 4 < fit.sd.max() < 5
+    assert fit.diagnostics.empty
+
+
 def test_missing_values_dropped_and_counted():
     d = simulate()
     d.loc[[3, 10], "grade"] = np.nan

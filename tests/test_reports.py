@@ -238,6 +238,16 @@ def trial_no_grade(tmp_path_factory: pytest.TempPathFactory) -> Rendered:
 
 
 @pytest.fixture(scope="module")
+def trial_parallel(tmp_path_factory: pytest.TempPathFactory) -> Rendered:
+    """A simulated parallel trial (seed 3) whose grade model is weakly identified."""
+    root = tmp_path_factory.mktemp("parallel")
+    write_feeds(simulate_trial(seed=3, design="parallel"), root / "trial")
+    store = root / "outcomes.duckdb"
+    assert ingest([root / "trial"], store).exit_code == 0
+    return render_trial(store, root / "report")
+
+
+@pytest.fixture(scope="module")
 def registry(demo_store: Path, tmp_path_factory: pytest.TempPathFactory) -> Rendered:
     out = tmp_path_factory.mktemp("registry_report")
     result = render(
@@ -518,6 +528,16 @@ def test_trial_prints_the_clmm_odds_ratio_of_the_grade(
     assert "Qualitative grade" in text
     assert f"MN+PRP relative to MN were {trial_expected['grade_or']}" in text
     assert "(conditional odds ratio)" in text and "marginal, population-averaged" in text
+
+
+def test_trial_grade_odds_ratio_of_a_weakly_identified_fit_is_called_doubtful(
+    trial: Rendered, trial_parallel: Rendered
+) -> None:
+    doubt = "The conditional odds ratio is doubtful: the participant random-intercept SD"
+    text = trial_parallel.text("html")
+    assert doubt in text
+    assert "Weakly identified: the random-intercept SD (subject_id 10.7)" in text
+    assert doubt not in trial.text("html")
 
 
 @pytest.mark.parametrize("fmt", ["html", "docx"])

@@ -159,3 +159,18 @@ def grade_levels(instrument: str) -> dict[int, str]:
 
     info = load_dictionary().instruments.get(instrument)
     return {int(k): str(v) for k, v in (info.levels or {}).items()} if info is not None else {}
+
+
+def doubtful_estimate_text(diagnostics: pd.DataFrame, estimate: str) -> str:
+    """One sentence saying ``estimate`` is doubtful when the fit is weakly identified, else ``""``.
+
+    ``diagnostics`` is a model's ``.diagnostics``; the sentence follows its
+    ``large_random_effect_sd`` row (see :class:`outcomes.models.glmm.result.GlmmResult`).
+    """
+    if not (diagnostics["code"] == "large_random_effect_sd").any():
+        return ""
+    return (
+        f"The {estimate} is doubtful: the participant random-intercept SD is so large that the "
+        "data barely identify subject-specific effects (see the model notes), so the marginal "
+        "odds ratios are the ones to read."
+    )
