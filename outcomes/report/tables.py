@@ -189,8 +189,9 @@ _NARROWEST = 9
 _HEADING_AT = 30
 #: Characters of cell padding (left and right margins of a Word or Typst cell).
 _PADDING = 2
-#: Characters of 11 pt text on one line of the page's text width (A4, 2.5 cm margins).
-_LINE = 80
+#: Characters of 11 pt text on one line of the page's text width (A4, 2.5 cm margins), counted
+#: for a sans-serif font: Word or LibreOffice may set the tables in one when Times is missing.
+_LINE = 70
 
 
 def _column_widths(header: list[str], rows: list[list[str]]) -> list[int]:
