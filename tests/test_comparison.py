@@ -366,15 +366,38 @@ def test_str_prints_every_row(trial_registry):
 
 
 def test_forest_plot_panels(trial_registry):
-    from plotnine.composition import Compose
+    import matplotlib.pyplot as plt
 
     _, _, res = trial_registry
     plot = res.forest_plot()
-    assert isinstance(plot, Compose)
+    assert plot.get_size_inches()[0] == pytest.approx(6.3)  # the text width of an A4 page
+    texts = [t for ax in plot.axes for t in ax.texts] + plot.texts
+    assert any("Favours" in t.get_text() for t in texts)
+    sizes = [t.get_fontsize() for t in plot.findobj(lambda a: hasattr(a, "get_fontsize"))]
+    assert min(sizes) >= 7  # legible at print size
+    plt.close(plot)
     single = res.forest_plot(measures=["hazard_ratio"], sources=["trial"])
-    assert single.data["source"].eq("trial").all()
+    labels = [t.get_text() for ax in single.axes for t in ax.get_yticklabels()]
+    assert labels and all(label.endswith("(trial)") for label in labels)
+    plt.close(single)
     with pytest.raises(InputError, match="nothing to plot"):
         res.forest_plot(measures=["hazard_ratio"], sources=["published"])
+
+
+def test_clipped_interval_marks_each_cut_end_with_an_arrowhead():
+    import matplotlib.pyplot as plt
+
+    from outcomes.models.network.plots import clipped_interval
+
+    fig, ax = plt.subplots()
+    ax.set_xlim(0.1, 10)
+    clipped_interval(ax, 0, 0.01, 100, "black")  # cut at both ends
+    clipped_interval(ax, 1, 0.5, 2, "black")  # inside: no arrowhead
+    markers = [line.get_marker() for line in ax.lines]
+    assert sorted(markers) == ["<", ">"]
+    (segments,) = [c.get_segments() for c in ax.collections[:1]]
+    assert segments[0][:, 0].tolist() == [0.1, 10]
+    plt.close(fig)
 
 
 def test_published_rows_are_the_shipped_real_trials_only():

@@ -702,3 +702,53 @@ def test_unknown_report_parameter_is_refused(capsys: Any) -> None:
     code = main(["report", "trial", "-P", "colour=1", "--reports", str(REPORTS), "--to", "html"])
     assert code == 2
     assert "unknown parameter 'colour'" in capsys.readouterr().err
+
+
+def test_visit_schedule_comes_from_study_days_with_any_labels() -> None:
+    from outcomes.report import sections as sh
+
+    data = pd.DataFrame(
+        {
+            "visit": ["month_3", "baseline", "month_1", "month_3", "month_1", "baseline"],
+            "day": [91, 0, 30, 91, 31, 0],
+        }
+    )
+    schedule = sh.visit_schedule(data)
+    assert list(schedule) == ["baseline", "month_1", "month_3"]
+    assert schedule["month_3"] == pytest.approx(13.0)
+    assert sh.nearest_visit(schedule, 12) == "month_3"
+
+
+def test_median_time_not_reached_is_said_in_words() -> None:
+    from outcomes.report import sections as sh
+
+    assert sh.median_days(float("nan")) == "not reached"
+    assert sh.median_days(84.0) == "84 days"
+
+
+def test_word_reference_document_is_a4_with_page_numbers() -> None:
+    import pypandoc
+
+    from outcomes.report import _assets
+
+    docx = zipfile.ZipFile(io.BytesIO(_assets.reference_docx(pypandoc.get_pandoc_path())))
+    document = docx.read("word/document.xml").decode()
+    assert '<w:pgSz w:w="11906" w:h="16838" />' in document
+    assert 'r:id="rIdPageFooter"' in document
+    assert "footer1.xml" in docx.read("word/_rels/document.xml.rels").decode()
+    assert " PAGE " in docx.read("word/footer1.xml").decode()
+    assert "/word/footer1.xml" in docx.read("[Content_Types].xml").decode()
+
+
+def test_table_columns_keep_their_longest_word_when_the_table_is_wide() -> None:
+    from outcomes.report.tables import _NARROWEST, _PADDING, _column_widths
+
+    header = ["Indication", "Comparison", "Source", "Estimate (95% CI)", "p"]
+    rows = [
+        ["Pigmentation", "MN+laser vs MN", "Registry (pct improvement) " * 3, "x" * 25, "<0.001"]
+    ]
+    widths = _column_widths(header, rows)
+    assert widths[0] >= len("Pigmentation") + _PADDING
+    assert widths[1] >= len("Comparison") + _PADDING
+    assert widths[4] >= _NARROWEST + _PADDING
+    assert widths[2] > widths[1]  # the long text takes the rest

@@ -141,8 +141,9 @@ def reference_docx(pandoc: str) -> bytes:
     """Build the Word reference document from pandoc's default one.
 
     Changes: serif body and headings (Times New Roman, 11 pt), black headings, upright
-    captions, and a three-rule table style (rules above and below the table and under the
-    header row), as journals set tables.
+    captions, a three-rule table style (rules above and below the table and under the
+    header row), as journals set tables, and A4 pages with 2.5 cm margins and the page
+    number centred in the footer (as in the PDF).
     """
     default = subprocess.run(
         [pandoc, "--print-default-data-file", "reference.docx"],
@@ -158,8 +159,67 @@ def reference_docx(pandoc: str) -> bytes:
             data = zin.read(item.filename)
             if item.filename == "word/styles.xml":
                 data = _adjust_styles(data.decode("utf-8")).encode("utf-8")
+            elif item.filename in _PAGE_EDITS:
+                data = _PAGE_EDITS[item.filename](data.decode("utf-8")).encode("utf-8")
             zout.writestr(item, data)
+        zout.writestr("word/footer1.xml", _FOOTER)
     return out.getvalue()
+
+
+_FOOTER = """<?xml version="1.0" encoding="UTF-8" standalone="yes"?>
+<w:ftr xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main">
+  <w:p>
+    <w:pPr><w:jc w:val="center" /></w:pPr>
+    <w:r><w:fldChar w:fldCharType="begin" /></w:r>
+    <w:r><w:instrText xml:space="preserve"> PAGE </w:instrText></w:r>
+    <w:r><w:fldChar w:fldCharType="separate" /></w:r>
+    <w:r><w:t>1</w:t></w:r>
+    <w:r><w:fldChar w:fldCharType="end" /></w:r>
+    <w:r><w:t xml:space="preserve"> / </w:t></w:r>
+    <w:r><w:fldChar w:fldCharType="begin" /></w:r>
+    <w:r><w:instrText xml:space="preserve"> NUMPAGES </w:instrText></w:r>
+    <w:r><w:fldChar w:fldCharType="separate" /></w:r>
+    <w:r><w:t>1</w:t></w:r>
+    <w:r><w:fldChar w:fldCharType="end" /></w:r>
+  </w:p>
+</w:ftr>
+"""
+#: A4 (twips), 2.5 cm margins, the footer above.
+_SECTION = (
+    '<w:sectPr><w:footerReference w:type="default" r:id="rIdPageFooter" />'
+    '<w:pgSz w:w="11906" w:h="16838" />'
+    '<w:pgMar w:top="1418" w:right="1418" w:bottom="1588" w:left="1418" '
+    'w:header="709" w:footer="709" w:gutter="0" />'
+)
+
+
+def _page_section(xml: str) -> str:
+    if xml.count("<w:sectPr>") != 1:
+        raise RuntimeError("pandoc's reference.docx has no single section to set to A4")
+    return xml.replace("<w:sectPr>", _SECTION)
+
+
+def _footer_relation(xml: str) -> str:
+    rel = (
+        '<Relationship Type="http://schemas.openxmlformats.org/officeDocument/2006/'
+        'relationships/footer" Id="rIdPageFooter" Target="footer1.xml" />'
+    )
+    return xml.replace("</Relationships>", rel + "</Relationships>")
+
+
+def _footer_content_type(xml: str) -> str:
+    part = (
+        '<Override PartName="/word/footer1.xml" ContentType="application/'
+        'vnd.openxmlformats-officedocument.wordprocessingml.footer+xml" />'
+    )
+    return xml.replace("</Types>", part + "</Types>")
+
+
+_PAGE_EDITS = {
+    "word/document.xml": _page_section,
+    "word/_rels/document.xml.rels": _footer_relation,
+    "[Content_Types].xml": _footer_content_type,
+}
 
 
 def _adjust_styles(xml: str) -> str:

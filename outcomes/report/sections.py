@@ -294,6 +294,25 @@ def primary_dataset(
     return df.reset_index(drop=True)
 
 
+def median_days(value: float) -> str:
+    """A median time in days for running text: the number, or "not reached" when missing."""
+    return "not reached" if pd.isna(value) else f"{format_number(value, 0)} days"
+
+
+def visit_schedule(data: pd.DataFrame) -> dict[str, float]:
+    """Visit label -> week (median study day / 7), in the order of the weeks.
+
+    The schedule comes from the study days in the data, so any visit labels work.
+    """
+    weeks = data.groupby("visit")["day"].median().astype(float) / 7
+    return dict(weeks.sort_values().items())
+
+
+def nearest_visit(schedule: Mapping[str, float], week: float) -> str:
+    """The visit of ``schedule`` whose week is closest to ``week``."""
+    return min(schedule, key=lambda v: abs(schedule[v] - week))
+
+
 def participant_flow(
     t: Mapping[str, pd.DataFrame], arm_list: Sequence[str], instrument: str, primary_visit: str
 ) -> pd.DataFrame:

@@ -187,17 +187,25 @@ _WORD_AT = 20
 _NARROWEST = 9
 #: Characters a heading row (text in the first cell only) may claim of the first column.
 _HEADING_AT = 30
+#: Characters of cell padding (left and right margins of a Word or Typst cell).
+_PADDING = 2
+#: Characters of 11 pt text on one line of the page's text width (A4, 2.5 cm margins), counted
+#: for a sans-serif font: Word or LibreOffice may set the tables in one when Times is missing.
+_LINE = 70
 
 
 def _column_widths(header: list[str], rows: list[list[str]]) -> list[int]:
-    """Relative column widths: never narrower than the longest word, long text wraps.
+    """Column widths in characters of one line: words are never broken, long text wraps.
 
-    A column is as wide as its widest cell up to :data:`_WRAP_AT` characters, and at least as
-    wide as its longest word (up to :data:`_WORD_AT`), so words are not broken
-    ("Indica-tion"). Heading rows claim at most :data:`_HEADING_AT` characters of the first
-    column.
+    A column wants its widest cell up to :data:`_WRAP_AT` characters and needs its longest
+    word (up to :data:`_WORD_AT`), plus the cell padding. The widths are shares of the text
+    width, so a table wider than a line (:data:`_LINE`) first gives every column what it
+    needs and shares only the rest in proportion to what columns want beyond that; scaling
+    every width down alike would squeeze short columns below their longest word
+    ("Compariso-n", "<0.00-1"). Heading rows claim at most :data:`_HEADING_AT` characters of
+    the first column.
     """
-    widths = []
+    need, want = [], []
     for i, h in enumerate(header):
         words, full = len(max(h.split() or [""], key=len)), len(h)
         for r in rows:
@@ -206,8 +214,14 @@ def _column_widths(header: list[str], rows: list[list[str]]) -> list[int]:
                 continue
             words = max(words, len(max(r[i].split() or [""], key=len)))
             full = max(full, min(len(r[i]), _HEADING_AT) if heading else len(r[i]))
-        widths.append(max(min(words, _WORD_AT), min(full, _WRAP_AT), _NARROWEST))
-    return widths
+        need.append(max(min(words, _WORD_AT), _NARROWEST) + _PADDING)
+        want.append(max(need[-1], min(full, _WRAP_AT) + _PADDING))
+    spare, extra = _LINE - sum(need), sum(want) - sum(need)
+    if spare >= extra:
+        return want
+    if spare <= 0:
+        return need
+    return [n + round(spare * (w - n) / extra) for n, w in zip(need, want, strict=True)]
 
 
 def journal_table(

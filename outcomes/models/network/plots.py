@@ -17,7 +17,9 @@ if TYPE_CHECKING:
     from outcomes.models.network.nma import NetworkMetaResult
 
 __all__ = [
+    "clipped_interval",
     "component_forest",
+    "favours_axis",
     "forest",
     "forest_panels",
     "graph_legend",
@@ -184,25 +186,45 @@ def _node_sizes(table: pd.DataFrame, treatments: list[str]) -> dict[str, float]:
 
 
 def _axis(ax, rows: pd.DataFrame, exponentiate: bool, label: str, favours: tuple[str, str]) -> None:
-    """Null line, scale and the two "favours" labels between the ticks and the axis title."""
+    """Null line, scale fitted to the intervals and the two "favours" labels."""
+    null = 1.0 if exponentiate else 0.0
+    lo = min(rows["conf_low"].min(), null)
+    hi = max(rows["conf_high"].max(), null)
+    if exponentiate:
+        limits = (lo / 1.3, hi * 1.3)
+    else:
+        pad = 0.08 * (hi - lo) or 0.1
+        limits = (lo - pad, hi + pad)
+    favours_axis(ax, limits, exponentiate, label, favours)
+
+
+def favours_axis(
+    ax,
+    limits: tuple[float, float],
+    exponentiate: bool,
+    label: str,
+    favours: tuple[str, str],
+    fontsize: float = _FONT,
+) -> None:
+    """Null line, scale (log for ratios) and the two "favours" labels between the ticks and
+    the axis title, pointing away from the null line.
+
+    Shared by every forest plot of the package, so they all read the same way.
+    """
     from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
     null = 1.0 if exponentiate else 0.0
     ax.axvline(null, color="#777777", linestyle="--", linewidth=0.8)
-    lo = min(rows["conf_low"].min(), null)
-    hi = max(rows["conf_high"].max(), null)
+    lo, hi = limits
     if exponentiate:
         ax.set_xscale("log")
-        ax.set_xlim(lo / 1.3, hi * 1.3)
         subs = (1.0, 2.0, 5.0) if hi / lo < 200 else (1.0,)
         ax.xaxis.set_major_locator(LogLocator(base=10, subs=subs))
         ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
         ax.xaxis.set_minor_formatter(NullFormatter())
-    else:
-        pad = 0.08 * (hi - lo) or 0.1
-        ax.set_xlim(lo - pad, hi + pad)
-    ax.set_xlabel(label, fontsize=_FONT + 1, labelpad=20)
-    ax.tick_params(axis="both", labelsize=_FONT)
+    ax.set_xlim(lo, hi)
+    ax.set_xlabel(label, fontsize=fontsize + 1, labelpad=20 * fontsize / _FONT)
+    ax.tick_params(axis="both", labelsize=fontsize)
     for text, ha, shift in (
         (f"\u2190 {favours[0]}", "right", -4),
         (f"{favours[1]} \u2192", "left", 4),
@@ -211,15 +233,25 @@ def _axis(ax, rows: pd.DataFrame, exponentiate: bool, label: str, favours: tuple
             text,
             xy=(null, 0),
             xycoords=("data", "axes fraction"),
-            xytext=(shift, -24),
+            xytext=(shift, -24 * fontsize / _FONT),
             textcoords="offset points",
-            fontsize=_FONT,
+            fontsize=fontsize,
             ha=ha,
             va="top",
             color="#333333",
         )
     for side in ("top", "right", "left"):
         ax.spines[side].set_visible(False)
+
+
+def clipped_interval(ax, y: float, low: float, high: float, color: str, **line) -> None:
+    """A horizontal interval cut at the axis limits, with an arrowhead at each cut end."""
+    left, right = ax.get_xlim()
+    lo, hi = max(low, left), min(high, right)
+    ax.hlines(y, lo, hi, color=color, **line)
+    for cut, end, marker in ((low < left, lo, "<"), (high > right, hi, ">")):
+        if cut:
+            ax.plot([end], [y], marker=marker, color=color, markersize=4, clip_on=False)
 
 
 def _layout(labels: list[str], right: list[str], header: str, width: float) -> dict[str, float]:
