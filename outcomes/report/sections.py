@@ -305,7 +305,7 @@ def visit_schedule(data: pd.DataFrame) -> dict[str, float]:
     The schedule comes from the study days in the data, so any visit labels work.
     """
     weeks = data.groupby("visit")["day"].median().astype(float) / 7
-    return dict(weeks.sort_values().items())
+    return {str(visit): float(week) for visit, week in weeks.sort_values().items()}
 
 
 def nearest_visit(schedule: Mapping[str, float], week: float) -> str:
