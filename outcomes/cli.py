@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import os
 import sys
 import textwrap
 from collections.abc import Callable, Sequence
@@ -44,7 +45,7 @@ EPILOG = textwrap.dedent(
 
     exit codes: 0 ok; 1 internal error (a bug); 2 usage or input error;
       3 rows quarantined; 4 files rejected; 5 strict mode found violations (nothing written);
-      6 audit found differences
+      6 audit found differences; 141 the reader of the output stopped early (e.g. `| head`)
     """
 )
 
@@ -560,6 +561,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OutcomesError as err:
         print(f"outcomes {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # the reader stopped early (`outcomes quarantine | head`): be quiet
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no error at exit flush
+        return 141  # as a Unix tool killed by SIGPIPE (128 + 13)
     except OSError as err:  # disk full, permissions, a file vanishing: the system's own words
         where = f"{err.filename}: " if err.filename else ""
         print(f"outcomes {args.command}: error: {where}{err.strerror or err}", file=sys.stderr)

@@ -105,6 +105,21 @@ def test_summary_quarantine_export_and_validate(
     assert main(["quarantine", "--store", str(valid_store), "--out", str(q)]) == 0
 
 
+def test_a_reader_that_stops_early_gets_a_quiet_exit(valid_store: Path) -> None:
+    """`outcomes summary | head`: the pipe closes before the output is written."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "outcomes.cli", "summary", "--store", str(valid_store)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    proc.stdout.close()  # the reader is gone before the command writes anything
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 141  # as a Unix tool stopped by SIGPIPE
+    assert err == ""
+
+
 def test_dictionary_page_documents_every_table_and_instrument(tmp_path: Path) -> None:
     from outcomes.data.dictionary import load_dictionary
 
