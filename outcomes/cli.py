@@ -323,6 +323,10 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
+STORE_HELP = "DuckDB store file"
+SNAPSHOT_HELP = "snapshot to read (default: the latest)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser, with one subcommand per task."""
     parser = argparse.ArgumentParser(
@@ -353,17 +357,27 @@ def build_parser() -> argparse.ArgumentParser:
         "write synthetic feeds with known truth (truth.json)",
         "outcomes simulate trial --seed 1 --out feeds/trial",
     )
-    p.add_argument("kind", choices=["trial", "registry"])
-    p.add_argument("--seed", type=int, required=True)
+    p.add_argument("kind", choices=["trial", "registry"], help="what to simulate")
+    p.add_argument("--seed", type=int, required=True, help="random seed (same seed, same bytes)")
     p.add_argument("--out", required=True, help="folder to write the feeds to")
-    p.add_argument("--format", choices=["csv", "parquet", "xlsx"], default="csv")
+    p.add_argument(
+        "--format",
+        choices=["csv", "parquet", "xlsx"],
+        default="csv",
+        help="file format of the feeds",
+    )
     p.add_argument(
         "--design",
         choices=["split_body", "parallel"],
         default="split_body",
         help="trial design (trials only)",
     )
-    p.add_argument("--n-subjects", type=int, default=None)
+    p.add_argument(
+        "--n-subjects",
+        type=int,
+        default=None,
+        help="subjects to simulate (default: 50 for a trial, 2,000 for a registry)",
+    )
 
     p = add(
         "ingest",
@@ -386,7 +400,7 @@ def build_parser() -> argparse.ArgumentParser:
         "check one feed against the dictionary without storing it",
         "outcomes validate site3_assessments.csv",
     )
-    p.add_argument("file")
+    p.add_argument("file", help="the feed file (CSV, Excel or Parquet)")
     p.add_argument("--limit", type=int, default=50, help="violations to print")
 
     p = add(
@@ -395,7 +409,7 @@ def build_parser() -> argparse.ArgumentParser:
         "render the data dictionary for people (Markdown)",
         "outcomes dictionary --out dictionary.md",
     )
-    p.add_argument("--out")
+    p.add_argument("--out", help="Markdown file to write (default: print it)")
 
     p = add(
         "summary",
@@ -403,8 +417,8 @@ def build_parser() -> argparse.ArgumentParser:
         "summarise a store: snapshots, rows by study, quarantine",
         "outcomes summary --store outcomes.duckdb",
     )
-    p.add_argument("--store", required=True)
-    p.add_argument("--snapshot", type=int)
+    p.add_argument("--store", required=True, help=STORE_HELP)
+    p.add_argument("--snapshot", type=int, help=SNAPSHOT_HELP)
 
     p = add(
         "snapshots",
@@ -412,7 +426,7 @@ def build_parser() -> argparse.ArgumentParser:
         "list snapshots and their source files with hashes",
         "outcomes snapshots --store outcomes.duckdb",
     )
-    p.add_argument("--store", required=True)
+    p.add_argument("--store", required=True, help=STORE_HELP)
 
     p = add(
         "quarantine",
@@ -420,8 +434,8 @@ def build_parser() -> argparse.ArgumentParser:
         "list quarantined rows with file, row, column and rule",
         "outcomes quarantine --store outcomes.duckdb --out quarantine.csv",
     )
-    p.add_argument("--store", required=True)
-    p.add_argument("--snapshot", type=int)
+    p.add_argument("--store", required=True, help=STORE_HELP)
+    p.add_argument("--snapshot", type=int, help="rows quarantined by this snapshot only")
     p.add_argument("--out", help="write CSV (with the whole original records) instead")
 
     p = add(
@@ -430,10 +444,10 @@ def build_parser() -> argparse.ArgumentParser:
         "write one table of a snapshot to CSV or Parquet",
         "outcomes export --store s.duckdb --table assessments --snapshot 1 --out a.csv",
     )
-    p.add_argument("--store", required=True)
-    p.add_argument("--table", required=True)
-    p.add_argument("--snapshot", type=int)
-    p.add_argument("--out", required=True)
+    p.add_argument("--store", required=True, help=STORE_HELP)
+    p.add_argument("--table", required=True, help="table to write, e.g. assessments")
+    p.add_argument("--snapshot", type=int, help=SNAPSHOT_HELP)
+    p.add_argument("--out", required=True, help="file to write: .csv or .parquet")
 
     # --- run / audit (declared analyses) ---
     p = add(
@@ -483,8 +497,8 @@ def build_parser() -> argparse.ArgumentParser:
         "compare each combination with microneedling alone, by indication: table and forest plot",
         "outcomes compare --store outcomes.duckdb --out results/compare",
     )
-    p.add_argument("--store", required=True, help="DuckDB store file")
-    p.add_argument("--snapshot", type=int, help="snapshot to read (default: the latest)")
+    p.add_argument("--store", required=True, help=STORE_HELP)
+    p.add_argument("--snapshot", type=int, help=SNAPSHOT_HELP)
     p.add_argument(
         "--out", help="folder for comparison.csv/.parquet, comparison_ard.csv, forest.png/.pdf"
     )

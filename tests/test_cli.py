@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from outcomes.cli import main
+from outcomes.cli import build_parser, main
 
 DATA = Path(__file__).parent / "data"
 
@@ -26,6 +26,18 @@ def test_help_lists_subcommands_with_examples() -> None:
         assert command in out.stdout
     assert "examples:" in out.stdout
     assert "exit codes" in out.stdout
+
+
+def test_every_option_has_help_text() -> None:
+    parser = build_parser()
+    missing = [
+        f"{name} {action.dest}"
+        for sub in parser._subparsers._group_actions  # type: ignore[union-attr]
+        for name, command in sub.choices.items()
+        for action in command._actions
+        if not action.help
+    ]
+    assert missing == []
 
 
 def test_ingest_exit_codes_and_messages(tmp_path: Path) -> None:
