@@ -115,6 +115,10 @@ __all__ = ["ComparisonResult", "compare"]
 # --------------------------------------------------------------------------------------------
 
 
+#: The numeric columns of a comparison row: the tidy statistics and the counts.
+STAT_COLUMNS = (*TIDY_COLUMNS[1:], "n", "n_clusters")
+
+
 @dataclass
 class ComparisonResult:
     """Combinations vs microneedling alone (returned by :func:`compare`).
@@ -147,15 +151,14 @@ class ComparisonResult:
         """
         keys = ["source", "study_id", "indication", "body_site", "outcome", "measure", "comparison"]
         parts = []
-        stats_cols = [*TIDY_COLUMNS[1:], "n", "n_clusters"]
         for _, row in self.table.iterrows():
-            tidy = pd.DataFrame([{"term": row["adjustment"], **{c: row[c] for c in stats_cols}}])
-            tidy[stats_cols] = tidy[stats_cols].astype(float)
+            tidy = pd.DataFrame([{"term": row["adjustment"], **{c: row[c] for c in STAT_COLUMNS}}])
+            tidy[list(STAT_COLUMNS)] = tidy[list(STAT_COLUMNS)].astype(float)
             ard = to_ard(
                 tidy,
                 analysis="compare",
                 groups={k: row[k] for k in keys},
-                stats=stats_cols,
+                stats=list(STAT_COLUMNS),
             )
             ard["warning"] = row["warning"]
             parts.append(ard)
@@ -351,17 +354,7 @@ def compare(
     if pub is not None:
         _published(col, pub, level)
     table = pd.DataFrame(col.rows, columns=list(COMPARISON_COLUMNS))
-    for c in (
-        "estimate",
-        "std_error",
-        "statistic",
-        "df",
-        "p_value",
-        "conf_low",
-        "conf_high",
-        "n",
-        "n_clusters",
-    ):
+    for c in STAT_COLUMNS:
         table[c] = table[c].astype(float)
     table = _sorted(table)
     col.emit()
