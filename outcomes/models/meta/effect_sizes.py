@@ -45,11 +45,13 @@ def _numeric(data: pd.DataFrame, col: str) -> np.ndarray:
     return values.to_numpy(dtype=float)
 
 
-def _require(data: pd.DataFrame, cols: Sequence[str], measure: str) -> None:
+def require_columns(data: pd.DataFrame, cols: Sequence[str], what: str) -> None:
+    """Refuse ``data`` without ``cols``, naming them and the columns it has; ``what`` is the
+    subject of the sentence (``"measure='OR'"``, ``"Network data"``)."""
     missing = [c for c in cols if c not in data.columns]
     if missing:
         raise InputError(
-            f"measure={measure!r} needs the column(s) {', '.join(missing)}; "
+            f"{what} needs the column(s) {', '.join(missing)}; "
             f"the data has {', '.join(map(str, data.columns))}."
         )
 
@@ -270,7 +272,7 @@ def escalc(
     out = data.copy()
     paired = _paired_mask(data)
     if measure == "GEN":
-        _require(data, ["yi"], measure)
+        require_columns(data, ["yi"], f"measure={measure!r}")
         yi = _numeric(data, "yi")
         if "vi" in data.columns:
             vi = _numeric(data, "vi")
@@ -282,10 +284,10 @@ def escalc(
     else:
         r_rows = _correlation(data, paired, r)
         if measure in ("MD", "SMD"):
-            _require(data, _CONTINUOUS, measure)
+            require_columns(data, _CONTINUOUS, f"measure={measure!r}")
             yi, vi, corrected = _continuous(data, measure, paired, r_rows)
         else:
-            _require(data, _BINARY, measure)
+            require_columns(data, _BINARY, f"measure={measure!r}")
             yi, vi, corrected = _binary(data, measure, paired, r_rows)
     if not (np.isfinite(yi).all() and np.isfinite(vi).all()) or (vi <= 0).any():
         bad = ~(np.isfinite(yi) & np.isfinite(vi) & (vi > 0))

@@ -31,7 +31,6 @@ Zero cells (binary measures)
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from itertools import combinations
 
@@ -39,7 +38,12 @@ import numpy as np
 import pandas as pd
 
 from outcomes.errors import InputError
-from outcomes.models.meta.effect_sizes import PAIRED_DESIGNS, PARALLEL_DESIGNS, escalc
+from outcomes.models.meta.effect_sizes import (
+    PAIRED_DESIGNS,
+    PARALLEL_DESIGNS,
+    escalc,
+    require_columns,
+)
 from outcomes.results import Diagnostic
 
 __all__ = ["NETWORK_MEASURES", "Contrasts", "sort_key", "to_contrasts"]
@@ -94,15 +98,6 @@ def _number(data: pd.DataFrame, column: str) -> np.ndarray:
     return values.to_numpy(dtype=float)
 
 
-def _require(data: pd.DataFrame, columns: Sequence[str], what: str) -> None:
-    missing = [c for c in columns if c not in data.columns]
-    if missing:
-        raise InputError(
-            f"{what} needs the column(s) {', '.join(missing)}; the data has "
-            f"{', '.join(map(str, data.columns))}."
-        )
-
-
 def _designs(data: pd.DataFrame) -> pd.Series:
     if "design" not in data.columns:
         return pd.Series("parallel", index=data.index)
@@ -133,7 +128,7 @@ def to_contrasts(data: pd.DataFrame, measure: str, r: float | None = None) -> Co
     measure = str(measure).upper()
     if measure not in NETWORK_MEASURES:
         raise InputError(f"Unknown measure {measure!r}; use one of {', '.join(NETWORK_MEASURES)}.")
-    _require(data, ["study"], "Network data")
+    require_columns(data, ["study"], "Network data")
     data = data.reset_index(drop=True).rename(
         columns={k: v for k, v in _CONTRAST_ALIASES.items() if k in data.columns}
     )
@@ -156,7 +151,9 @@ def to_contrasts(data: pd.DataFrame, measure: str, r: float | None = None) -> Co
 
 
 def _from_contrasts(data: pd.DataFrame) -> Contrasts:
-    _require(data, ["study", "treat1", "treat2", "TE", "seTE"], "Contrast-level network data")
+    require_columns(
+        data, ["study", "treat1", "treat2", "TE", "seTE"], "Contrast-level network data"
+    )
     table = pd.DataFrame(
         {
             "study": _text(data["study"], "study"),
@@ -185,7 +182,7 @@ def _from_arms(data: pd.DataFrame, measure: str, r: float | None) -> Contrasts:
         if measure in _BINARY
         else ["study", "treatment", "mean", "sd", "n"]
     )
-    _require(data, cols, f"Arm-level data with measure={measure!r}")
+    require_columns(data, cols, f"Arm-level data with measure={measure!r}")
     arms = data.copy()
     arms["study"] = _text(arms["study"], "study")
     arms["treatment"] = _text(arms["treatment"], "treatment")
