@@ -5,7 +5,7 @@ module as ``from outcomes.report import sections as sh``. It holds what they hav
 opening a store snapshot and saying which one was used, the software versions for the methods
 paragraph, collecting model warnings so a report can state them in plain words, people's
 formatting of counts and summaries, and the descriptive tables (participant flow, Table 1,
-sessions, adverse events, population). The figures drawn in the report theme are in
+sessions, population). The figures drawn in the report theme are in
 :mod:`outcomes.report.figures`.
 
 Statistics come from the toolkit (:mod:`outcomes.models`); nothing here fits a model.
@@ -230,11 +230,6 @@ def arm_header(arm: str, n: int) -> str:
     return f"{arm} (n = {n})"
 
 
-def label_visit(visit: str) -> str:
-    """``"week_12"`` -> ``"Week 12"``, ``"baseline"`` -> ``"Baseline"``."""
-    return visit.replace("_", " ").capitalize()
-
-
 def as_frame(rows: list[dict[str, str]]) -> pd.DataFrame:
     """Rows of display strings as a DataFrame (first column the row label).
 
@@ -260,8 +255,6 @@ SHORT_NAMES = {
     "pain_vas": "pain VAS",
     "satisfaction_4": "satisfaction (1-4)",
 }
-#: People's names of adverse-event terms.
-AE_TERMS = {"pih": "PIH"}
 
 
 def short_name(code: str) -> str:
@@ -299,72 +292,17 @@ def median_days(value: float) -> str:
     return "not reached" if pd.isna(value) else f"{format_number(value, 0)} days"
 
 
-def visit_schedule(data: pd.DataFrame) -> dict[str, float]:
-    """Visit label -> week (median study day / 7), in the order of the weeks.
-
-    The schedule comes from the study days in the data, so any visit labels work.
-    """
-    weeks = data.groupby("visit")["day"].median().astype(float) / 7
-    return {str(visit): float(week) for visit, week in weeks.sort_values().items()}
-
-
-def nearest_visit(schedule: Mapping[str, float], week: float) -> str:
-    """The visit of ``schedule`` whose week is closest to ``week``."""
-    return min(schedule, key=lambda v: abs(schedule[v] - week))
-
-
-def participant_flow(
-    t: Mapping[str, pd.DataFrame], arm_list: Sequence[str], instrument: str, primary_visit: str
-) -> pd.DataFrame:
-    """CONSORT-style counts by arm: enrolled, randomised, treated, assessed, dropped out."""
-    units, subjects, sessions = t["units"], t["subjects"], t["sessions"]
-    a = t["assessments"]
-    a = a.loc[a["instrument"] == instrument]
-    u = units.merge(subjects[["subject_id", "end_reason"]], on="subject_id")
-    n_sessions = sessions.groupby("unit_id").size()
-    planned = int(n_sessions.max()) if len(n_sessions) else 0
-    assessed_base = set(a.loc[a["visit"] == "baseline", "unit_id"])
-    assessed_primary = set(a.loc[a["visit"] == primary_visit, "unit_id"])
-    rows: list[dict[str, str]] = []
-
-    def add(label: str, counts: dict[str, int | str]) -> None:
-        rows.append({"Stage": label, **{arm: str(counts[arm]) for arm in arm_list}})
-
-    by_arm = {arm: u.loc[u["modality"] == arm] for arm in arm_list}
-    add("Participants enrolled", {arm: g["subject_id"].nunique() for arm, g in by_arm.items()})
-    add("Units randomised", {arm: int(g["randomised"].sum()) for arm, g in by_arm.items()})
-    add(
-        "Units treated (at least one session)",
-        {arm: int(g["unit_id"].isin(n_sessions.index).sum()) for arm, g in by_arm.items()},
-    )
-    add(
-        f"Units with all {planned} sessions",
-        {
-            arm: int((n_sessions.reindex(g["unit_id"]).fillna(0) >= planned).sum())
-            for arm, g in by_arm.items()
-        },
-    )
-    add(
-        "Units assessed at baseline",
-        {arm: int(g["unit_id"].isin(assessed_base).sum()) for arm, g in by_arm.items()},
-    )
-    add(
-        f"Units assessed at {label_visit(primary_visit).lower()} (primary visit)",
-        {arm: int(g["unit_id"].isin(assessed_primary).sum()) for arm, g in by_arm.items()},
-    )
-    reasons = [r for r in END_REASONS if r != "completed" and (u["end_reason"] == r).any()]
-    for reason in reasons:
-        add(
-            f"Units dropped out: {END_REASONS[reason].lower()}",
-            {arm: int((g["end_reason"] == reason).sum()) for arm, g in by_arm.items()},
-        )
-    return as_frame(rows)
-
-
 def table_one(
-    t: Mapping[str, pd.DataFrame], arm_list: Sequence[str], instruments: Sequence[str]
+    t: Mapping[str, pd.DataFrame],
+    arm_list: Sequence[str],
+    instruments: Sequence[str],
+    baseline_visit: str = "baseline",
 ) -> tuple[pd.DataFrame, dict[str, int]]:
-    """Table 1 by arm: age, sex, phototype (of each arm's participants) and baseline scores."""
+    """Table 1 by arm: age, sex, phototype (of each arm's participants) and baseline scores.
+
+    ``baseline_visit`` is the label of the baseline visit (the trial report finds it from the
+    study days: :func:`outcomes.report.trial_sections.schedule_from_days`).
+    """
     units = t["units"].merge(t["subjects"], on=["study_id", "subject_id"])
     n = {arm: int((units["modality"] == arm).sum()) for arm in arm_list}
     groups = {arm: units.loc[units["modality"] == arm] for arm in arm_list}
@@ -393,7 +331,7 @@ def table_one(
                 | {arm: n_pct((g["body_site"] == site).sum(), len(g)) for arm, g in groups.items()}
             )
     a = t["assessments"]
-    base = a.loc[(a["visit"] == "baseline") & (a["rater_role"] == "investigator")]
+    base = a.loc[(a["visit"] == baseline_visit) & (a["rater_role"] == "investigator")]
     for instrument in instruments:
         b = base.loc[base["instrument"] == instrument].merge(
             t["units"][["unit_id", "modality"]], on="unit_id"
@@ -454,72 +392,6 @@ def sessions_table(t: Mapping[str, pd.DataFrame], arm_list: Sequence[str]) -> pd
                 | {arm: n_pct((g[col] == value).sum(), len(g)) for arm, g in groups.items()}
             )
     return as_frame(rows)
-
-
-def adverse_events_table(t: Mapping[str, pd.DataFrame], arm_list: Sequence[str]) -> pd.DataFrame:
-    """Adverse events by term and arm: units affected, events, duration, severe and serious.
-
-    Events recorded against a subject without a unit (both sides) count for every arm.
-    """
-    units = t["units"]
-    n = {arm: int((units["modality"] == arm).sum()) for arm in arm_list}
-    ae = t["adverse_events"].merge(
-        units[["unit_id", "modality"]], on="unit_id", how="left", validate="many_to_one"
-    )
-    rows = []
-    for term in sorted(ae["term"].dropna().unique()):
-        for arm in arm_list:
-            g = ae.loc[(ae["term"] == term) & (ae["modality"] == arm)]
-            rows.append(
-                {
-                    "term": term,
-                    "arm": arm,
-                    "units": int(g["unit_id"].nunique()),
-                    "n_units": n[arm],
-                    "events": len(g),
-                    "duration_median": float(g["duration_days"].median())
-                    if len(g)
-                    else float("nan"),
-                    "duration_q1": float(g["duration_days"].quantile(0.25))
-                    if len(g)
-                    else float("nan"),
-                    "duration_q3": float(g["duration_days"].quantile(0.75))
-                    if len(g)
-                    else float("nan"),
-                    "mild": int((g["severity"] == "mild").sum()),
-                    "moderate": int((g["severity"] == "moderate").sum()),
-                    "severe": int((g["severity"] == "severe").sum()),
-                    "serious": int(g["serious"].fillna(False).astype(bool).sum()),
-                }
-            )
-    return pd.DataFrame(rows)
-
-
-def adverse_events_display(ae: pd.DataFrame) -> pd.DataFrame:
-    """The adverse-event summary as people read it (one row per term and arm, short headers)."""
-    return pd.DataFrame(
-        {
-            "Adverse event": [
-                AE_TERMS.get(term, term.replace("_", " ").capitalize()) for term in ae["term"]
-            ],
-            "Treatment arm": ae["arm"],
-            "Units, n (%)": [n_pct(u, n) for u, n in zip(ae["units"], ae["n_units"], strict=True)],
-            "Events": ae["events"].astype(int),
-            "Days, median (IQR)": [
-                MISSING
-                if np.isnan(m)
-                else f"{format_number(m, 0)} ({format_number(a, 0)} to {format_number(b, 0)})"
-                for m, a, b in zip(
-                    ae["duration_median"], ae["duration_q1"], ae["duration_q3"], strict=True
-                )
-            ],
-            "Mild/mod./severe": [
-                f"{a}/{b}/{c}"
-                for a, b, c in zip(ae["mild"], ae["moderate"], ae["severe"], strict=True)
-            ],
-            "Serious": ae["serious"].astype(int),
-        }
-    )
 
 
 # --------------------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from outcomes.errors import InputError
@@ -132,18 +133,59 @@ def primary_plan(
     )
 
 
-def mmrm_dataset(
-    t: Mapping[str, pd.DataFrame], instrument: str, rater_role: str = "investigator"
-) -> tuple[pd.DataFrame, int]:
+def mmrm_dataset(data: pd.DataFrame) -> tuple[pd.DataFrame, int]:
     """Post-baseline scores with the unit's baseline (week 0) score as ``baseline``.
 
-    Returns the rows and the number of units left out for want of a baseline score.
+    ``data`` is the primary outcome's assessments with ``week`` counted from the baseline
+    visit (:func:`outcomes.report.trial_sections.with_weeks`). Returns the rows and the number
+    of units left out for want of a baseline score.
     """
-    data = primary_dataset(t, instrument, rater_role)
     base = data.loc[data["week"] == 0, ["unit_id", "value"]].rename(columns={"value": "baseline"})
     post = data.loc[data["week"] > 0]
     kept = post.merge(base, on="unit_id")
     return kept.reset_index(drop=True), int(post["unit_id"].nunique() - kept["unit_id"].nunique())
+
+
+def without_arm(formula: str) -> str:
+    """``formula`` without its arm (``modality``) terms, for a single-arm study.
+
+    >>> without_arm("value ~ baseline + modality * week")
+    'value ~ baseline + week'
+    """
+    lhs, rhs = formula.split("~", 1)
+    terms = []
+    for term in rhs.split("+"):
+        parts = [p.strip() for p in term.replace(":", "*").split("*") if p.strip() != "modality"]
+        if parts:
+            terms.append(" * ".join(parts))
+    return f"{lhs.strip()} ~ {' + '.join(terms) or '1'}"
+
+
+def time_ratio(
+    table: pd.DataFrame, treatment: str, control: str
+) -> tuple[float, float, float, float]:
+    """Time ratio ``treatment / control`` with CI and p from an interval-censored AFT fit's
+    coefficients (``arm[T.level]`` against the first level in sorted order)."""
+    row = table.loc[table["term"].isin([f"arm[T.{treatment}]", f"arm[T.{control}]"])].iloc[0]
+    sign = 1.0 if row["term"] == f"arm[T.{treatment}]" else -1.0
+    low, high = sorted((sign * row["conf_low"], sign * row["conf_high"]))
+    return (
+        float(np.exp(sign * row["estimate"])),
+        float(np.exp(low)),
+        float(np.exp(high)),
+        float(row["p_value"]),
+    )
+
+
+def direction_text(instrument: str) -> str:
+    """``"higher is worse"`` or ``"higher is better"`` from the data dictionary's direction."""
+    from outcomes.data.dictionary import load_dictionary
+
+    info = load_dictionary().instruments.get(instrument)
+    direction = getattr(info, "direction", "")
+    return {"higher_worse": "higher is worse", "higher_better": "higher is better"}.get(
+        direction, "direction not stated in the data dictionary"
+    )
 
 
 def grade_dataset(t: Mapping[str, pd.DataFrame], instrument: str = "gb_qual") -> pd.DataFrame:
