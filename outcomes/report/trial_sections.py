@@ -340,7 +340,8 @@ def pro_table(t: Mapping[str, pd.DataFrame], arm_list: Sequence[str]) -> pd.Data
         g = a.loc[a["instrument"] == instrument]
         if g.empty:
             continue
-        rows.append({"Outcome": f"{short_name(instrument).capitalize()}, mean (SD)"})
+        name = short_name(instrument)
+        rows.append({"Outcome": f"{name[:1].upper()}{name[1:]}, mean (SD)"})
         per_unit = g.groupby(["modality", "unit_id"])["value"].mean().reset_index()
         rows.append(
             {"Outcome": "\N{EM SPACE}Per treated unit (mean over its ratings)"}
