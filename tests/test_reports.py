@@ -390,7 +390,7 @@ def test_trial_prints_the_primary_contrast_and_hazard_ratio(
     text = trial.text(fmt)
     expected = trial_expected["primary"]
     assert f"(MN+PRP minus MN) was {expected} points" in text
-    assert f"hazard ratio {trial_expected['hazard_ratio']}" in text
+    assert f"Cox hazard ratio {trial_expected['hazard_ratio']}" in text
 
 
 @pytest.mark.parametrize("fmt", ["html", "docx"])
@@ -398,7 +398,7 @@ def test_trial_table_of_means_prints_the_contrast_at_week_24(
     trial: Rendered, trial_expected: dict, fmt: str
 ) -> None:
     rows = trial.page.rows if fmt == "html" else trial.docx_rows
-    week24 = row_of(rows, "Week 24")
+    week24 = row_of(rows, "Week 24 (n = 40, 40)")
     assert week24[3] == trial_expected["primary"]
     assert week24[4] == "<0.001"
 
@@ -420,8 +420,12 @@ def test_trial_sections_flow_and_methods(trial: Rendered, trial_expected: dict) 
         "Model checks",
     ):
         assert heading in trial.html
-    flow = row_of(trial.page.rows, "Participants enrolled")
-    assert flow == ["Participants enrolled", "50", "50"]
+    flow = row_of(trial.page.rows, "Allocated")
+    assert flow == ["Allocated", "50 (50 sides)", "50 (50 sides)"]
+    assert row_of(trial.page.rows, "Assessed at week 24 (primary visit)")[1:] == [
+        "40 (40 sides)",
+        "40 (40 sides)",
+    ]
     statsmodels = metadata.version("statsmodels")
     for fmt in FORMATS:
         text = trial.text(fmt)
@@ -705,18 +709,23 @@ def test_unknown_report_parameter_is_refused(capsys: Any) -> None:
 
 
 def test_visit_schedule_comes_from_study_days_with_any_labels() -> None:
-    from outcomes.report import sections as sh
+    from outcomes.report import trial_sections as ts
 
     data = pd.DataFrame(
         {
-            "visit": ["month_3", "baseline", "month_1", "month_3", "month_1", "baseline"],
-            "day": [91, 0, 30, 91, 31, 0],
+            "visit": ["month_3", "screen", "month_1", "month_3", "month_1", "screen"],
+            "day": [98, 7, 37, 98, 38, 7],
         }
     )
-    schedule = sh.visit_schedule(data)
-    assert list(schedule) == ["baseline", "month_1", "month_3"]
-    assert schedule["month_3"] == pytest.approx(13.0)
-    assert sh.nearest_visit(schedule, 12) == "month_3"
+    schedule = ts.schedule_from_days(data)
+    assert schedule.baseline == "screen"  # the earliest visit, whatever its label
+    assert list(schedule.weeks) == ["screen", "month_1", "month_3"]
+    assert schedule.weeks["month_3"] == pytest.approx(13.0)
+    assert schedule.nearest(12) == "month_3"
+    assert schedule.nearest(0) == "month_1"  # the primary visit is never the baseline
+    assert schedule.name("screen") == "Screen (baseline)"
+    assert schedule.name("month_3") == "Month 3 (week 13)"
+    assert list(ts.with_weeks(data, schedule)["week"])[:2] == [13.0, 0.0]
 
 
 def test_median_time_not_reached_is_said_in_words() -> None:

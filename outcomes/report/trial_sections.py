@@ -289,16 +289,16 @@ def adverse_event_display(summary: pd.DataFrame, arm_list: Sequence[str]) -> pd.
         }
     )
     for arm in arm_list:
-        out[f"{arm}: affected, n (%)"] = [
+        out[f"{arm}, n (%)"] = [
             n_pct(k, m) for k, m in zip(summary[f"{arm} n"], summary[f"{arm} N"], strict=True)
         ]
-        out[f"{arm}: events"] = summary[f"{arm} events"].astype(int).astype(str)
+        out[f"{arm} events"] = summary[f"{arm} events"].astype(int).astype(str)
     if "rr" in summary:
         out["Risk ratio (95% CI)"] = [
             _ci(r["rr"], r["rr_low"], r["rr_high"], 2, "not estimable")
             for _, r in summary.iterrows()
         ]
-        out["Risk difference, % (95% CI)"] = [
+        out["Risk difference, points (95% CI)"] = [
             _ci(100 * r["rd"], 100 * r["rd_low"], 100 * r["rd_high"], 1, MISSING)
             for _, r in summary.iterrows()
         ]

@@ -1,0 +1,40 @@
+"""Risk ratios and differences of the trial report's adverse-event table."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from outcomes.report.trial_sections import (
+    paired_risk_ratio_difference,
+    risk_ratio_difference,
+)
+
+
+def test_independent_risk_ratio_is_katz_log_interval() -> None:
+    # Asif 2016's counts as if independent: 20/50 vs 5/50
+    r = risk_ratio_difference(20, 50, 5, 50)
+    assert r["rr"] == pytest.approx(4.0)
+    se = math.sqrt(1 / 20 - 1 / 50 + 1 / 5 - 1 / 50)
+    assert r["rr_low"] == pytest.approx(4.0 * math.exp(-1.959963985 * se))
+    assert r["rd"] == pytest.approx(0.30)
+    assert r["rd_high"] - r["rd"] == pytest.approx(
+        1.959963985 * math.sqrt(0.4 * 0.6 / 50 + 0.1 * 0.9 / 50)
+    )
+    assert math.isnan(risk_ratio_difference(3, 50, 0, 50)["rr"])  # not estimable
+
+
+def test_paired_risk_difference_is_the_difference_of_the_margins() -> None:
+    # 50 participants: 4 with the event on both sides, 10 on the combination side only, 2 on
+    # the control side only
+    r = paired_risk_ratio_difference(4, 10, 2, 50)
+    assert r["rd"] == pytest.approx(14 / 50 - 6 / 50)
+    assert r["rr"] == pytest.approx(14 / 6)
+    # concordant pairs alone carry no evidence of a difference
+    same = paired_risk_ratio_difference(7, 0, 0, 50)
+    assert same["rr"] == 1.0 and same["rr_low"] == same["rr_high"] == 1.0
+    assert same["rd_low"] == same["rd_high"] == 0.0
+    # pairing narrows the interval when the sides agree, compared with independent groups
+    indep = risk_ratio_difference(14, 50, 6, 50)
+    assert r["rd_high"] - r["rd_low"] < indep["rd_high"] - indep["rd_low"]
