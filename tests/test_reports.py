@@ -592,7 +592,8 @@ def test_trial_without_grade_says_so_and_renders(trial_no_grade: Rendered) -> No
     for fmt in FORMATS:
         text = trial_no_grade.text(fmt)
         assert not LEAK.findall(text)
-        assert "The Goodman & Baron qualitative acne scar grade was not collected in this study" in text
+        grade = "Goodman & Baron qualitative acne scar grade"
+        assert f"The {grade} was not collected in this study" in text
         assert "odds ratios of a higher (worse) grade" not in text
         assert "needs Goodman & Baron qualitative acne scar grade, which this study did not" in text
         for i, caption in enumerate(captions, start=1):  # figure numbers close up

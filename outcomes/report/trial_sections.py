@@ -268,12 +268,9 @@ def adverse_event_summary(
                     int((c1 & c0).sum()), int((c1 & ~c0).sum()), int((~c1 & c0).sum()), len(pairs)
                 )
             else:
-                row |= risk_ratio_difference(
-                    row[f"{combination} n"],
-                    n[combination],
-                    row[f"{control} n"],
-                    n[control],  # type: ignore[arg-type]
-                )
+                k1 = int(e.loc[e["modality"] == combination, key].nunique())
+                k0 = int(e.loc[e["modality"] == control, key].nunique())
+                row |= risk_ratio_difference(k1, n[combination], k0, n[control])
         rows.append(row)
     return pd.DataFrame(rows)
 
