@@ -38,3 +38,37 @@ def test_paired_risk_difference_is_the_difference_of_the_margins() -> None:
     # pairing narrows the interval when the sides agree, compared with independent groups
     indep = risk_ratio_difference(14, 50, 6, 50)
     assert r["rd_high"] - r["rd_low"] < indep["rd_high"] - indep["rd_low"]
+
+
+def test_trial_figures_have_no_text_under_7_pt_at_print_size() -> None:
+    import matplotlib.pyplot as plt
+    import numpy as np
+    import pandas as pd
+    from matplotlib.text import Text
+
+    from outcomes.report.trial_figures import consort_figure, diagnostics_figure
+
+    counts = pd.DataFrame(
+        [
+            ("enrolled", "all", 50, 100),
+            *[(s, a, 50, 50) for s in ("allocated", "treated", "baseline") for a in ("MN", "X")],
+            *[(s, a, 40, 40) for s in ("primary", "analysed") for a in ("MN", "X")],
+            *[("lost: lost_to_follow_up", a, 10, 10) for a in ("MN", "X")],
+        ],
+        columns=["stage", "arm", "participants", "units"],
+    )
+    rng = np.random.default_rng(1)
+    modes = pd.DataFrame(
+        {"group": "s", "level": range(30), "effect": "Intercept", "estimate": rng.normal(size=30)}
+    )
+    fitted = pd.DataFrame({"fitted": rng.normal(size=90), "residual": rng.normal(size=90)})
+    # A4 with 2.5 cm margins: a 6.5-inch figure prints at 16 cm / 16.51 cm of its size
+    scale = 16 / (6.5 * 2.54)
+    for fig in (
+        consort_figure(counts, ["MN", "X"], True, "Week 24"),
+        diagnostics_figure(fitted, modes, {"s|Intercept": "Participant: intercept"}),
+    ):
+        sizes = [t.get_fontsize() for t in fig.findobj(Text) if t.get_text().strip()]
+        assert sizes and min(sizes) * scale >= 7
+        assert fig.get_size_inches()[0] == 6.5
+        plt.close(fig)

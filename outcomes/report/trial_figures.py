@@ -93,7 +93,7 @@ def consort_figure(
             0.08,
             width,
             f"Assessed at {primary_name.lower()}\n{said('primary', arm)}\n"
-            f"Analysed (any visit): {said('analysed', arm)}",
+            f"Analysed (primary model): {said('analysed', arm)}",
             colour,
         )
         arrow(x, 0.67, x, 0.555)

@@ -89,10 +89,12 @@ def flow_counts(
     data: pd.DataFrame,
     schedule: Schedule,
     primary_visit: str,
+    analysed: set[str] | None = None,
 ) -> pd.DataFrame:
     """CONSORT counts per arm: participants and units at each stage.
 
-    ``data`` is the primary outcome's assessments (unit_id, visit). Rows: ``stage``
+    ``data`` is the primary outcome's assessments (unit_id, visit); ``analysed`` the units the
+    primary model used (default: every unit of ``data``). Rows: ``stage``
     (enrolled, allocated, treated, assessed at baseline, followed up to the primary visit,
     analysed, lost with each reason), ``arm``, ``participants``, ``units``.
     """
@@ -100,7 +102,7 @@ def flow_counts(
     treated = set(t["sessions"]["unit_id"])
     base = set(data.loc[data["visit"] == schedule.baseline, "unit_id"])
     primary = set(data.loc[data["visit"] == primary_visit, "unit_id"])
-    analysed = set(data["unit_id"])
+    analysed = set(data["unit_id"]) if analysed is None else analysed
     rows = []
 
     def add(stage: str, arm: str, u: pd.DataFrame) -> None:
@@ -142,12 +144,14 @@ def flow_table(
         "treated": "Treated (at least one session)",
         "baseline": "Assessed at baseline",
         "primary": f"Assessed at {primary_name.lower()} (primary visit)",
-        "analysed": "Analysed (primary model: at least one assessment)",
+        "analysed": "Analysed in the primary model",
     }
     stages = [s for s in dict.fromkeys(counts["stage"]) if s != "enrolled"]
     rows: list[dict[str, str]] = []
     for stage in stages:
-        label = labels.get(stage) or "Lost: " + END_REASONS[stage.split(": ")[1]].lower()
+        label = labels.get(stage) or (
+            "Follow-up ended early: " + END_REASONS[stage.split(": ")[1]].lower()
+        )
         row = {"Stage": label}
         for arm in arm_list:
             c = counts.loc[(counts["stage"] == stage) & (counts["arm"] == arm)]
@@ -276,7 +280,10 @@ def adverse_event_summary(
 
 
 def adverse_event_display(summary: pd.DataFrame, arm_list: Sequence[str]) -> pd.DataFrame:
-    """The summary as people read it: term, affected n (%) and events per arm, RR and RD."""
+    """The summary as people read it: term, affected n (%) and events per arm, RR and RD.
+
+    Each arm is one column (``"48 (96%); 153"``) so the table fits a page in Word.
+    """
     out = pd.DataFrame(
         {
             "Adverse event": [
@@ -286,16 +293,18 @@ def adverse_event_display(summary: pd.DataFrame, arm_list: Sequence[str]) -> pd.
         }
     )
     for arm in arm_list:
-        out[f"{arm}, n (%)"] = [
-            n_pct(k, m) for k, m in zip(summary[f"{arm} n"], summary[f"{arm} N"], strict=True)
+        out[f"{arm}: n (%); events"] = [
+            f"{n_pct(k, m)}; {int(e)}"
+            for k, m, e in zip(
+                summary[f"{arm} n"], summary[f"{arm} N"], summary[f"{arm} events"], strict=True
+            )
         ]
-        out[f"{arm} events"] = summary[f"{arm} events"].astype(int).astype(str)
     if "rr" in summary:
         out["Risk ratio (95% CI)"] = [
             _ci(r["rr"], r["rr_low"], r["rr_high"], 2, "not estimable")
             for _, r in summary.iterrows()
         ]
-        out["Risk difference, points (95% CI)"] = [
+        out["Difference, % points (95% CI)"] = [
             _ci(100 * r["rd"], 100 * r["rd_low"], 100 * r["rd_high"], 1, MISSING)
             for _, r in summary.iterrows()
         ]
