@@ -123,10 +123,20 @@ VARIANTS: dict[str, tuple[Callable[[], Feeds], set[str]]] = {
     "no_grade": (lambda: no_grade(sim()), {"grade", "raters"}),
     "one_follow_up_visit": (lambda: sim(visit_days=(0, 84)), set()),
     "heavy_dropout": (lambda: sim(dropout=0.6), set()),
+    "other_arms_parallel": (
+        lambda: sim(design="parallel", n=60, combination="MN+RF", control="MN+saline"),
+        {"other_arms"},
+    ),
     # the default run: four variants that together make every edit
     "parallel_months_bare": (
-        lambda: no_photo_raters(no_adverse_events(relabel(sim(design="parallel", n=60), MONTHS))),
-        {"ae", "raters"},
+        lambda: no_photo_raters(
+            no_adverse_events(
+                relabel(
+                    sim(design="parallel", n=60, combination="MN+RF", control="MN+saline"), MONTHS
+                )
+            )
+        ),
+        {"ae", "raters", "other_arms"},
     ),
     "split_v_labels_no_pro_grade": (
         lambda: no_grade(no_pros(relabel(sim(dropout=0.6), V_LABELS))),
@@ -202,6 +212,9 @@ def check(name: str, text: str) -> None:
     assert not re.search(r"\b(?:week|month|day|session)_\d", text)  # labels read as words
     for shown in SHOWN_LABELS.get(name, ()):
         assert shown in text, shown
+    if "other_arms" in lacks:  # the control is found from the dictionary's word "control"
+        assert "MN+RF versus MN+saline" in text and "MN+PRP" not in text
+        assert " MN " not in text
     if "comparator" in lacks:
         assert "There is no comparator arm" in text
         for phrase in (

@@ -78,6 +78,20 @@ def with_weeks(data: pd.DataFrame, schedule: Schedule) -> pd.DataFrame:
     return data.assign(week=(data["day"].astype(float) - schedule.baseline_day) / 7)
 
 
+def control_arm(units: pd.DataFrame, control: str) -> str:
+    """The control arm: ``control`` if the study has it, else the arm the data dictionary calls
+    a control or comparator, else the first arm in sorted order."""
+    found = sorted(units["modality"].dropna().unique())
+    if control in found or not found:
+        return control
+    named = [
+        a
+        for a in found
+        if any(w in codelist_label("modality", a) for w in ("control", "comparator"))
+    ]
+    return (named or found)[0]
+
+
 # --------------------------------------------------------------------------------------------
 # participant flow (CONSORT)
 # --------------------------------------------------------------------------------------------
