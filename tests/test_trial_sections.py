@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 
 from outcomes.report.trial_sections import (
@@ -72,3 +73,28 @@ def test_trial_figures_have_no_text_under_7_pt_at_print_size() -> None:
         assert sizes and min(sizes) * scale >= 7
         assert fig.get_size_inches()[0] == 6.5
         plt.close(fig)
+
+
+def test_change_from_baseline_equals_the_model_of_change() -> None:
+    from outcomes.models.mmrm.fit import mmrm
+    from outcomes.report import sections as sh
+    from outcomes.report import trial_models as tm
+    from outcomes.report import trial_sections as ts
+    from outcomes.simulate.trial import simulate_trial
+
+    tables = simulate_trial(seed=4, design="parallel", n_subjects=30).tables
+    t = dict(tables)
+    data = sh.primary_dataset(t, "gb_quant")
+    data = data.loc[data["modality"] == "MN+PRP"]
+    post, _ = tm.mmrm_dataset(ts.with_weeks(data, ts.schedule_from_days(data)))
+    base = float(post.drop_duplicates("unit_id")["baseline"].mean())
+    options = {"subject": "unit_id", "visit": "week", "cov": "us", "ddf": "kenward-roger"}
+    fit = mmrm(post, "value ~ baseline + week", **options)
+    change = tm.change_from_baseline(fit.emmeans("week", at={"baseline": base}), base)
+    direct = mmrm(
+        post.assign(chg=post["value"] - post["baseline"]), "chg ~ baseline + week", **options
+    )
+    expected = direct.emmeans("week", at={"baseline": base})
+    np.testing.assert_allclose(change["estimate"], expected["estimate"], atol=1e-8)
+    np.testing.assert_allclose(change["conf_low"], expected["conf_low"], atol=1e-6)
+    np.testing.assert_allclose(change["std_error"], expected["std_error"], rtol=1e-6)

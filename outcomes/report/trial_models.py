@@ -177,6 +177,23 @@ def time_ratio(
     )
 
 
+def change_from_baseline(means: pd.DataFrame, baseline: float) -> pd.DataFrame:
+    """Change from baseline by visit from an ANCOVA-type model's LS means at ``baseline``.
+
+    With the baseline score as covariate, the LS mean at baseline ``b`` less ``b`` is the
+    model's mean change from ``b`` (the model of change on baseline has the same fit), with the
+    same standard error and degrees of freedom; the t test is of no change.
+    """
+    from scipy import stats
+
+    out = means.copy()
+    for col in ("estimate", "conf_low", "conf_high"):
+        out[col] = out[col] - baseline
+    out["statistic"] = out["estimate"] / out["std_error"]
+    out["p_value"] = 2 * stats.t.sf(out["statistic"].abs(), out["df"])
+    return out
+
+
 def direction_text(instrument: str) -> str:
     """``"higher is worse"`` or ``"higher is better"`` from the data dictionary's direction."""
     from outcomes.data.dictionary import load_dictionary
