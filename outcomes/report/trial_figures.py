@@ -44,13 +44,16 @@ def consort_figure(
         top += f" ({u_all} sides)\nsides randomised within each participant: one side per arm"
     elif len(arm_list) > 1:
         top += "\nrandomised"
-    fig, ax = plt.subplots(figsize=(6.5, 4.6), dpi=300)
+    fig, ax = plt.subplots(figsize=(6.5, 5.2), dpi=300)
     ax.set_axis_off()
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1)
 
-    def box(x: float, y: float, w: float, text: str, colour: str = "#4d4d4d") -> None:
-        h = 0.035 + 0.045 * (text.count("\n") + 1)
+    def box(
+        x: float, y: float, w: float, text: str, colour: str = "#4d4d4d"
+    ) -> tuple[float, float]:
+        """Draw a box centred at (x, y); return its top and bottom."""
+        h = 0.03 + 0.04 * (text.count("\n") + 1)
         ax.add_patch(
             FancyBboxPatch(
                 (x - w / 2, y - h / 2),
@@ -63,6 +66,7 @@ def consort_figure(
             )
         )
         ax.text(x, y, text, ha="center", va="center", fontsize=FONT, linespacing=1.3)
+        return y + h / 2 + 0.008, y - h / 2 - 0.008
 
     def arrow(x0: float, y0: float, x1: float, y1: float) -> None:
         ax.annotate(
@@ -72,33 +76,32 @@ def consort_figure(
             arrowprops={"arrowstyle": "->", "color": "#4d4d4d", "lw": 0.8},
         )
 
-    box(0.5, 0.92, 0.8, top)
+    _, top_bottom = box(0.5, 0.93, 0.8, top)
     k = len(arm_list)
     xs = [(i + 0.5) / k for i in range(k)]
     width = min(0.9 / k, 0.6)
-    stages = [(0.72, "allocated", "Allocated to {arm}"), (0.5, "treated", "Treated")]
     for x, arm in zip(xs, arm_list, strict=True):
         colour = MODALITY_COLOURS.get(arm, "#4d4d4d")
-        arrow(x if k > 1 else 0.5, 0.85, x, 0.77)
-        for y, stage, title in stages:
-            box(x, y, width, f"{title.format(arm=arm)}\n{said(stage, arm)}", colour)
         lost = [
             f"{END_REASONS[s.split(': ')[1]]}: {said(s, arm)}"
             for s in dict.fromkeys(counts["stage"])
             if s.startswith("lost: ") and ((counts["stage"] == s) & (counts["arm"] == arm)).any()
         ]
-        box(x, 0.29, width, "Follow-up ended early\n" + ("\n".join(lost) or "none"), colour)
-        box(
-            x,
-            0.08,
-            width,
-            f"Assessed at {primary_name.lower()}\n{said('primary', arm)}\n"
-            f"Analysed (primary model): {said('analysed', arm)}",
-            colour,
-        )
-        arrow(x, 0.67, x, 0.555)
-        arrow(x, 0.445, x, 0.36)
-        arrow(x, 0.21, x, 0.165)
+        boxes = [
+            (0.76, f"Allocated to {arm}\n{said('allocated', arm)}"),
+            (0.59, f"Treated\n{said('treated', arm)}"),
+            (0.41, "Follow-up ended early\n" + ("\n".join(lost) or "none")),
+            (
+                0.13,
+                f"Assessed at {primary_name.lower()}:\n{said('primary', arm)}\n"
+                f"Analysed in the primary model:\n{said('analysed', arm)}",
+            ),
+        ]
+        above = top_bottom
+        for y, text in boxes:
+            upper, lower = box(x, y, width, text, colour)
+            arrow(x, above, x, upper)
+            above = lower
     fig.subplots_adjust(left=0.01, right=0.99, top=0.99, bottom=0.01)
     return fig
 
