@@ -545,29 +545,46 @@ class Store:
 
         return self._transaction(snap, note, write)
 
-    def withdraw(self, study_id: str, subject_id: str, reason: str) -> int:
+    def withdraw(self, subject_id: str, reason: str, *, study_id: str | None = None) -> int:
         """Remove a subject who withdrew consent from every later snapshot; return its number.
 
         The subject's rows in every table (its units and, through them, sessions and
         assessments; its adverse events) leave the data as of a new snapshot, each recorded
         in the history with the reason. Earlier snapshots still hold them.
+
+        Parameters
+        ----------
+        subject_id
+            The subject.
+        reason
+            Why (kept in the history), e.g. ``"consent withdrawn 2026-03-02"``.
+        study_id
+            The subject's study; may be left out when only one study has this subject.
         """
         if not reason or not reason.strip():
             raise InputError("a withdrawal needs a reason (--reason TEXT)")
         latest = self._resolve(None)
         subjects = self.table("subjects", latest)
-        hit = (subjects["study_id"] == study_id) & (subjects["subject_id"] == subject_id)
+        hit = subjects["subject_id"] == subject_id
+        if study_id is None and hit.sum() > 1:
+            studies = ", ".join(sorted(subjects.loc[hit, "study_id"]))
+            raise InputError(
+                f"{self.path}: subject {subject_id!r} is in several studies ({studies}); "
+                "name the study (--study)"
+            )
+        if study_id is None and hit.sum() == 1:
+            study_id = str(subjects.loc[hit, "study_id"].iloc[0])
+        hit &= subjects["study_id"] == study_id
         if not hit.any():
             done = self.withdrawn()
-            done = done[(done["study_id"] == study_id) & (done["subject_id"] == subject_id)]
+            done = done[(done["subject_id"] == subject_id) & (done["study_id"] == study_id)]
             if len(done):
                 raise InputError(
                     f"{self.path}: subject {subject_id} of study {study_id} was already "
                     f"withdrawn in snapshot {int(done['snapshot_id'].iloc[0])}"
                 )
-            raise InputError(
-                f"{self.path}: no subject {subject_id!r} in study {study_id!r} in snapshot {latest}"
-            )
+            where = f" in study {study_id!r}" if study_id else ""
+            raise InputError(f"{self.path}: no subject {subject_id!r}{where} in snapshot {latest}")
         snap = latest + 1
         units = self.con.execute(
             "SELECT DISTINCT unit_id FROM units WHERE study_id = ? AND subject_id = ?",
