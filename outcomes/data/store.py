@@ -577,11 +577,13 @@ class Store:
         hit &= subjects["study_id"] == study_id
         if not hit.any():
             done = self.withdrawn()
-            done = done[(done["subject_id"] == subject_id) & (done["study_id"] == study_id)]
+            done = done[done["subject_id"] == subject_id]
+            if study_id is not None:
+                done = done[done["study_id"] == study_id]
             if len(done):
                 raise InputError(
-                    f"{self.path}: subject {subject_id} of study {study_id} was already "
-                    f"withdrawn in snapshot {int(done['snapshot_id'].iloc[0])}"
+                    f"{self.path}: subject {subject_id} of study {done['study_id'].iloc[0]} was "
+                    f"already withdrawn in snapshot {int(done['snapshot_id'].iloc[0])}"
                 )
             where = f" in study {study_id!r}" if study_id else ""
             raise InputError(f"{self.path}: no subject {subject_id!r}{where} in snapshot {latest}")
