@@ -438,7 +438,9 @@ def _ingest(
                     feed.sha256,
                     "already_ingested",
                     len(feed.data),
+                    len(feed.data),
                     message=f"identical file and mapping already in {where}, every row accepted",
+                    rows_unchanged=len(feed.data),
                 )
             )
             continue
