@@ -170,6 +170,7 @@ class Withdrawn:
         if not self.subjects or "study_id" not in data:
             return gone, _violations([])
         study = data["study_id"].astype("string").str.strip().fillna("").to_numpy()
+        subjects: list[tuple[str, str] | None]
         if "subject_id" in data:
             column = "study_id, subject_id"
             ids = data["subject_id"].astype("string").str.strip().fillna("").to_numpy()

@@ -47,9 +47,11 @@ feed is named in the notes.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -376,16 +378,16 @@ def ingest(
     feeds, skipped = discover_feeds(paths)
     unused = unused_mappings(paths, feeds)
     reason = reason.strip() if reason and reason.strip() else None
-    options = {"strict": strict, "note": note, "reason": reason, "unused": unused}
+    run = partial(_ingest, feeds, skipped, strict=strict, note=note, reason=reason, unused=unused)
     if isinstance(store, Store):
-        return _ingest(feeds, skipped, store, store, **options)
+        return run(store, store)
     path = Path(store)
     if path.exists():
         with Store(path) as st:
-            return _ingest(feeds, skipped, st, st, **options)
+            return run(st, st)
     # a new store: validate against an empty one in memory; create the file only to write
     with Store(":memory:", create=True) as empty:
-        return _ingest(feeds, skipped, empty, path, **options)
+        return run(empty, path)
 
 
 def _ingest(
@@ -517,12 +519,13 @@ def _ingest(
     tables = {name: _stack(parts) for name, parts in accepted.items() if parts}
     fixes = {name: _stack(parts) for name, parts in corrected.items() if parts}
     q_store = _stack(to_store) if to_store else pd.DataFrame(columns=QUARANTINE_COLUMNS)
-    options = {"note": note, "corrections": fixes, "history": report.corrections}
-    if isinstance(target, Store):
-        report.snapshot = target.add_snapshot(tables, files, q_store, **options)
-    else:
-        with Store(target, create=True) as st:
-            report.snapshot = st.add_snapshot(tables, files, q_store, **options)
+    with contextlib.ExitStack() as stack:
+        st = (
+            target if isinstance(target, Store) else stack.enter_context(Store(target, create=True))
+        )
+        report.snapshot = st.add_snapshot(
+            tables, files, q_store, note, corrections=fixes, history=report.corrections
+        )
     return report
 
 

@@ -611,7 +611,10 @@ class Store:
                 history = pd.DataFrame(
                     {
                         "table_name": name,
-                        "key": [key_text(k) for k in keys.to_dict("records")],
+                        "key": [
+                            key_text(dict(zip(keys.columns, r, strict=True)))
+                            for r in keys.to_numpy()
+                        ],
                         "column_name": None,
                         "old_value": None,
                         "new_value": None,
