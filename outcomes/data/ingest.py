@@ -67,7 +67,7 @@ from outcomes.data.feeds import (
     mapping_sha256,
     read_feed,
 )
-from outcomes.data.schema import TEXT, coerce_table, validate_table
+from outcomes.data.schema import TEXT, validate_table
 from outcomes.data.store import HISTORY_COLUMNS, Store
 from outcomes.errors import InputError
 
@@ -318,10 +318,6 @@ def _stack(frames: Sequence[pd.DataFrame | None]) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
 
 
-def _key_columns(df: pd.DataFrame, cols: tuple[str, ...]) -> pd.DataFrame:
-    return df[list(cols)].drop_duplicates()
-
-
 def unused_mappings(paths: list[str | Path], feeds: list[Path]) -> list[str]:
     """A note per mapping file in a searched folder that belongs to no feed found there."""
     from difflib import get_close_matches
@@ -564,32 +560,31 @@ def _check_feed(
         name: _stack([stored.get(name), *batch[name]]) for name in ("studies", "subjects", "units")
     }
     t = d.table(feed.table)
-    earlier = _stack([stored.get(feed.table), *batch[feed.table]])
-    if len(earlier):
-        refs[f"stored_{feed.table}"] = _key_columns(earlier, t.primary_key)
     gone, gone_violations = withdrawn.rows(feed.data, feed.table)
     keep = np.flatnonzero(~gone)
     check = validate_table(feed.data.iloc[keep], feed.table, refs, d)
-    violations = check.violations.assign(row=keep[check.violations["row"].to_numpy(dtype=int)])
+    bad = check.violations["row"].to_numpy(dtype=int)
+    violations = check.violations.assign(row=keep[bad])
     rejected = check.rejected.set_axis(keep[check.rejected.index.to_numpy(dtype=int)])
-    in_store = violations["rule"] == "duplicate_key_in_store"
-    only_dup = violations.groupby("row")["rule"].agg(lambda r: set(r) == {"duplicate_key_in_store"})
-    violations = violations[~in_store]
-    rows = only_dup.index[only_dup.to_numpy(dtype=bool)].to_numpy(dtype=int)
-    text = rejected.loc[rows].astype(TEXT).apply(lambda s: s.str.strip())
-    typed = coerce_table(text.replace("", pd.NA), t).set_axis(rows)
+    typed = check.accepted.set_axis(keep[np.setdiff1d(np.arange(len(keep)), bad)])
+    # valid rows whose key is stored or came earlier in this ingest: unchanged, corrected, held
+    key = list(t.primary_key)
+    earlier = _stack([stored.get(feed.table), *batch[feed.table]])
+    known = set(row_texts(earlier, key)) if len(earlier) else set()
+    again = np.array([k in known for k in row_texts(typed, key)], dtype=bool)
     resent = classify_resent(
-        typed,
+        typed[again],
         t,
         stored.get(feed.table),
         _stack(batch[feed.table]),
         file=str(feed.path),
         reason=reason,
     )
+    held = resent.violations["row"].to_numpy(dtype=int)
     violations = _stack([violations, resent.violations, gone_violations])
     if len(violations):
         violations = violations.sort_values(["row", "rule"], kind="stable").reset_index(drop=True)
-        rejected = pd.concat([rejected, feed.data.iloc[np.flatnonzero(gone)]])
+        rejected = pd.concat([rejected, feed.data.iloc[np.r_[held, np.flatnonzero(gone)]]])
     n_in = len(feed.data)
     n_bad = violations["row"].nunique() if len(violations) else 0
     n_fixed = len(resent.corrected)
@@ -606,7 +601,8 @@ def _check_feed(
         rows_corrected=n_fixed,
     )
     q = _quarantine_rows(feed, violations, rejected) if len(violations) else pd.DataFrame()
-    return _Checked(result, check.accepted, resent.corrected, resent.history, q)
+    new_rows = typed[~again].reset_index(drop=True)
+    return _Checked(result, new_rows, resent.corrected, resent.history, q)
 
 
 def _quarantine_rows(feed: _Feed, violations: pd.DataFrame, rejected: pd.DataFrame) -> pd.DataFrame:

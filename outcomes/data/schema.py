@@ -281,22 +281,6 @@ def _table_rules(d: Dictionary, table: Table, refs: Mapping[str, pd.DataFrame]) 
                 (day_col,),
             )
         )
-    stored = refs.get(f"stored_{table.name}")
-    if stored is not None and not stored.empty:
-
-        def key_not_stored(df: pd.DataFrame) -> pd.Series:
-            return ~_in_reference(df, table.primary_key, stored, table.primary_key)
-
-        rules.append(
-            _Rule(
-                pa.Check(
-                    key_not_stored,
-                    name="duplicate_key_in_store",
-                    error=f"key ({', '.join(table.primary_key)}) is already in the store",
-                ),
-                table.primary_key,
-            )
-        )
     return rules
 
 
@@ -332,7 +316,8 @@ def rules_schema(
         The dictionary table.
     refs
         Reference tables for cross-table rules: accepted ``studies``, ``subjects``, ``units``
-        (stored plus this batch), and ``stored_<table>`` (keys already in the store).
+        (stored plus this batch). Keys already stored are the ingest's business
+        (:mod:`outcomes.data.corrections`).
     d
         The dictionary (default: the shipped one).
 
