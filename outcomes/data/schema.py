@@ -6,7 +6,8 @@ Validation runs in two pandera passes, both generated from :mod:`outcomes.data.d
    (integer, number, boolean) -- a value that does not is a row-level violation, not a crash.
 2. *rules*: on the typed table, required values, codelists, ranges, patterns, instrument
    ranges, primary-key uniqueness, table rules, and the cross-table rules (foreign keys,
-   days within follow-up, keys already in the store) against reference tables.
+   days within follow-up) against reference tables. Keys already in the store are classified
+   by the ingest (:mod:`outcomes.data.corrections`).
 
 :func:`validate_table` turns pandera's failure cases into one row per violation (row, column,
 value, rule, message) and splits the input into accepted and rejected rows, so nothing is lost:
