@@ -130,3 +130,16 @@ def test_read_only_store_refuses_to_write(valid_store: Path) -> None:
 
     with open_store(valid_store) as st, pytest.raises(InputError, match="opened read-only"):
         st.withdraw("S1", "x")
+
+
+def test_same_process_readers_and_writers_share_or_say_why(valid_store: Path) -> None:
+    """In one notebook: a store held for writing serves read-only readers; one held
+    read-only makes a writer stop with a message, not a DuckDB error."""
+    from outcomes.data.ingest import ingest
+    from outcomes.errors import InputError
+    from outcomes.report.sections import load_snapshot
+
+    with Store(valid_store) as writer:
+        assert len(load_snapshot(valid_store).tables["units"]) == len(writer.table("units"))
+    with open_store(valid_store), pytest.raises(InputError, match="open read-only"):
+        ingest([VALID], valid_store)

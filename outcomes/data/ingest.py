@@ -584,7 +584,9 @@ def _check_feed(
     violations = _stack([violations, resent.violations, gone_violations])
     if len(violations):
         violations = violations.sort_values(["row", "rule"], kind="stable").reset_index(drop=True)
-        rejected = pd.concat([rejected, feed.data.iloc[np.r_[held, np.flatnonzero(gone)]]])
+        rejected = pd.concat(
+            [rejected, feed.data.iloc[np.concatenate([held, np.flatnonzero(gone)])]]
+        )
     n_in = len(feed.data)
     n_bad = violations["row"].nunique() if len(violations) else 0
     n_fixed = len(resent.corrected)

@@ -147,7 +147,11 @@ class Store:
         memory = str(path) == ":memory:"
         if not memory:
             _check_store_file(self.path, create and not read_only)
-        self.con = self._connect(memory)
+        try:
+            self.con = self._connect(memory)
+        except InputError:
+            self.close()  # drop a copy made before the failure
+            raise
         try:
             if read_only:
                 self._check_tables()
