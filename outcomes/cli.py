@@ -23,9 +23,12 @@ import sys
 import textwrap
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from outcomes.errors import InputError, OutcomesError
+
+if TYPE_CHECKING:
+    from outcomes.data.store import Store
 
 EPILOG = textwrap.dedent(
     """\
@@ -35,6 +38,9 @@ EPILOG = textwrap.dedent(
       outcomes ingest feeds/trial feeds/registry --store outcomes.duckdb
       outcomes summary --store outcomes.duckdb
       outcomes quarantine --store outcomes.duckdb --out quarantine.csv
+      outcomes ingest feeds/trial --store outcomes.duckdb --reason "query 12: score re-read"
+      outcomes history --store outcomes.duckdb --table assessments
+      outcomes withdraw --store outcomes.duckdb --subject S07 --reason "consent withdrawn"
       outcomes export --store outcomes.duckdb --table assessments --snapshot 1 --out a.parquet
       outcomes validate site3_assessments.csv
       outcomes dictionary --out dictionary.md
@@ -81,9 +87,21 @@ def _simulate(args: argparse.Namespace) -> int:
 def _ingest(args: argparse.Namespace) -> int:
     from outcomes.data.ingest import ingest
 
-    report = ingest(args.paths, args.store, strict=args.strict, note=args.note or "")
+    report = ingest(
+        args.paths, args.store, strict=args.strict, note=args.note or "", reason=args.reason
+    )
     print(report.summary())
     return report.exit_code
+
+
+def _read_store(path: str) -> Store:
+    """Open a store read-only; say so on stderr when another process is writing to it."""
+    from outcomes.data.store import Store
+
+    store = Store(path, read_only=True)
+    for note in store.notes:
+        print(f"note: {note}", file=sys.stderr)
+    return store
 
 
 def _validate(args: argparse.Namespace) -> int:
@@ -114,9 +132,7 @@ def _dictionary(args: argparse.Namespace) -> int:
 def _summary(args: argparse.Namespace) -> int:
     import pandas as pd
 
-    from outcomes.data.store import Store
-
-    with Store(args.store) as store:
+    with _read_store(args.store) as store:
         snap = args.snapshot or store.latest()
         snaps = store.snapshots()
         print(f"store {args.store}: {len(snaps)} snapshot(s); showing snapshot {snap}\n")
@@ -157,9 +173,7 @@ def _summary(args: argparse.Namespace) -> int:
 
 
 def _snapshots(args: argparse.Namespace) -> int:
-    from outcomes.data.store import Store
-
-    with Store(args.store) as store:
+    with _read_store(args.store) as store:
         print(store.snapshots().to_string(index=False))
         print()
         print(store.files().to_string(index=False))
@@ -168,9 +182,8 @@ def _snapshots(args: argparse.Namespace) -> int:
 
 def _quarantine(args: argparse.Namespace) -> int:
     from outcomes.data.safety import write_csv
-    from outcomes.data.store import Store
 
-    with Store(args.store) as store:
+    with _read_store(args.store) as store:
         q = store.quarantine(args.snapshot)
     if args.out:
         write_csv(q, args.out)
@@ -182,16 +195,49 @@ def _quarantine(args: argparse.Namespace) -> int:
 
 def _export(args: argparse.Namespace) -> int:
     from outcomes.data.safety import check_out_path, write_csv
-    from outcomes.data.store import Store
 
     out = check_out_path(args.out)
-    with Store(args.store) as store:
+    with _read_store(args.store) as store:
         df = store.table(args.table, args.snapshot)
     if out.suffix == ".parquet":
         df.to_parquet(out, index=False)
     else:
         write_csv(df, out)
     print(f"wrote {len(df)} rows of {args.table} to {out}")
+    return 0
+
+
+def _history(args: argparse.Namespace) -> int:
+    """``outcomes history``: corrections and withdrawals, oldest first."""
+    from outcomes.data.safety import write_csv
+
+    key = args.key
+    if key and all("=" in k for k in key):
+        key = dict(k.split("=", 1) for k in key)
+    with _read_store(args.store) as store:
+        h = store.history(table=args.table, key=key)
+    if args.out:
+        write_csv(h, args.out)
+        print(f"wrote {len(h)} history rows to {args.out}")
+    else:
+        print(h.to_string(index=False) if len(h) else "no corrections or withdrawals")
+    return 0
+
+
+def _withdraw(args: argparse.Namespace) -> int:
+    """``outcomes withdraw``: remove a subject from later snapshots, with the reason."""
+    from outcomes.data.store import Store
+
+    with Store(args.store) as store:
+        snap = store.withdraw(args.subject, args.reason, study_id=args.study)
+        removed = store.history()
+    removed = removed[removed["snapshot_id"] == snap]
+    counts = removed.groupby("table_name", sort=False).size()
+    print(
+        f"snapshot {snap} written: subject {args.subject} withdrawn; rows removed from snapshot "
+        f"{snap} on (earlier snapshots keep them): "
+        + ", ".join(f"{t} {n}" for t, n in counts.items())
+    )
     return 0
 
 
@@ -393,6 +439,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="any violation fails the ingest and nothing is written",
     )
     p.add_argument("--note", help="free text kept with the snapshot")
+    p.add_argument(
+        "--reason",
+        help="why stored rows are re-sent with other values: records them as corrections "
+        "(without it they are quarantined)",
+    )
 
     p = add(
         "validate",
@@ -448,6 +499,34 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--table", required=True, help="table to write, e.g. assessments")
     p.add_argument("--snapshot", type=int, help=SNAPSHOT_HELP)
     p.add_argument("--out", required=True, help="file to write: .csv or .parquet")
+
+    p = add(
+        "history",
+        _history,
+        "list corrections (old and new value of each cell) and withdrawals, with reasons",
+        "outcomes history --store outcomes.duckdb --table assessments --key T1 S1-L",
+    )
+    p.add_argument("--store", required=True, help=STORE_HELP)
+    p.add_argument("--table", help="only this table's changes, e.g. assessments")
+    p.add_argument(
+        "--key",
+        nargs="+",
+        metavar="VALUE",
+        help="only these keys: values in key order (T1 S1-L) or COLUMN=VALUE pairs",
+    )
+    p.add_argument("--out", help="write CSV instead")
+
+    p = add(
+        "withdraw",
+        _withdraw,
+        "remove a subject who withdrew consent from later snapshots (units, sessions, "
+        "assessments, adverse events too), with the reason in the history",
+        'outcomes withdraw --store outcomes.duckdb --subject S07 --reason "consent withdrawn"',
+    )
+    p.add_argument("--store", required=True, help=STORE_HELP)
+    p.add_argument("--subject", required=True, help="the subject's id")
+    p.add_argument("--study", help="the subject's study (needed when several have this id)")
+    p.add_argument("--reason", required=True, help="why, kept in the history")
 
     # --- run / audit (declared analyses) ---
     p = add(

@@ -53,7 +53,7 @@ def _dictionary_rules() -> set[str]:
     rules = {
         "required",
         "duplicate_key",
-        "duplicate_key_in_store",
+        "correction_needs_reason",
         "instrument_range",
         "within_follow_up",
     }

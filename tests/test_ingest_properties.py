@@ -10,7 +10,7 @@ import tempfile
 from pathlib import Path
 
 import pandas as pd
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from outcomes.data.dictionary import load_dictionary
@@ -138,3 +138,62 @@ def test_corrupted_feed_never_crashes_or_loses_rows(case: tuple) -> None:
                     assert not any(
                         isinstance(c, str) and c.startswith(FORMULA_START) for c in cells
                     )
+
+
+FULL: dict[str, object] = {}
+
+
+def full_store() -> tuple[Path, dict[str, str]]:
+    """A store template holding every valid table, with each table's snapshot-1 hash."""
+    if not FULL:
+        folder = Path(tempfile.mkdtemp())
+        ingest([DATA / "valid"], folder / "s.duckdb")
+        with Store(folder / "s.duckdb", read_only=True) as st:
+            FULL["hashes"] = {t: st.content_hash(t, 1) for t in st.dictionary.tables}
+        FULL["path"] = folder / "s.duckdb"
+    return FULL["path"], FULL["hashes"]  # type: ignore[return-value]
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(corruptions(), st.booleans(), st.lists(st.tuples(*[st.integers(0, 99)] * 3), max_size=4))
+def test_resent_feed_keeps_accepted_quarantined_corrected_equal_to_rows_in(
+    case: tuple, with_reason: bool, swaps: list[tuple[int, int, int]]
+) -> None:
+    """Re-sending a stored table with random changes (hostile values, and plausible ones: a
+    value of the same column from another row): every row is accepted (new or unchanged),
+    quarantined or corrected, and the store's rows say the same; snapshot 1 is untouched."""
+    table, edits, duplicates = case
+    template, hashes = full_store()
+    with tempfile.TemporaryDirectory() as tmp:
+        store = Path(tmp) / "s.duckdb"
+        shutil.copy(template, store)
+        frame = pd.read_csv(DATA / "valid" / f"{table}.csv", dtype=str, keep_default_na=False)
+        n, width = frame.shape
+        for row, column, other in swaps:
+            frame.iloc[row % n, column % width] = frame.iloc[other % n, column % width]
+        for row, column, value in edits[: len(edits) // 2]:
+            frame.loc[row, column] = value
+        frame = pd.concat([frame, frame.iloc[duplicates]], ignore_index=True)
+        feed = Path(tmp) / f"{table}.csv"
+        frame.to_csv(feed, index=False)
+        report = ingest([feed], store, reason="property test" if with_reason else None)
+        [f] = report.files
+        if f.status == "rejected":
+            return
+        assert f.rows_accepted + f.rows_quarantined + f.rows_corrected == f.rows_in == len(frame)
+        assert with_reason or f.rows_corrected == 0
+        event("some rows corrected" if f.rows_corrected else "no row corrected")
+        assert len(report.corrections) >= f.rows_corrected
+        with Store(store, read_only=True) as st:
+            assert st.integrity_problems() == []
+            assert {t: st.content_hash(t, 1) for t in hashes} == hashes
+            if report.snapshot is None:
+                return
+            rows = st.all_rows(table)
+            added = int((rows["snapshot_id"] == report.snapshot).sum())
+            closed = int((rows["removed_in"] == report.snapshot).sum())
+            history = st.history()
+            q = st.quarantine(report.snapshot)
+        assert added == f.rows_accepted - f.rows_unchanged + f.rows_corrected
+        assert closed == f.rows_corrected == history["key"].nunique()
+        assert q["row"].nunique() == f.rows_quarantined

@@ -72,7 +72,7 @@ class _Session:
             return _published(d["published"], base)
         if "store" in d:
             store_path = base / d["store"]
-            store = Store(store_path)
+            store = Store(store_path, read_only=True)
             self._stack.callback(store.close)
             damaged = store.integrity_problems()
             if damaged:

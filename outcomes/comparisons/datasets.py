@@ -49,7 +49,7 @@ def _load_tables(data: Any, snapshot: int | None) -> dict[str, pd.DataFrame]:
         path = Path(data)
         if not path.exists():
             raise InputError(f"store {str(path)!r} does not exist")
-        with Store(path) as store:
+        with Store(path, read_only=True) as store:
             tables = store.tables(snapshot)
     elif isinstance(data, Mapping):
         tables = dict(data)

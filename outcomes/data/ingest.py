@@ -29,29 +29,46 @@ What happens to bad input:
 - with ``strict=True`` any rejection or violation, or no feed at all, fails the ingest and
   nothing is written (not even a new store file).
 
-A file's identity is its bytes, its mapping and its outcome. The same bytes under the same
-mapping with every row accepted add nothing. A file with quarantined rows is checked again
-when re-sent (its parents may have arrived, or its mapping been fixed): rows already stored
-with the same values count as accepted and unchanged, new rows are added, and a re-send that
-changes nothing writes no snapshot. A stored key with *different* values is still a
-``duplicate_key_in_store`` violation (corrections of stored rows are a separate step).
+A file's identity is its bytes, its mapping (and the data dictionary) and its outcome. The
+same bytes under the same mapping with every row accepted add nothing. A file with quarantined
+rows is checked again when re-sent (its parents may have arrived, or its mapping been fixed):
+rows already stored with the same values count as accepted and unchanged, new rows are added,
+and a re-send that changes nothing writes no snapshot. A changed mapping makes the same bytes a
+new file: its rows are checked again.
+
+A stored key with *different* values is a correction (:mod:`outcomes.data.corrections`): with
+``reason=`` it replaces the stored row in the new snapshot, earlier snapshots keep the old
+value, and the history records each changed cell; without a reason it is quarantined as
+``correction_needs_reason`` listing the changed cells. Accepted + quarantined + corrected rows
+= input rows, always. Rows of a withdrawn subject are quarantined as ``withdrawn_subject``.
+An ingest that accepts nothing does not create a store, and a mapping file that matches no
+feed is named in the notes.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from outcomes.data.corrections import Withdrawn, classify_resent, row_texts
 from outcomes.data.dictionary import Dictionary, load_dictionary
-from outcomes.data.feeds import discover_feeds, load_mapping, mapping_sha256, read_feed
-from outcomes.data.schema import TEXT, coerce_table, validate_table
-from outcomes.data.store import Store
+from outcomes.data.feeds import (
+    MAPPING_SUFFIX,
+    discover_feeds,
+    load_mapping,
+    mapping_sha256,
+    read_feed,
+)
+from outcomes.data.schema import TEXT, validate_table
+from outcomes.data.store import HISTORY_COLUMNS, Store
 from outcomes.errors import InputError
 
 __all__ = [
@@ -88,8 +105,9 @@ QUARANTINE_COLUMNS = [
 class FileResult:
     """What happened to one feed file.
 
-    ``rows_in = rows_accepted + rows_quarantined`` always; ``rows_unchanged`` of the accepted
-    rows were already stored with the same values (a re-sent file) and are not added again.
+    ``rows_in = rows_accepted + rows_quarantined + rows_corrected`` always; ``rows_unchanged``
+    of the accepted rows were already stored with the same values (a re-sent file) and are not
+    added again; ``rows_corrected`` rows replaced stored rows with other values.
     """
 
     path: str
@@ -102,6 +120,7 @@ class FileResult:
     message: str = ""
     mapping_sha256: str | None = None
     rows_unchanged: int = 0
+    rows_corrected: int = 0
 
 
 @dataclass
@@ -121,7 +140,11 @@ class IngestReport:
     strict
         Whether strict mode was on.
     notes
-        Files skipped and why, sheets not read, warnings about the store.
+        Files skipped and why, sheets not read, mapping files that match no feed, warnings
+        about the store.
+    corrections
+        One row per corrected cell (table_name, key, column_name, old_value, new_value,
+        change, file, reason), as the store's history records them.
     """
 
     snapshot: int | None
@@ -130,6 +153,8 @@ class IngestReport:
     strict: bool = False
     notes: list[str] = field(default_factory=list)
     no_feeds: bool = False
+    corrections: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=HISTORY_COLUMNS))
+    unused_mappings: list[str] = field(default_factory=list)
 
     @property
     def exit_code(self) -> int:
@@ -137,7 +162,7 @@ class IngestReport:
         rejected = any(f.status == "rejected" for f in self.files)
         if self.strict and self.no_feeds:
             return 2
-        if self.strict and (rejected or len(self.quarantine)):
+        if self.strict and (rejected or len(self.quarantine) or self.unused_mappings):
             return 5
         if rejected:
             return 4
@@ -153,15 +178,26 @@ class IngestReport:
                 lines.append(f"unchanged {f.path}: {f.message}")
             else:
                 again = f" ({f.rows_unchanged} already stored)" if f.rows_unchanged else ""
+                fixed = f", {f.rows_corrected} corrected" if f.rows_corrected else ""
                 lines.append(
                     f"ok        {f.path} -> {f.table}: {f.rows_in} rows in, {f.rows_accepted} "
-                    f"accepted{again}, {f.rows_quarantined} quarantined"
+                    f"accepted{again}{fixed}, {f.rows_quarantined} quarantined"
                 )
         if self.no_feeds:
             lines.append(
                 "no feed files found"
                 + (" (--strict: an empty delivery is an error)" if self.strict else "")
             )
+        c = self.corrections
+        if len(c):
+            lines.append(f"\nCorrected cells ({len(c)}; reason: {c['reason'].iloc[0]}):")
+            for h in c.head(limit).itertuples(index=False):
+                lines.append(
+                    f"  {h.table_name} {h.key}: {h.column_name} {h.old_value!r} -> "
+                    f"{h.new_value!r} ({h.file})"
+                )
+            if len(c) > limit:
+                lines.append(f"  ... {len(c) - limit} more (see `outcomes history`)")
         q = self.quarantine
         if len(q):
             lines.append(f"\nQuarantined rows ({len(q)} violations):")
@@ -282,14 +318,26 @@ def _stack(frames: Sequence[pd.DataFrame | None]) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
 
 
-def _key_columns(df: pd.DataFrame, cols: tuple[str, ...]) -> pd.DataFrame:
-    return df[list(cols)].drop_duplicates()
+def unused_mappings(paths: list[str | Path], feeds: list[Path]) -> list[str]:
+    """A note per mapping file in a searched folder that belongs to no feed found there."""
+    from difflib import get_close_matches
 
-
-def _row_texts(df: pd.DataFrame, cols: list[str]) -> list[tuple[str, ...]]:
-    """Rows as tuples of text, missing values marked, to compare typed rows exactly."""
-    text = df[cols].astype("string").fillna("\x00NA")
-    return list(text.itertuples(index=False, name=None))
+    names = {f.name for f in feeds}
+    notes = []
+    for folder in (Path(p) for p in paths):
+        if not folder.is_dir():
+            continue
+        for m in sorted(folder.glob("*" + MAPPING_SUFFIX)):
+            feed = m.name.removesuffix(MAPPING_SUFFIX)
+            if feed in names and m.with_name(feed) in feeds:
+                continue
+            near = get_close_matches(feed, sorted(n for n in names if n), n=1)
+            hint = f"; did you mean {near[0]}{MAPPING_SUFFIX}?" if near else ""
+            notes.append(
+                f"{m}: mapping file matches no feed (it must be named after its feed, "
+                f"<feed file name>{MAPPING_SUFFIX}); it was not used{hint}"
+            )
+    return notes
 
 
 def ingest(
@@ -298,6 +346,7 @@ def ingest(
     *,
     strict: bool = False,
     note: str = "",
+    reason: str | None = None,
 ) -> IngestReport:
     """Validate feeds and add them to the store as one new snapshot.
 
@@ -306,29 +355,35 @@ def ingest(
     paths
         Feed files and/or folders of feeds.
     store
-        A store path (created if missing, unless nothing is written) or an open
-        :class:`~outcomes.data.store.Store`.
+        A store path (created if missing, unless nothing is accepted) or a
+        :class:`~outcomes.data.store.Store` opened for writing.
     strict
-        Fail without writing anything on any rejected file or row violation, or when there
-        are no feeds at all.
+        Fail without writing anything on any rejected file or row violation, an unused
+        mapping file, or when there are no feeds at all.
     note
         Free text kept with the snapshot.
+    reason
+        Why stored rows are re-sent with other values: with it they are corrections (kept in
+        the history with this reason); without it they are quarantined.
 
     Returns
     -------
     IngestReport
-        Per-file results, quarantined rows, notes and the snapshot written (if any).
+        Per-file results, corrected cells, quarantined rows, notes and the snapshot written.
     """
     feeds, skipped = discover_feeds(paths)
+    unused = unused_mappings(paths, feeds)
+    reason = reason.strip() if reason and reason.strip() else None
+    run = partial(_ingest, feeds, skipped, strict=strict, note=note, reason=reason, unused=unused)
     if isinstance(store, Store):
-        return _ingest(feeds, skipped, store, store, strict=strict, note=note)
+        return run(store, store)
     path = Path(store)
     if path.exists():
         with Store(path) as st:
-            return _ingest(feeds, skipped, st, st, strict=strict, note=note)
+            return run(st, st)
     # a new store: validate against an empty one in memory; create the file only to write
     with Store(":memory:", create=True) as empty:
-        return _ingest(feeds, skipped, empty, path, strict=strict, note=note)
+        return run(empty, path)
 
 
 def _ingest(
@@ -339,11 +394,13 @@ def _ingest(
     *,
     strict: bool,
     note: str,
+    reason: str | None,
+    unused: list[str],
 ) -> IngestReport:
     d = store.dictionary
     results: list[FileResult] = []
     feeds: list[_Feed] = []
-    notes = [f"skipped {s}" for s in skipped]
+    notes = [f"skipped {s}" for s in skipped] + unused
     notes += store.dictionary_warnings()
     for path in paths:
         try:
@@ -358,7 +415,11 @@ def _ingest(
 
     latest = store.latest()
     stored = {name: store.table(name) for name in order} if latest else {}
+    withdrawn = Withdrawn.of(store) if latest else Withdrawn({}, {})
+    batch: dict[str, list[pd.DataFrame]] = {name: [] for name in order}  # new and corrected
     accepted: dict[str, list[pd.DataFrame]] = {name: [] for name in order}
+    corrected: dict[str, list[pd.DataFrame]] = {name: [] for name in order}
+    history: list[pd.DataFrame] = []
     quarantine: list[pd.DataFrame] = []
     to_store: list[pd.DataFrame] = []
     seen: set[tuple[str, str, str]] = set()
@@ -375,18 +436,30 @@ def _ingest(
                     feed.sha256,
                     "already_ingested",
                     len(feed.data),
+                    len(feed.data),
                     message=f"identical file and mapping already in {where}, every row accepted",
+                    rows_unchanged=len(feed.data),
                 )
             )
             continue
         seen.add(identity)
-        result, new, q = _check_feed(feed, d, stored, accepted)
-        accepted[feed.table].append(new)
+        check = _check_feed(feed, d, stored, batch, withdrawn, reason)
+        result, q = check.result, check.quarantine
+        accepted[feed.table].append(check.new)
+        batch[feed.table].append(check.new)
+        if len(check.corrected):
+            corrected[feed.table].append(check.corrected)
+            batch[feed.table].append(check.corrected)
+            stored[feed.table] = _without_keys(
+                stored[feed.table], check.corrected, d.table(feed.table).primary_key
+            )
+            history.append(check.history)
         if len(q):
             quarantine.append(q)
         if (
             previous is not None
             and result.rows_accepted == result.rows_unchanged
+            and result.rows_corrected == 0
             and (result.rows_quarantined == previous[1])
         ):
             # re-sent unchanged: its rows still fail as recorded; nothing new to write
@@ -401,8 +474,16 @@ def _ingest(
 
     q_all = _stack(quarantine) if quarantine else pd.DataFrame(columns=QUARANTINE_COLUMNS)
     report = IngestReport(None, results, q_all, strict, notes, no_feeds=not paths)
+    report.unused_mappings = unused
+    if history:
+        report.corrections = pd.concat(history, ignore_index=True)
     ingested = [r for r in results if r.status == "ingested"]
     if (strict and report.exit_code in (2, 5)) or not ingested:
+        return report
+    if not isinstance(target, Store) and not any(
+        r.rows_accepted + r.rows_corrected for r in ingested
+    ):
+        report.notes.append(f"no row accepted: the store {target} was not created")
         return report
     files = pd.DataFrame(
         [
@@ -415,6 +496,7 @@ def _ingest(
                 r.rows_quarantined,
                 r.mapping_sha256,
                 r.rows_unchanged,
+                r.rows_corrected,
             )
             for r in ingested
         ],
@@ -427,72 +509,102 @@ def _ingest(
             "rows_quarantined",
             "mapping_sha256",
             "rows_unchanged",
+            "rows_corrected",
         ],
     )
-    tables = {
-        name: pd.concat(parts, ignore_index=True) for name, parts in accepted.items() if parts
-    }
+    tables = {name: _stack(parts) for name, parts in accepted.items() if parts}
+    fixes = {name: _stack(parts) for name, parts in corrected.items() if parts}
     q_store = _stack(to_store) if to_store else pd.DataFrame(columns=QUARANTINE_COLUMNS)
-    if isinstance(target, Store):
-        report.snapshot = target.add_snapshot(tables, files, q_store, note=note)
-    else:
-        with Store(target, create=True) as st:
-            report.snapshot = st.add_snapshot(tables, files, q_store, note=note)
+    with contextlib.ExitStack() as stack:
+        st = (
+            target if isinstance(target, Store) else stack.enter_context(Store(target, create=True))
+        )
+        report.snapshot = st.add_snapshot(
+            tables, files, q_store, note, corrections=fixes, history=report.corrections
+        )
     return report
+
+
+def _without_keys(df: pd.DataFrame, rows: pd.DataFrame, key: tuple[str, ...]) -> pd.DataFrame:
+    """``df`` without the rows whose key ``rows`` holds."""
+    cols = list(key)
+    drop = set(row_texts(rows, cols))
+    keep = [r not in drop for r in row_texts(df, cols)]
+    return df[keep].reset_index(drop=True)
+
+
+@dataclass
+class _Checked:
+    result: FileResult
+    new: pd.DataFrame  # typed rows to add
+    corrected: pd.DataFrame  # typed rows replacing stored ones
+    history: pd.DataFrame  # one row per corrected cell
+    quarantine: pd.DataFrame
 
 
 def _check_feed(
     feed: _Feed,
     d: Dictionary,
     stored: dict[str, pd.DataFrame],
-    accepted: dict[str, list[pd.DataFrame]],
-) -> tuple[FileResult, pd.DataFrame, pd.DataFrame]:
+    batch: dict[str, list[pd.DataFrame]],
+    withdrawn: Withdrawn,
+    reason: str | None,
+) -> _Checked:
     """Validate one feed against the store and this batch.
 
-    Returns the file's result, its new rows (typed) and its quarantine rows. A row whose key
-    is already stored with exactly the same values is accepted as unchanged, not added again
-    and not a duplicate: so a file can be re-sent once its parents arrive or its mapping is
-    fixed.
+    A row whose key is already stored (or in this batch) is classified by
+    :func:`~outcomes.data.corrections.classify_resent`: unchanged (accepted, not added again),
+    a correction, or quarantined. Rows of withdrawn subjects are quarantined.
     """
     refs = {
-        name: _stack([stored.get(name), *accepted[name]])
-        for name in ("studies", "subjects", "units")
+        name: _stack([stored.get(name), *batch[name]]) for name in ("studies", "subjects", "units")
     }
     t = d.table(feed.table)
-    earlier = _stack([stored.get(feed.table), *accepted[feed.table]])
-    if len(earlier):
-        refs[f"stored_{feed.table}"] = _key_columns(earlier, t.primary_key)
-    check = validate_table(feed.data, feed.table, refs, d)
-    violations = check.violations
-    unchanged = np.zeros(0, dtype=int)
-    if len(violations) and len(earlier):
-        only_dup = violations.groupby("row")["rule"].agg(
-            lambda r: set(r) == {"duplicate_key_in_store"}
+    gone, gone_violations = withdrawn.rows(feed.data, feed.table)
+    keep = np.flatnonzero(~gone)
+    check = validate_table(feed.data.iloc[keep], feed.table, refs, d)
+    bad = check.violations["row"].to_numpy(dtype=int)
+    violations = check.violations.assign(row=keep[bad])
+    rejected = check.rejected.set_axis(keep[check.rejected.index.to_numpy(dtype=int)])
+    typed = check.accepted.set_axis(keep[np.setdiff1d(np.arange(len(keep)), bad)])
+    # valid rows whose key is stored or came earlier in this ingest: unchanged, corrected, held
+    key = list(t.primary_key)
+    earlier = _stack([stored.get(feed.table), *batch[feed.table]])
+    known = set(row_texts(earlier, key)) if len(earlier) else set()
+    again = np.array([k in known for k in row_texts(typed, key)], dtype=bool)
+    resent = classify_resent(
+        typed[again],
+        t,
+        stored.get(feed.table),
+        _stack(batch[feed.table]),
+        file=str(feed.path),
+        reason=reason,
+    )
+    held = resent.violations["row"].to_numpy(dtype=int)
+    violations = _stack([violations, resent.violations, gone_violations])
+    if len(violations):
+        violations = violations.sort_values(["row", "rule"], kind="stable").reset_index(drop=True)
+        rejected = pd.concat(
+            [rejected, feed.data.iloc[np.concatenate([held, np.flatnonzero(gone)])]]
         )
-        rows = only_dup.index[only_dup.to_numpy()].to_numpy(dtype=int)
-        if len(rows):
-            text = check.rejected.loc[rows].astype(TEXT).apply(lambda s: s.str.strip())
-            typed = coerce_table(text.replace("", pd.NA), t)
-            cols = list(t.columns)
-            known = set(_row_texts(earlier, cols))
-            same = np.array([r in known for r in _row_texts(typed, cols)], dtype=bool)
-            unchanged = rows[same]
-    violations = violations[~violations["row"].isin(unchanged)]
     n_in = len(feed.data)
-    n_bad = violations["row"].nunique()
+    n_bad = violations["row"].nunique() if len(violations) else 0
+    n_fixed = len(resent.corrected)
     result = FileResult(
         str(feed.path),
         feed.table,
         feed.sha256,
         "ingested",
         n_in,
-        n_in - n_bad,
+        n_in - n_bad - n_fixed,
         n_bad,
         mapping_sha256=feed.mapping_sha256,
-        rows_unchanged=len(unchanged),
+        rows_unchanged=len(resent.unchanged),
+        rows_corrected=n_fixed,
     )
-    q = _quarantine_rows(feed, violations, check.rejected) if len(violations) else pd.DataFrame()
-    return result, check.accepted, q
+    q = _quarantine_rows(feed, violations, rejected) if len(violations) else pd.DataFrame()
+    new_rows = typed[~again].reset_index(drop=True)
+    return _Checked(result, new_rows, resent.corrected, resent.history, q)
 
 
 def _quarantine_rows(feed: _Feed, violations: pd.DataFrame, rejected: pd.DataFrame) -> pd.DataFrame:

@@ -6,7 +6,8 @@ Validation runs in two pandera passes, both generated from :mod:`outcomes.data.d
    (integer, number, boolean) -- a value that does not is a row-level violation, not a crash.
 2. *rules*: on the typed table, required values, codelists, ranges, patterns, instrument
    ranges, primary-key uniqueness, table rules, and the cross-table rules (foreign keys,
-   days within follow-up, keys already in the store) against reference tables.
+   days within follow-up) against reference tables. Keys already in the store are classified
+   by the ingest (:mod:`outcomes.data.corrections`).
 
 :func:`validate_table` turns pandera's failure cases into one row per violation (row, column,
 value, rule, message) and splits the input into accepted and rejected rows, so nothing is lost:
@@ -281,22 +282,6 @@ def _table_rules(d: Dictionary, table: Table, refs: Mapping[str, pd.DataFrame]) 
                 (day_col,),
             )
         )
-    stored = refs.get(f"stored_{table.name}")
-    if stored is not None and not stored.empty:
-
-        def key_not_stored(df: pd.DataFrame) -> pd.Series:
-            return ~_in_reference(df, table.primary_key, stored, table.primary_key)
-
-        rules.append(
-            _Rule(
-                pa.Check(
-                    key_not_stored,
-                    name="duplicate_key_in_store",
-                    error=f"key ({', '.join(table.primary_key)}) is already in the store",
-                ),
-                table.primary_key,
-            )
-        )
     return rules
 
 
@@ -332,7 +317,8 @@ def rules_schema(
         The dictionary table.
     refs
         Reference tables for cross-table rules: accepted ``studies``, ``subjects``, ``units``
-        (stored plus this batch), and ``stored_<table>`` (keys already in the store).
+        (stored plus this batch). Keys already stored are the ingest's business
+        (:mod:`outcomes.data.corrections`).
     d
         The dictionary (default: the shipped one).
 

@@ -91,9 +91,9 @@ class Snapshot:
 
 
 def load_snapshot(store: str | Path, snapshot: int | None = None) -> Snapshot:
-    """Open a store read-only in spirit and read every table of one snapshot (default latest)."""
+    """Open a store read-only and read every table of one snapshot (default latest)."""
     path = Path(store).resolve()
-    with Store(path) as s:
+    with Store(path, read_only=True) as s:
         snaps = s.snapshots()
         sid = int(snaps["snapshot_id"].max()) if snapshot is None else int(snapshot)
         row = snaps.loc[snaps["snapshot_id"] == sid].iloc[0]
