@@ -46,15 +46,14 @@ user-facing API (:mod:`outcomes.models.lmm.fit`) emits them.
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 
 import numpy as np
 import scipy.optimize
 import scipy.sparse
-from threadpoolctl import ThreadpoolController
 
 from outcomes.errors import InputError, ModelError
+from outcomes.models.blas import one_blas_thread
 from outcomes.models.lmm.blocks import _Criterion, _OneLevel, _TwoLevel
 from outcomes.models.lmm.types import LmmFit, LmmProblem
 from outcomes.results import Diagnostic
@@ -355,12 +354,6 @@ def _boundary_diagnostics(theta: np.ndarray, crit: _Criterion, problem: LmmProbl
     return out
 
 
-@functools.cache
-def _blas_controller() -> ThreadpoolController:
-    """The BLAS thread pools, found once (finding them scans every loaded library)."""
-    return ThreadpoolController()
-
-
 def fit(problem: LmmProblem, *, start: np.ndarray | None = None) -> LmmFit:
     """Fit a linear mixed model by REML or ML with lme4's profiled criterion.
 
@@ -422,7 +415,7 @@ def fit(problem: LmmProblem, *, start: np.ndarray | None = None) -> LmmFit:
     diagnostics: list[Diagnostic] = []
     # The algebra is many tiny BLAS calls (L-BFGS-B's own among them): threads only add
     # synchronisation cost, which is large on a loaded machine.
-    with _blas_controller().limit(limits=1, user_api="blas"):
+    with one_blas_thread():
         optimum, verified, optimizer = _optimise(crit, start_theta, diagnostics)
     theta = optimum.theta
     pieces = crit.pieces(theta)
