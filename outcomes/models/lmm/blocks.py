@@ -18,6 +18,7 @@ from outcomes.models.lmm.types import LmmProblem, RandomTerm
 
 _LOG_2PI = np.log(2.0 * np.pi)
 _TENSOR_BUDGET = 20_000_000  # max elements of the pattern tensor (160 MB) before falling back
+_THETA_CACHE = 128  # pieces kept for deviance_at / vcov_at (Satterthwaite needs about 75)
 
 
 # --------------------------------------------------------------------------------------------
@@ -438,6 +439,9 @@ class _Criterion:
         self.lower = np.concatenate([b.lower() for b in structure.blocks])
         self.n_evaluations = 0
         self._last: tuple[bytes, float, np.ndarray] | None = None  # the latest value_and_grad
+        # Pieces by theta for deviance_at and vcov_at: numerical derivatives over
+        # varpar = (*theta, sigma) revisit the same theta with other sigmas.
+        self._by_theta: dict[bytes, _Pieces] = {}
 
     def pieces(self, theta: np.ndarray) -> _Pieces:
         self.n_evaluations += 1
@@ -485,14 +489,27 @@ class _Criterion:
         return value, grad.copy()
 
     def at_varpar(self, varpar: np.ndarray) -> tuple[_Pieces, float]:
-        """Pieces at ``theta`` and ``sigma^2`` from ``varpar = (*theta, sigma)``."""
+        """Pieces at ``theta`` and ``sigma^2`` from ``varpar = (*theta, sigma)``.
+
+        Pieces are remembered by the exact bits of ``theta``, so a derivative that changes only
+        ``sigma`` (or revisits a ``theta``) costs no evaluation and gives identical numbers.
+        """
         varpar = np.asarray(varpar, dtype=float)
         if varpar.shape != (len(self.lower) + 1,):
             raise InputError(
                 f"varpar must have {len(self.lower) + 1} elements (*theta, sigma), "
                 f"got shape {varpar.shape}."
             )
-        return self.pieces(varpar[:-1]), float(varpar[-1]) ** 2
+        theta = varpar[:-1]
+        key = theta.tobytes()
+        pieces = self._by_theta.get(key)
+        if pieces is None:
+            pieces = self.pieces(theta)
+            pieces.state = {}  # keep the cache small: only the scalars and p x p matrices
+            if len(self._by_theta) >= _THETA_CACHE:
+                del self._by_theta[next(iter(self._by_theta))]
+            self._by_theta[key] = pieces
+        return pieces, float(varpar[-1]) ** 2
 
     def deviance_at(self, varpar: np.ndarray) -> float:
         """-2 log-likelihood at ``(theta, sigma)`` with beta profiled (lmerTest's devfun_vp)."""
