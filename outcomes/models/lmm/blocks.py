@@ -18,6 +18,7 @@ from outcomes.models.lmm.types import LmmProblem, RandomTerm
 
 _LOG_2PI = np.log(2.0 * np.pi)
 _TENSOR_BUDGET = 20_000_000  # max elements of the pattern tensor (160 MB) before falling back
+_BATCH_BUDGET = 2_000_000  # elements of M (thetas x groups) per batched product (16 MB)
 _THETA_CACHE = 128  # pieces kept for deviance_at / vcov_at (Satterthwaite needs about 75)
 
 
@@ -312,17 +313,18 @@ class _OneLevel:
             return [self.parts(theta)[:2] for theta in thetas]
         products = self._pair_products()
         rc, rd = np.triu_indices(p_a)
-        per_chunk = max(1, _TENSOR_BUDGET // (4 * len(ra) * g))
+        per_chunk = max(1, _BATCH_BUDGET // (len(ra) * g))
+        buffer = np.empty((min(per_chunk, len(thetas)), len(ra), g))
         out = []
         for start in range(0, len(thetas), per_chunk):
             chunk = thetas[start : start + per_chunk]
-            m = np.empty((len(chunk), len(ra), g))
+            m = buffer[: len(chunk)]
             logdets = []
             for k, theta in enumerate(chunk):
                 _, m_k, logdet = _relative_precision(self.block.lam(theta), self.ztz)
                 m[k] = m_k[ra, rb]
                 logdets.append(float(np.sum(logdet)))
-            flat = m.reshape(len(chunk), -1) @ products
+            flat = m.reshape(len(chunk), -1) @ products.T
             for k in range(len(chunk)):
                 quad = np.empty((p_a, p_a))
                 quad[rc, rd] = flat[k]
@@ -331,14 +333,17 @@ class _OneLevel:
         return out
 
     def _pair_products(self) -> np.ndarray:
-        """The ``S_i[a, b]`` of :meth:`parts_many`, upper triangles, shape (pairs x G, elements)."""
+        """The ``S_i[a, b]`` of :meth:`parts_many`: upper triangles, shape (elements, pairs x G)."""
         q, p_a, g = self.zta.shape
-        ra, rb = np.triu_indices(q)
-        rc, rd = np.triu_indices(p_a)
-        za, zb = self.zta[ra], self.zta[rb]
-        prod = za[:, rc] * zb[:, rd]
-        prod[ra != rb] += zb[ra != rb][:, rc] * za[ra != rb][:, rd]
-        return np.ascontiguousarray(prod.transpose(0, 2, 1)).reshape(len(ra) * g, len(rc))
+        pairs = list(zip(*np.triu_indices(q), strict=True))
+        elements = list(zip(*np.triu_indices(p_a), strict=True))
+        out = np.empty((len(elements), len(pairs), g))
+        for e, (c, d) in enumerate(elements):
+            for k, (a, b) in enumerate(pairs):
+                np.multiply(self.zta[a, c], self.zta[b, d], out=out[e, k])
+                if a != b:
+                    out[e, k] += self.zta[b, c] * self.zta[a, d]
+        return out.reshape(len(elements), len(pairs) * g)
 
     def grad(self, theta: np.ndarray, omega: np.ndarray, state: dict) -> np.ndarray:
         """Gradient of the profiled criterion with respect to theta.

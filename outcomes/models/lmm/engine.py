@@ -354,6 +354,17 @@ def _boundary_diagnostics(theta: np.ndarray, crit: _Criterion, problem: LmmProbl
     return out
 
 
+def _least_squares(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Least-squares coefficients of ``y`` on ``x`` by the (column-scaled) normal equations
+    with one step of iterative refinement: as accurate as an SVD solve for any design that
+    passes :func:`_check`, at a fraction of its cost on long data."""
+    xtx = x.T @ x
+    scale = np.sqrt(np.diag(xtx))
+    scaled = xtx / np.outer(scale, scale)
+    coef = np.linalg.solve(scaled, (x.T @ y) / scale) / scale
+    return coef + np.linalg.solve(scaled, (x.T @ (y - x @ coef)) / scale) / scale
+
+
 def fit(problem: LmmProblem, *, start: np.ndarray | None = None) -> LmmFit:
     """Fit a linear mixed model by REML or ML with lme4's profiled criterion.
 
@@ -396,7 +407,7 @@ def fit(problem: LmmProblem, *, start: np.ndarray | None = None) -> LmmFit:
     # Work with the least-squares residual of y instead of y: the criterion only sees y
     # through its residual from the span of X, so nothing changes but rounding -- the
     # cross-products no longer carry the mean of y, which would cancel in A'V^-1 A.
-    shift = np.linalg.lstsq(x, y, rcond=None)[0]
+    shift = _least_squares(x, y)
     a = np.column_stack([x, y - x @ shift])
     terms = problem.terms
     if len(terms) == 1:
