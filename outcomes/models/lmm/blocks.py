@@ -6,6 +6,7 @@ structures, and the profiled REML/ML criterion with its analytic gradient (:clas
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
 import numpy as np
@@ -238,25 +239,38 @@ class _OneLevel:
         self.blocks = (self.block,)
         q = self.block.q
         g = term.n_groups
-        groups = _Groups(np.asarray(term.codes), g)
-        z = np.asarray(term.z, dtype=float)
-        ztz = groups.crossprod(z, z)
-        zta = groups.crossprod(z, a)
+        self._groups = _Groups(np.asarray(term.codes), g)
+        self._z = np.asarray(term.z, dtype=float)
+        ztz = self._groups.crossprod(self._z, self._z)
+        self._ztx = self._groups.crossprod(self._z, a[:, :-1])
         self.p_a = a.shape[1]
         # Groups sharing Z_i'Z_i share everything but their cross-products with [X y].
         rows, cols = np.triu_indices(q)
-        pattern, k = _row_patterns(ztz[rows, cols].T)
+        self._pattern, k = _row_patterns(ztz[rows, cols].T)
         m = q * self.p_a
         self.compressed = 4 * k <= g and k <= 5_000 and k * m * m <= _TENSOR_BUDGET
         if self.compressed:
-            first = np.unique(pattern, return_index=True)[1]
+            first = np.unique(self._pattern, return_index=True)[1]
             self.ztz = ztz[:, :, first]
-            self.weight = np.bincount(pattern, minlength=k).astype(float)
-            self.tensor = self._pattern_tensor(zta, pattern, k)
+            self.weight = np.bincount(self._pattern, minlength=k).astype(float)
         else:
             self.ztz = ztz
             self.weight = np.ones(g)
+        self._set_response(a[:, -1])
+
+    def _set_response(self, r: np.ndarray) -> None:
+        """The cross-products with the response column of ``A = [X r]``."""
+        zta = np.concatenate([self._ztx, self._groups.crossprod(self._z, r[:, None])], axis=1)
+        if self.compressed:
+            self.tensor = self._pattern_tensor(zta, self._pattern, len(self.weight))
+        else:
             self.zta = zta
+
+    def with_response(self, r: np.ndarray) -> _OneLevel:
+        """The same structure for another response column (nothing else is recomputed)."""
+        new = copy.copy(self)
+        new._set_response(r)
+        return new
 
     @property
     def n_theta(self) -> int:
@@ -397,17 +411,30 @@ class _TwoLevel:
         self.p_a = a.shape[1]
         z1 = np.asarray(outer.z, dtype=float)
         z2 = np.asarray(inner.z, dtype=float)
-        inner_groups = _Groups(inner_codes, n_inner)
-        outer_groups = _Groups(outer_codes, n_outer)
-        self.ww = inner_groups.crossprod(z2, z2)
-        self.wz = inner_groups.crossprod(z2, z1)
-        self.wa = inner_groups.crossprod(z2, a)
-        self.zz = outer_groups.crossprod(z1, z1)
-        self.za = outer_groups.crossprod(z1, a)
+        self._inner = (_Groups(inner_codes, n_inner), z2)
+        self._outer = (_Groups(outer_codes, n_outer), z1)
+        self.ww = self._inner[0].crossprod(z2, z2)
+        self.wz = self._inner[0].crossprod(z2, z1)
+        self.zz = self._outer[0].crossprod(z1, z1)
+        self._wx = self._inner[0].crossprod(z2, a[:, :-1])
+        self._zx = self._outer[0].crossprod(z1, a[:, :-1])
+        self._set_response(a[:, -1])
         # sums over the inner groups of each outer group: (J, S) @ (S, ...)
         self.to_outer = scipy.sparse.csr_matrix(
             (np.ones(n_inner), (parent, np.arange(n_inner))), shape=(n_outer, n_inner)
         )
+
+    def _set_response(self, r: np.ndarray) -> None:
+        """The cross-products with the response column of ``A = [X r]``."""
+        (inner, z2), (outer, z1) = self._inner, self._outer
+        self.wa = np.concatenate([self._wx, inner.crossprod(z2, r[:, None])], axis=1)
+        self.za = np.concatenate([self._zx, outer.crossprod(z1, r[:, None])], axis=1)
+
+    def with_response(self, r: np.ndarray) -> _TwoLevel:
+        """The same structure for another response column (nothing else is recomputed)."""
+        new = copy.copy(self)
+        new._set_response(r)
+        return new
 
     @property
     def n_theta(self) -> int:

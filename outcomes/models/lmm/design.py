@@ -106,6 +106,7 @@ class _Spec:
     design_info: Any
     frame: pd.DataFrame
     n_dropped: int
+    response: str
 
 
 def build_problem(
@@ -206,5 +207,6 @@ def build_problem(
         design_info=x_mat.design_info,
         frame=frame,
         n_dropped=n_dropped,
+        response=response,
     )
     return problem, spec

@@ -94,6 +94,9 @@ class LmmFit:
     deviance_many, vcov_many
         Optional: ``deviance`` and ``vcov_at`` at each row of a ``(k, n_varpar)`` array, in
         one batch (faster numerical derivatives); ``None`` when the engine has none.
+    refit
+        ``y -> LmmFit``: the same model fitted to another response (same rows), reusing what
+        does not depend on the response when the engine can.
     """
 
     engine: str
@@ -111,6 +114,7 @@ class LmmFit:
     diagnostics: list[Diagnostic] = field(default_factory=list)
     deviance_many: Callable[[np.ndarray], np.ndarray] | None = None
     vcov_many: Callable[[np.ndarray], np.ndarray] | None = None
+    refit: Callable[[np.ndarray], LmmFit] | None = None
 
     @property
     def varpar(self) -> np.ndarray:
