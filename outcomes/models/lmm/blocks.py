@@ -118,24 +118,36 @@ def _relative_precision(
         hinv = 1.0 / h
         return hinv, lam[0, 0] ** 2 * hinv, np.log(h[0, 0])
     if q == 2:
-        l0, l1, l2 = lam[0, 0], lam[1, 0], lam[1, 1]
-        g00, g01, g11 = ztz[0, 0], ztz[0, 1], ztz[1, 1]
-        c = l0 * g01 + l1 * g11  # (G Lambda)[1, 0]
-        h00 = l0 * (l0 * g00 + l1 * g01) + l1 * c + 1.0
-        h01 = l2 * c
-        h11 = l2 * l2 * g11 + 1.0
-        det = h00 * h11 - h01 * h01
+        h, det, to_m = _rows_q2(lam, ztz[(0, 0, 1), (0, 1, 1)])
         hinv = np.empty_like(ztz)
-        hinv[0, 0] = h11 / det
-        hinv[1, 1] = h00 / det
-        hinv[0, 1] = hinv[1, 0] = -h01 / det
+        hinv[0, 0] = h[2] / det
+        hinv[1, 1] = h[0] / det
+        hinv[0, 1] = hinv[1, 0] = -h[1] / det
+        rows = to_m @ h / det
         m = np.empty_like(ztz)
-        m[0, 0] = l0 * l0 * hinv[0, 0]
-        m[0, 1] = m[1, 0] = l0 * (l1 * hinv[0, 0] + l2 * hinv[0, 1])
-        m[1, 1] = l1 * (l1 * hinv[0, 0] + 2.0 * l2 * hinv[0, 1]) + l2 * l2 * hinv[1, 1]
+        m[0, 0], m[0, 1], m[1, 0], m[1, 1] = rows[0], rows[1], rows[1], rows[2]
         return hinv, m, np.log(det)
     hinv, logdet = _spd_inverse(_plus_identity(_right(_left(lam.T, ztz), lam)))
     return hinv, _right(_left(lam, hinv), lam.T), logdet
+
+
+def _rows_q2(lam: np.ndarray, g_rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For q = 2: the rows (0, 0), (0, 1), (1, 1) of ``H = Lambda' G Lambda + I``, ``det(H)``
+    and the 3 x 3 matrix taking the rows of ``H`` to those of ``det(H) Lambda H^-1 Lambda'``.
+
+    Both maps are linear in the rows, so each is one 3 x 3 matrix product over the groups.
+    """
+    l0, l1, l2 = lam[0, 0], lam[1, 0], lam[1, 1]
+    to_h = np.array([[l0 * l0, 2 * l0 * l1, l1 * l1], [0.0, l0 * l2, l1 * l2], [0.0, 0.0, l2 * l2]])
+    h = to_h @ g_rows
+    h[0] += 1.0
+    h[2] += 1.0
+    det = h[0] * h[2] - h[1] * h[1]
+    # det(H) H^-1 has rows (h11, -h01, h00); Lambda (.) Lambda' row by row
+    to_m = np.array(
+        [[0.0, 0.0, l0 * l0], [0.0, -l0 * l2, l0 * l1], [l2 * l2, -2 * l1 * l2, l1 * l1]]
+    )
+    return h, det, to_m
 
 
 def _gram(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -326,6 +338,7 @@ class _OneLevel:
         if self.compressed or len(ra) * p_a * p_a * g > _TENSOR_BUDGET:
             return [self.parts(theta)[:2] for theta in thetas]
         products = self._pair_products()
+        g_rows = self.ztz[ra, rb]
         rc, rd = np.triu_indices(p_a)
         per_chunk = max(1, _BATCH_BUDGET // (len(ra) * g))
         buffer = np.empty((min(per_chunk, len(thetas)), len(ra), g))
@@ -335,7 +348,13 @@ class _OneLevel:
             m = buffer[: len(chunk)]
             logdets = []
             for k, theta in enumerate(chunk):
-                _, m_k, logdet = _relative_precision(self.block.lam(theta), self.ztz)
+                lam = self.block.lam(theta)
+                if q == 2:
+                    h, det, to_m = _rows_q2(lam, g_rows)
+                    np.divide(np.matmul(to_m, h, out=m[k]), det, out=m[k])
+                    logdets.append(float(np.sum(np.log(det))))
+                    continue
+                _, m_k, logdet = _relative_precision(lam, self.ztz)
                 m[k] = m_k[ra, rb]
                 logdets.append(float(np.sum(logdet)))
             flat = m.reshape(len(chunk), -1) @ products.T
