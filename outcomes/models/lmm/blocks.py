@@ -277,6 +277,7 @@ class _OneLevel:
             self.tensor = self._pattern_tensor(zta, self._pattern, len(self.weight))
         else:
             self.zta = zta
+        self._products: np.ndarray | None = None  # of this response; made when first needed
 
     def with_response(self, r: np.ndarray) -> _OneLevel:
         """The same structure for another response column (nothing else is recomputed)."""
@@ -337,7 +338,9 @@ class _OneLevel:
         g = self.ztz.shape[-1]
         if self.compressed or len(ra) * p_a * p_a * g > _TENSOR_BUDGET:
             return [self.parts(theta)[:2] for theta in thetas]
-        products = self._pair_products()
+        if self._products is None:
+            self._products = self._pair_products()
+        products = self._products
         g_rows = self.ztz[ra, rb]
         rc, rd = np.triu_indices(p_a)
         per_chunk = max(1, _BATCH_BUDGET // (len(ra) * g))
