@@ -211,3 +211,20 @@ def test_prepared_model_refits_and_checks_the_response() -> None:
     y2[3] = np.nan
     with pytest.raises(InputError, match="missing values"):
         model.fit(y2)
+
+
+def test_refit_with_the_statsmodels_engine_and_bad_responses() -> None:
+    data = split_face(43)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        first = lmm(data, "score ~ week", groups="subject", engine="statsmodels")
+        new = data.assign(score=data["score"][::-1].to_numpy())
+        refitted = first.refit(new["score"].to_numpy())
+        fresh = lmm(new, "score ~ week", groups="subject", engine="statsmodels")
+    assert refitted.engine == "statsmodels"
+    np.testing.assert_allclose(refitted.loglik, fresh.loglik, rtol=1e-12)
+    pd.testing.assert_frame_equal(refitted.fixed, fresh.fixed, rtol=1e-10)
+    with pytest.raises(InputError, match="160 finite response values"):
+        first.refit(np.ones(159))
+    with pytest.raises(InputError, match="missing values"):
+        first.refit(np.r_[np.nan, np.ones(159)])
