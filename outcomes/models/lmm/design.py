@@ -164,12 +164,28 @@ def build_problem(
             f"The response {response!r} must be numeric for a linear mixed model "
             f"(got {frame[response].dtype}); use gee() for binary or ordinal outcomes."
         )
+    labels = frame.index  # the data's row labels, for messages
     frame = frame.reset_index(drop=True)
+    # The frame has no missing values, so patsy need not look for them (on long data that
+    # search costs more than building the matrices); values a formula makes non-finite
+    # (log(0), 1/0) are found below.
+    keep_all = patsy.NAAction(NA_types=[])
     try:
-        y_mat, x_mat = patsy.dmatrices(formula, frame, return_type="dataframe", NA_action="raise")
-        z_mat = patsy.dmatrix(re_formula, frame, return_type="dataframe", NA_action="raise")
+        y_mat, x_mat = patsy.dmatrices(formula, frame, return_type="dataframe", NA_action=keep_all)
+        z_mat = patsy.dmatrix(re_formula, frame, return_type="dataframe", NA_action=keep_all)
     except patsy.PatsyError as exc:
         raise InputError(f"Cannot build the model from the formula: {exc}") from None
+    for mat, which in ((y_mat, formula), (x_mat, formula), (z_mat, re_formula)):
+        bad = ~np.isfinite(mat.to_numpy(dtype=float))
+        if bad.any():
+            rows = np.flatnonzero(bad.any(axis=1))
+            raise InputError(
+                f"The formula {which!r} gives missing or infinite values in column(s) "
+                f"{', '.join(map(repr, mat.columns[bad.any(axis=0)]))} in {len(rows)} row(s) "
+                f"(data index {', '.join(map(str, labels[rows[:5]]))}"
+                f"{', ...' if len(rows) > 5 else ''}); check transformations such as log() of "
+                "zero or negative values."
+            )
     top_codes, top_levels = pd.factorize(frame[groups], sort=True)
     terms = [
         RandomTerm(
