@@ -26,6 +26,12 @@ Two further exact devices keep evaluations cheap:
   Schur complement (the sparse Cholesky factor of lme4 with inner levels ordered first, which
   has no fill-in), batched over inner and outer groups.
 
+Satterthwaite's numerical derivatives (about 75 evaluation points) are evaluated in one batch:
+points that differ only in ``sigma`` share one evaluation, and with irregular visits the new
+thetas' quadratic terms are one matrix product of their ``Lambda H_i^-1 Lambda'`` (thetas x
+groups) with fixed per-group products of ``Z_i'A_i``. :class:`PreparedModel` keeps everything
+that does not depend on the response, so a simulation study refits new responses cheaply.
+
 The gradient of the profiled criterion is analytic for both structures. The optimiser is
 L-BFGS-B on the unbounded problem (the criterion is even in each column of ``Lambda``, so the
 result is mapped to lme4's parameterisation with non-negative diagonal), then Newton steps on
