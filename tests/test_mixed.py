@@ -213,6 +213,14 @@ def test_bad_input_gives_clear_input_error(kwargs, match):
         lmm(SLEEP, formula, **args)
 
 
+@pytest.mark.parametrize("engine", ["outcomes", "statsmodels"])
+def test_infinite_design_values_are_named_by_row(engine):
+    # dropna() keeps inf; the model matrices are checked after the formula is applied
+    data = SLEEP.assign(dose=np.where(SLEEP.index.isin([3, 40]), np.inf, 1.0))
+    with pytest.raises(InputError, match=r"'dose' in 2 row\(s\) \(data index 3, 40\)"):
+        lmm(data, "Reaction ~ Days + dose", groups="Subject", engine=engine)
+
+
 def test_non_numeric_response_is_refused():
     df = SLEEP.assign(grade=np.where(SLEEP["Reaction"] > 300, "bad", "good"))
     with pytest.raises(InputError, match="must be numeric"):

@@ -6,6 +6,7 @@ structures, and the profiled REML/ML criterion with its analytic gradient (:clas
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,6 +19,8 @@ from outcomes.models.lmm.types import LmmProblem, RandomTerm
 
 _LOG_2PI = np.log(2.0 * np.pi)
 _TENSOR_BUDGET = 20_000_000  # max elements of the pattern tensor (160 MB) before falling back
+_BATCH_BUDGET = 2_000_000  # elements of M (thetas x groups) per batched product (16 MB)
+_THETA_CACHE = 128  # pieces kept for deviance_at / vcov_at (Satterthwaite needs about 75)
 
 
 # --------------------------------------------------------------------------------------------
@@ -98,6 +101,53 @@ def _spd_inverse(h: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     low = _chol(h)
     linv = _tril_inv(low)
     return _bmm(_bt(linv), linv), 2.0 * np.sum(np.log(low[np.arange(q), np.arange(q)]), axis=0)
+
+
+def _relative_precision(
+    lam: np.ndarray, ztz: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``H^-1``, ``Lambda H^-1 Lambda'`` and ``log|H|`` for ``H = Lambda' G Lambda + I``, for
+    one fixed lower-triangular ``Lambda`` (q, q) and a (q, q, G) batch of symmetric ``G``.
+
+    Closed forms on the (G,) element arrays for q <= 2 (the common case: a random intercept,
+    or intercept and slope); batched products and Cholesky otherwise.
+    """
+    q = lam.shape[0]
+    if q == 1:
+        h = lam[0, 0] ** 2 * ztz + 1.0
+        hinv = 1.0 / h
+        return hinv, lam[0, 0] ** 2 * hinv, np.log(h[0, 0])
+    if q == 2:
+        h, det, to_m = _rows_q2(lam, ztz[(0, 0, 1), (0, 1, 1)])
+        hinv = np.empty_like(ztz)
+        hinv[0, 0] = h[2] / det
+        hinv[1, 1] = h[0] / det
+        hinv[0, 1] = hinv[1, 0] = -h[1] / det
+        rows = to_m @ h / det
+        m = np.empty_like(ztz)
+        m[0, 0], m[0, 1], m[1, 0], m[1, 1] = rows[0], rows[1], rows[1], rows[2]
+        return hinv, m, np.log(det)
+    hinv, logdet = _spd_inverse(_plus_identity(_right(_left(lam.T, ztz), lam)))
+    return hinv, _right(_left(lam, hinv), lam.T), logdet
+
+
+def _rows_q2(lam: np.ndarray, g_rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For q = 2: the rows (0, 0), (0, 1), (1, 1) of ``H = Lambda' G Lambda + I``, ``det(H)``
+    and the 3 x 3 matrix taking the rows of ``H`` to those of ``det(H) Lambda H^-1 Lambda'``.
+
+    Both maps are linear in the rows, so each is one 3 x 3 matrix product over the groups.
+    """
+    l0, l1, l2 = lam[0, 0], lam[1, 0], lam[1, 1]
+    to_h = np.array([[l0 * l0, 2 * l0 * l1, l1 * l1], [0.0, l0 * l2, l1 * l2], [0.0, 0.0, l2 * l2]])
+    h = to_h @ g_rows
+    h[0] += 1.0
+    h[2] += 1.0
+    det = h[0] * h[2] - h[1] * h[1]
+    # det(H) H^-1 has rows (h11, -h01, h00); Lambda (.) Lambda' row by row
+    to_m = np.array(
+        [[0.0, 0.0, l0 * l0], [0.0, -l0 * l2, l0 * l1], [l2 * l2, -2 * l1 * l2, l1 * l1]]
+    )
+    return h, det, to_m
 
 
 def _gram(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -201,25 +251,39 @@ class _OneLevel:
         self.blocks = (self.block,)
         q = self.block.q
         g = term.n_groups
-        groups = _Groups(np.asarray(term.codes), g)
-        z = np.asarray(term.z, dtype=float)
-        ztz = groups.crossprod(z, z)
-        zta = groups.crossprod(z, a)
+        self._groups = _Groups(np.asarray(term.codes), g)
+        self._z = np.asarray(term.z, dtype=float)
+        ztz = self._groups.crossprod(self._z, self._z)
+        self._ztx = self._groups.crossprod(self._z, a[:, :-1])
         self.p_a = a.shape[1]
         # Groups sharing Z_i'Z_i share everything but their cross-products with [X y].
         rows, cols = np.triu_indices(q)
-        pattern, k = _row_patterns(ztz[rows, cols].T)
+        self._pattern, k = _row_patterns(ztz[rows, cols].T)
         m = q * self.p_a
         self.compressed = 4 * k <= g and k <= 5_000 and k * m * m <= _TENSOR_BUDGET
         if self.compressed:
-            first = np.unique(pattern, return_index=True)[1]
+            first = np.unique(self._pattern, return_index=True)[1]
             self.ztz = ztz[:, :, first]
-            self.weight = np.bincount(pattern, minlength=k).astype(float)
-            self.tensor = self._pattern_tensor(zta, pattern, k)
+            self.weight = np.bincount(self._pattern, minlength=k).astype(float)
         else:
             self.ztz = ztz
             self.weight = np.ones(g)
+        self._set_response(a[:, -1])
+
+    def _set_response(self, r: np.ndarray) -> None:
+        """The cross-products with the response column of ``A = [X r]``."""
+        zta = np.concatenate([self._ztx, self._groups.crossprod(self._z, r[:, None])], axis=1)
+        if self.compressed:
+            self.tensor = self._pattern_tensor(zta, self._pattern, len(self.weight))
+        else:
             self.zta = zta
+        self._products: np.ndarray | None = None  # of this response; made when first needed
+
+    def with_response(self, r: np.ndarray) -> _OneLevel:
+        """The same structure for another response column (nothing else is recomputed)."""
+        new = copy.copy(self)
+        new._set_response(r)
+        return new
 
     @property
     def n_theta(self) -> int:
@@ -247,9 +311,8 @@ class _OneLevel:
         """``log|L|^2`` and ``sum_i A_i'Z_i Lambda H_i^-1 Lambda' Z_i'A_i``."""
         lam = self.block.lam(theta)
         q = lam.shape[0]
-        hinv, logdet = _spd_inverse(_plus_identity(_right(_left(lam.T, self.ztz), lam)))
+        hinv, m, logdet = _relative_precision(lam, self.ztz)  # m = Lambda H^-1 Lambda'
         ld_l2 = float(logdet @ self.weight)
-        m = _right(_left(lam, hinv), lam.T)  # Lambda H^-1 Lambda'
         if self.compressed:
             quad = (m.reshape(-1) @ self.tensor).reshape(self.p_a, self.p_a)
         else:
@@ -260,6 +323,63 @@ class _OneLevel:
                     part = (self.zta[a] * m[a, b]) @ self.zta[b].T
                     quad += part if a == b else part + part.T
         return ld_l2, quad, {"lam": lam, "hinv": hinv}
+
+    def parts_many(self, thetas: np.ndarray) -> list[tuple[float, np.ndarray]]:
+        """``log|L|^2`` and the quadratic term at each row of ``thetas``, evaluated together.
+
+        Per group, the quadratic term is ``sum_{a <= b} M_i[a, b] S_i[a, b]`` with
+        ``M_i = Lambda H_i^-1 Lambda'`` and the fixed products ``S_i[a, b] = Z_i'A_i[a]' Z_i'A_i[b]
+        (+ its transpose when a != b)``: for a batch of thetas that is one matrix product of the
+        ``M`` (thetas x groups) with the ``S`` (groups x elements), far faster than one
+        evaluation at a time. Used by Satterthwaite's numerical derivatives.
+        """
+        q, p_a = self.block.q, self.p_a
+        ra, rb = np.triu_indices(q)
+        g = self.ztz.shape[-1]
+        if self.compressed or len(ra) * p_a * p_a * g > _TENSOR_BUDGET:
+            return [self.parts(theta)[:2] for theta in thetas]
+        if self._products is None:
+            self._products = self._pair_products()
+        products = self._products
+        g_rows = self.ztz[ra, rb]
+        rc, rd = np.triu_indices(p_a)
+        per_chunk = max(1, _BATCH_BUDGET // (len(ra) * g))
+        buffer = np.empty((min(per_chunk, len(thetas)), len(ra), g))
+        out = []
+        for start in range(0, len(thetas), per_chunk):
+            chunk = thetas[start : start + per_chunk]
+            m = buffer[: len(chunk)]
+            logdets = []
+            for k, theta in enumerate(chunk):
+                lam = self.block.lam(theta)
+                if q == 2:
+                    h, det, to_m = _rows_q2(lam, g_rows)
+                    np.divide(np.matmul(to_m, h, out=m[k]), det, out=m[k])
+                    logdets.append(float(np.sum(np.log(det))))
+                    continue
+                _, m_k, logdet = _relative_precision(lam, self.ztz)
+                m[k] = m_k[ra, rb]
+                logdets.append(float(np.sum(logdet)))
+            flat = m.reshape(len(chunk), -1) @ products.T
+            for k in range(len(chunk)):
+                quad = np.empty((p_a, p_a))
+                quad[rc, rd] = flat[k]
+                quad[rd, rc] = flat[k]
+                out.append((logdets[k], quad))
+        return out
+
+    def _pair_products(self) -> np.ndarray:
+        """The ``S_i[a, b]`` of :meth:`parts_many`: upper triangles, shape (elements, pairs x G)."""
+        q, p_a, g = self.zta.shape
+        pairs = list(zip(*np.triu_indices(q), strict=True))
+        elements = list(zip(*np.triu_indices(p_a), strict=True))
+        out = np.empty((len(elements), len(pairs), g))
+        for e, (c, d) in enumerate(elements):
+            for k, (a, b) in enumerate(pairs):
+                np.multiply(self.zta[a, c], self.zta[b, d], out=out[e, k])
+                if a != b:
+                    out[e, k] += self.zta[b, c] * self.zta[a, d]
+        return out.reshape(len(elements), len(pairs) * g)
 
     def grad(self, theta: np.ndarray, omega: np.ndarray, state: dict) -> np.ndarray:
         """Gradient of the profiled criterion with respect to theta.
@@ -313,17 +433,30 @@ class _TwoLevel:
         self.p_a = a.shape[1]
         z1 = np.asarray(outer.z, dtype=float)
         z2 = np.asarray(inner.z, dtype=float)
-        inner_groups = _Groups(inner_codes, n_inner)
-        outer_groups = _Groups(outer_codes, n_outer)
-        self.ww = inner_groups.crossprod(z2, z2)
-        self.wz = inner_groups.crossprod(z2, z1)
-        self.wa = inner_groups.crossprod(z2, a)
-        self.zz = outer_groups.crossprod(z1, z1)
-        self.za = outer_groups.crossprod(z1, a)
+        self._inner = (_Groups(inner_codes, n_inner), z2)
+        self._outer = (_Groups(outer_codes, n_outer), z1)
+        self.ww = self._inner[0].crossprod(z2, z2)
+        self.wz = self._inner[0].crossprod(z2, z1)
+        self.zz = self._outer[0].crossprod(z1, z1)
+        self._wx = self._inner[0].crossprod(z2, a[:, :-1])
+        self._zx = self._outer[0].crossprod(z1, a[:, :-1])
+        self._set_response(a[:, -1])
         # sums over the inner groups of each outer group: (J, S) @ (S, ...)
         self.to_outer = scipy.sparse.csr_matrix(
             (np.ones(n_inner), (parent, np.arange(n_inner))), shape=(n_outer, n_inner)
         )
+
+    def _set_response(self, r: np.ndarray) -> None:
+        """The cross-products with the response column of ``A = [X r]``."""
+        (inner, z2), (outer, z1) = self._inner, self._outer
+        self.wa = np.concatenate([self._wx, inner.crossprod(z2, r[:, None])], axis=1)
+        self.za = np.concatenate([self._zx, outer.crossprod(z1, r[:, None])], axis=1)
+
+    def with_response(self, r: np.ndarray) -> _TwoLevel:
+        """The same structure for another response column (nothing else is recomputed)."""
+        new = copy.copy(self)
+        new._set_response(r)
+        return new
 
     @property
     def n_theta(self) -> int:
@@ -438,10 +571,16 @@ class _Criterion:
         self.lower = np.concatenate([b.lower() for b in structure.blocks])
         self.n_evaluations = 0
         self._last: tuple[bytes, float, np.ndarray] | None = None  # the latest value_and_grad
+        # Pieces by theta for deviance_at and vcov_at: numerical derivatives over
+        # varpar = (*theta, sigma) revisit the same theta with other sigmas.
+        self._by_theta: dict[bytes, _Pieces] = {}
 
     def pieces(self, theta: np.ndarray) -> _Pieces:
         self.n_evaluations += 1
-        ld_l2, quad, state = self.structure.parts(theta)
+        return self._finish(*self.structure.parts(theta))
+
+    def _finish(self, ld_l2: float, quad: np.ndarray, state: dict) -> _Pieces:
+        """Pieces from ``log|L|^2`` and ``A'Z Lambda H^-1 Lambda' Z'A``."""
         m = self.ata - quad  # A' V0^-1 A
         p = self.p
         chol = np.linalg.cholesky(m)  # raises LinAlgError if not positive definite
@@ -484,23 +623,72 @@ class _Criterion:
         self._last = (key, value, grad)
         return value, grad.copy()
 
-    def at_varpar(self, varpar: np.ndarray) -> tuple[_Pieces, float]:
-        """Pieces at ``theta`` and ``sigma^2`` from ``varpar = (*theta, sigma)``."""
-        varpar = np.asarray(varpar, dtype=float)
-        if varpar.shape != (len(self.lower) + 1,):
+    def _remembered(self, thetas: np.ndarray) -> list[_Pieces]:
+        """Pieces at each row of ``thetas``, remembered by the exact bits of theta.
+
+        Numerical derivatives over ``varpar = (*theta, sigma)`` revisit the same theta with
+        other sigmas (those cost nothing and give identical numbers). New thetas are evaluated
+        together when the structure can batch them (``parts_many``).
+        """
+        keys = [t.tobytes() for t in thetas]
+        new = {k: t for k, t in zip(keys, thetas, strict=True) if k not in self._by_theta}
+        found = {k: self._by_theta[k] for k in keys if k in self._by_theta}
+        if new:
+            parts_many = getattr(self.structure, "parts_many", None)
+            if parts_many is None:
+                computed = [self.structure.parts(t)[:2] for t in new.values()]
+            else:
+                computed = parts_many(np.array(list(new.values())))
+            self.n_evaluations += len(new)
+            for key, (ld_l2, quad) in zip(new, computed, strict=True):
+                found[key] = self._finish(ld_l2, quad, {})
+        for key, pieces in found.items():
+            self._by_theta.pop(key, None)
+            self._by_theta[key] = pieces
+        while len(self._by_theta) > _THETA_CACHE:
+            del self._by_theta[next(iter(self._by_theta))]
+        return [found[k] for k in keys]
+
+    def _varpars(self, varpars: np.ndarray) -> np.ndarray:
+        varpars = np.asarray(varpars, dtype=float)
+        if varpars.shape[-1:] != (len(self.lower) + 1,):
             raise InputError(
                 f"varpar must have {len(self.lower) + 1} elements (*theta, sigma), "
-                f"got shape {varpar.shape}."
+                f"got shape {varpars.shape}."
             )
-        return self.pieces(varpar[:-1]), float(varpar[-1]) ** 2
+        return varpars
 
-    def deviance_at(self, varpar: np.ndarray) -> float:
-        """-2 log-likelihood at ``(theta, sigma)`` with beta profiled (lmerTest's devfun_vp)."""
-        pieces, s2 = self.at_varpar(varpar)
+    def _deviance(self, pieces: _Pieces, s2: float) -> float:
+        """-2 log-likelihood at ``(theta, sigma^2)`` with beta profiled (lmerTest's devfun_vp)."""
         dev = pieces.ld_l2 + pieces.r2 / s2 + self.df * np.log(2.0 * np.pi * s2)
         return float(dev + pieces.ld_rx2 if self.reml else dev)
 
+    def deviance_at(self, varpar: np.ndarray) -> float:
+        """-2 log-likelihood at ``varpar = (*theta, sigma)`` with beta profiled."""
+        varpar = self._varpars(varpar)
+        return self._deviance(self._remembered(varpar[None, :-1])[0], float(varpar[-1]) ** 2)
+
+    def deviance_many(self, varpars: np.ndarray) -> np.ndarray:
+        """:meth:`deviance_at` at each row of ``varpars``, the new thetas evaluated together."""
+        varpars = self._varpars(varpars)
+        pieces = self._remembered(varpars[:, :-1])
+        return np.array(
+            [self._deviance(p, v[-1] ** 2) for p, v in zip(pieces, varpars, strict=True)]
+        )
+
     def vcov_at(self, varpar: np.ndarray) -> np.ndarray:
-        """``sigma^2 (X' V0^-1 X)^-1`` at ``(theta, sigma)``."""
-        pieces, s2 = self.at_varpar(varpar)
-        return s2 * np.linalg.inv(pieces.xtvx)
+        """``sigma^2 (X' V0^-1 X)^-1`` at ``varpar = (*theta, sigma)``."""
+        varpar = self._varpars(varpar)
+        pieces = self._remembered(varpar[None, :-1])[0]
+        return float(varpar[-1]) ** 2 * np.linalg.inv(pieces.xtvx)
+
+    def vcov_many(self, varpars: np.ndarray) -> np.ndarray:
+        """:meth:`vcov_at` at each row of ``varpars``, stacked."""
+        varpars = self._varpars(varpars)
+        pieces = self._remembered(varpars[:, :-1])
+        return np.array(
+            [
+                float(v[-1]) ** 2 * np.linalg.inv(p.xtvx)
+                for p, v in zip(pieces, varpars, strict=True)
+            ]
+        )

@@ -95,6 +95,19 @@ def _check_columns(data: pd.DataFrame, names: Sequence[str], what: str) -> None:
         )
 
 
+def _rank_deficient(x: np.ndarray) -> bool:
+    """Whether ``x`` has fewer than full column rank, as ``numpy.linalg.matrix_rank``.
+
+    The eigenvalues of ``X'X`` settle the clear case (singular values within a factor 1e5 of
+    each other, far above matrix_rank's tolerance) at a fraction of the cost of an SVD of the
+    long matrix; only a doubtful design is decided by the SVD.
+    """
+    eig = np.linalg.eigvalsh(x.T @ x)
+    if eig[-1] > 0 and eig[0] > 1e-10 * eig[-1]:
+        return False
+    return bool(np.linalg.matrix_rank(x) < x.shape[1])
+
+
 @dataclass(frozen=True)
 class _Spec:
     """What :func:`build_problem` kept besides the arrays (for marginal means and tables)."""
@@ -106,6 +119,7 @@ class _Spec:
     design_info: Any
     frame: pd.DataFrame
     n_dropped: int
+    response: str
 
 
 def build_problem(
@@ -150,12 +164,28 @@ def build_problem(
             f"The response {response!r} must be numeric for a linear mixed model "
             f"(got {frame[response].dtype}); use gee() for binary or ordinal outcomes."
         )
+    labels = frame.index  # the data's row labels, for messages
     frame = frame.reset_index(drop=True)
+    # The frame has no missing values, so patsy need not look for them (on long data that
+    # search costs more than building the matrices); values a formula makes non-finite
+    # (log(0), 1/0) are found below.
+    keep_all = patsy.NAAction(NA_types=[])
     try:
-        y_mat, x_mat = patsy.dmatrices(formula, frame, return_type="dataframe", NA_action="raise")
-        z_mat = patsy.dmatrix(re_formula, frame, return_type="dataframe", NA_action="raise")
+        y_mat, x_mat = patsy.dmatrices(formula, frame, return_type="dataframe", NA_action=keep_all)
+        z_mat = patsy.dmatrix(re_formula, frame, return_type="dataframe", NA_action=keep_all)
     except patsy.PatsyError as exc:
         raise InputError(f"Cannot build the model from the formula: {exc}") from None
+    for mat, which in ((y_mat, formula), (x_mat, formula), (z_mat, re_formula)):
+        bad = ~np.isfinite(mat.to_numpy(dtype=float))
+        if bad.any():
+            rows = np.flatnonzero(bad.any(axis=1))
+            raise InputError(
+                f"The formula {which!r} gives missing or infinite values in column(s) "
+                f"{', '.join(map(repr, mat.columns[bad.any(axis=0)]))} in {len(rows)} row(s) "
+                f"(data index {', '.join(map(str, labels[rows[:5]]))}"
+                f"{', ...' if len(rows) > 5 else ''}); check transformations such as log() of "
+                "zero or negative values."
+            )
     top_codes, top_levels = pd.factorize(frame[groups], sort=True)
     terms = [
         RandomTerm(
@@ -186,7 +216,7 @@ def build_problem(
         raise InputError(f"The grouping column {groups!r} has fewer than 2 groups.")
     if n <= p + 1:
         raise InputError(f"Only {n} complete rows for {p} fixed effects: too few to fit.")
-    if np.linalg.matrix_rank(x) < p:
+    if _rank_deficient(x):
         raise InputError(
             "The fixed-effects design is rank deficient (some terms are confounded or a level "
             "never occurs): simplify the formula."
@@ -206,5 +236,6 @@ def build_problem(
         design_info=x_mat.design_info,
         frame=frame,
         n_dropped=n_dropped,
+        response=response,
     )
     return problem, spec

@@ -40,7 +40,8 @@ from collections.abc import Sequence
 import pandas as pd
 
 from outcomes.errors import InputError, ModelError
-from outcomes.models.lmm.design import build_problem, design_structure
+from outcomes.models.blas import one_blas_thread
+from outcomes.models.lmm.design import _Spec, build_problem, design_structure
 from outcomes.models.lmm.result import LmmResult
 from outcomes.models.lmm.statsmodels_path import fit_statsmodels
 from outcomes.models.lmm.types import LmmFit, LmmProblem
@@ -151,9 +152,19 @@ def lmm(
         raise InputError(f"ddf={ddf!r}: use 'satterthwaite' or 'kenward-roger'.")
     if ddf == "kenward-roger" and not reml:
         raise InputError("Kenward-Roger degrees of freedom need a REML fit (reml=True).")
-    problem, spec = build_problem(
-        data, formula, groups=groups, re_formula=re_formula, nested=nested_l, reml=reml
-    )
+    # The fit and Satterthwaite's derivatives are many small matrix products: BLAS threads
+    # only add cost there (a lot of it on a busy machine).
+    with one_blas_thread():
+        problem, spec = build_problem(
+            data, formula, groups=groups, re_formula=re_formula, nested=nested_l, reml=reml
+        )
+        return _fit_problem(problem, spec, engine=engine, level=level, ddf=ddf)
+
+
+def _fit_problem(
+    problem: LmmProblem, spec: _Spec, *, engine: str, level: float, ddf: str
+) -> LmmResult:
+    """Fit a built problem with the chosen engine and wrap it in an :class:`LmmResult`."""
     notes: list[Diagnostic] = []
     if spec.n_dropped:
         notes.append(

@@ -5,14 +5,15 @@ from __future__ import annotations
 import itertools
 import textwrap
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from outcomes.errors import ConvergenceWarning, SingularFitWarning
+from outcomes.errors import ConvergenceWarning, InputError, ModelError, SingularFitWarning
 from outcomes.models import means
+from outcomes.models.blas import one_blas_thread
 from outcomes.models.lmm.design import _Spec
 from outcomes.models.lmm.deviance import SINGULAR_TOL
 from outcomes.models.lmm.kenward_roger import KenwardRogerState, _lambdas, kenward_roger
@@ -107,6 +108,52 @@ class LmmResult:
             )
         for d in self._diagnostics:
             d.emit(_WARNING_CATEGORY.get(d.code, ConvergenceWarning), stacklevel=4)
+
+    def refit(self, y: Any) -> LmmResult:
+        """The same model fitted to another response: for simulation studies (power, coverage).
+
+        Rows, designs, groups, engine, ``ddf`` and ``level`` are this fit's; only the response
+        changes. With the toolkit's engine nothing that depends only on the design is computed
+        again (input checks, group structure, the cross-products ``Z'Z`` and ``Z'X``). Every
+        refit starts from lme4's default start, so it does not depend on earlier fits and
+        gives the numbers of a fresh :func:`~outcomes.models.lmm.fit.lmm` on the same data.
+
+        Parameters
+        ----------
+        y
+            One value per row of the model frame (``spec.frame``: the data's rows without
+            missing values in model variables), in its order.
+
+        Returns
+        -------
+        LmmResult
+            Diagnostics are emitted as warnings as by ``lmm()``; in a simulation loop, silence
+            them (``warnings.catch_warnings``) and count them from ``.diagnostics``.
+
+        Examples
+        --------
+        >>> first = lmm(df, "score ~ week * arm", groups="patient")  # doctest: +SKIP
+        >>> again = first.refit(simulated_scores)  # doctest: +SKIP
+        """
+        values = np.asarray(y, dtype=float)
+        if values.shape != (self.nobs,) or not np.all(np.isfinite(values)):
+            raise InputError(
+                f"refit() needs {self.nobs} finite response values, one per row of the model "
+                f"frame; got shape {values.shape}"
+                + ("." if values.shape != (self.nobs,) else " with missing values.")
+            )
+        if self.fit.refit is None:
+            raise ModelError(f"The {self.engine} engine's fit cannot be refitted.")
+        with one_blas_thread():
+            fit = self.fit.refit(values)
+            kept = [
+                d for d in self.fit.diagnostics if d.code in ("rows_dropped", "engine_fallback")
+            ]
+            fit.diagnostics = [*kept, *fit.diagnostics]
+            frame = self.spec.frame.copy()
+            frame[self.spec.response] = values
+            spec = replace(self.spec, frame=frame)
+            return LmmResult(fit=fit, spec=spec, level=self.level, ddf=self.ddf)
 
     # -- basic quantities ---------------------------------------------------------------------
 

@@ -66,11 +66,11 @@ class SatterthwaiteState:
 def satterthwaite(fit: LmmFit) -> SatterthwaiteState:
     """Derivatives of the deviance and of ``vcov(beta)`` at the optimum of ``fit``."""
     varpar = fit.varpar
-    h = hessian(fit.deviance, varpar)
+    h = hessian(fit.deviance, varpar, many=fit.deviance_many)
     values, vectors = np.linalg.eigh(h)
     pos = values > _EIGEN_TOL
     h_inv = (vectors[:, pos] / values[pos]) @ vectors[:, pos].T
-    jac = jacobian(fit.vcov_at, varpar)
+    jac = jacobian(fit.vcov_at, varpar, many=fit.vcov_many)
     return SatterthwaiteState(
         vcov_beta=np.asarray(fit.vcov_beta),
         vcov_varpar=2 * h_inv,

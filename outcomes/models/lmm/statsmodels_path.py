@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -219,6 +220,7 @@ def _lmm_fit_from_theta(
         loglik=-0.5 * prof.objective(theta),
         deviance=prof.deviance,
         vcov_at=prof.vcov_at,
+        refit=lambda y: fit_statsmodels(replace(prof.problem, y=np.asarray(y, dtype=float))),
         converged=converged,
         optimizer=optimizer,
         n_evaluations=n_evaluations,

@@ -91,6 +91,12 @@ class LmmFit:
         How the optimizer ended.
     diagnostics
         Model trouble in plain language (singular fit, retries, non-convergence).
+    deviance_many, vcov_many
+        Optional: ``deviance`` and ``vcov_at`` at each row of a ``(k, n_varpar)`` array, in
+        one batch (faster numerical derivatives); ``None`` when the engine has none.
+    refit
+        ``y -> LmmFit``: the same model fitted to another response (same rows), reusing what
+        does not depend on the response when the engine can.
     """
 
     engine: str
@@ -106,6 +112,9 @@ class LmmFit:
     optimizer: str
     n_evaluations: int = 0
     diagnostics: list[Diagnostic] = field(default_factory=list)
+    deviance_many: Callable[[np.ndarray], np.ndarray] | None = None
+    vcov_many: Callable[[np.ndarray], np.ndarray] | None = None
+    refit: Callable[[np.ndarray], LmmFit] | None = None
 
     @property
     def varpar(self) -> np.ndarray:

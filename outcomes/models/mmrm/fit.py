@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from outcomes.errors import InputError
+from outcomes.models.blas import one_blas_thread
 from outcomes.models.mmrm.covariance import STRUCTURES, get_structure
 from outcomes.models.mmrm.data import MmrmData, prepare
 from outcomes.models.mmrm.dof import DDF_METHODS, build_inference
@@ -22,7 +23,6 @@ from outcomes.models.mmrm.likelihood import (
     Likelihood,
     OptimResult,
     build_layout,
-    one_blas_thread,
     optimise,
 )
 from outcomes.models.mmrm.result import MmrmResult

@@ -22,16 +22,12 @@ steps on a finite-difference Hessian of that gradient, so the optimum is found t
 
 from __future__ import annotations
 
-import functools
 from collections import defaultdict
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 from scipy import linalg, optimize
-from threadpoolctl import ThreadpoolController
 
 from outcomes.models.mmrm.covariance import Structure
 
@@ -41,25 +37,10 @@ __all__ = [
     "OptimResult",
     "Pattern",
     "build_layout",
-    "one_blas_thread",
     "optimise",
 ]
 
 LOG2PI = float(np.log(2 * np.pi))
-
-
-@functools.cache
-def _blas_controller() -> ThreadpoolController:
-    """The BLAS thread pools, found once (finding them scans every loaded library)."""
-    return ThreadpoolController()
-
-
-@contextmanager
-def one_blas_thread() -> Iterator[None]:
-    """Run BLAS on one thread: the matrices here are small, and threads only cost time (much
-    more of it on a busy machine)."""
-    with _blas_controller().limit(limits=1, user_api="blas"):
-        yield
 
 
 @dataclass(frozen=True)

@@ -11,9 +11,10 @@ import pandas as pd
 
 from outcomes.errors import ConvergenceWarning, InputError, SingularFitWarning
 from outcomes.models import means
+from outcomes.models.blas import one_blas_thread
 from outcomes.models.mmrm.data import MmrmData
 from outcomes.models.mmrm.dof import Inference
-from outcomes.models.mmrm.likelihood import Likelihood, OptimResult, one_blas_thread
+from outcomes.models.mmrm.likelihood import Likelihood, OptimResult
 from outcomes.results import Diagnostic, diagnostics_frame, tidy_frame, to_ard
 
 __all__ = ["MmrmResult"]
