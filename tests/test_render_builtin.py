@@ -264,3 +264,17 @@ def test_source_date_epoch_makes_identical_files(
     monkeypatch.setenv("SOURCE_DATE_EPOCH", "yesterday")
     with pytest.raises(InputError, match="SOURCE_DATE_EPOCH must be whole seconds"):
         render(path, to="pdf", out_dir=tmp_path / "third", engine="builtin")
+
+
+def test_word_reference_document_carries_no_clock() -> None:
+    # zip entries written by name are stamped with the current time (2 s resolution): the
+    # reference document, and so every Word file, changed when two renders straddled a tick
+    import time
+
+    import pypandoc
+
+    from outcomes.report import _assets
+
+    first = _assets.reference_docx(pypandoc.get_pandoc_path())
+    time.sleep(2.1)
+    assert _assets.reference_docx(pypandoc.get_pandoc_path()) == first

@@ -161,9 +161,16 @@ def reference_docx(pandoc: str) -> bytes:
                 data = _adjust_styles(data.decode("utf-8")).encode("utf-8")
             elif item.filename in _PAGE_EDITS:
                 data = _PAGE_EDITS[item.filename](data.decode("utf-8")).encode("utf-8")
-            zout.writestr(item, data)
-        zout.writestr("word/footer1.xml", _FOOTER)
+            zout.writestr(_fixed_time(item.filename), data)
+        zout.writestr(_fixed_time("word/footer1.xml"), _FOOTER)
     return out.getvalue()
+
+
+def _fixed_time(name: str) -> zipfile.ZipInfo:
+    """A compressed zip entry stamped 1980-01-01, so the bytes never carry the clock."""
+    info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+    info.compress_type = zipfile.ZIP_DEFLATED
+    return info
 
 
 _FOOTER = """<?xml version="1.0" encoding="UTF-8" standalone="yes"?>
