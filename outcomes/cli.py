@@ -87,15 +87,17 @@ def _ingest(args: argparse.Namespace) -> int:
 
 
 def _validate(args: argparse.Namespace) -> int:
-    from outcomes.data.ingest import prepare_feed
+    from outcomes.data.ingest import _with_mapping_violations, prepare_feed
     from outcomes.data.schema import validate_table
 
-    feed = prepare_feed(Path(args.file))
-    result = validate_table(feed.data, feed.table)
-    # report rows as the file numbers them (blank lines and multi-line cells counted)
-    result.violations["row"] = feed.rows[result.violations["row"].to_numpy(dtype=int)] - 1
-    print(f"{args.file}: " + result.report(limit=args.limit))
-    return 0 if result.ok else 3
+    ok = True
+    for feed in prepare_feed(Path(args.file)):
+        result = _with_mapping_violations(validate_table(feed.data, feed.table), feed)
+        # report rows as the file numbers them (blank lines and multi-line cells counted)
+        result.violations["row"] = feed.rows[result.violations["row"].to_numpy(dtype=int)] - 1
+        print(f"{args.file}: " + result.report(limit=args.limit))
+        ok = ok and result.ok
+    return 0 if ok else 3
 
 
 def _dictionary(args: argparse.Namespace) -> int:
