@@ -40,7 +40,8 @@ def discover_feeds(paths: list[str | Path]) -> tuple[list[Path], list[str]]:
                     found.append(f)
                 else:
                     why = SKIP_REASONS.get(
-                        f.suffix.lower(), "not a feed format (CSV, .xlsx, Parquet, .sav, .dta, .sas7bdat, .xpt)"
+                        f.suffix.lower(),
+                        "not a feed format (CSV, .xlsx, Parquet, .sav, .dta, .sas7bdat, .xpt)",
                     )
                     skipped.append(f"{f}: {why}")
         elif p.is_file():

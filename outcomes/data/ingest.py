@@ -266,18 +266,21 @@ def _check_columns(path: Path, table: str, data: pd.DataFrame, d: Dictionary, wh
 
 def _prepare_mapped(path: Path, mapping: Mapping, d: Dictionary) -> list[_Feed]:
     """An export under a full mapping: one feed per table, all with the file's hash."""
-    from outcomes.data.mapping import _specs, map_export
-    from outcomes.data.readers import read_bytes
+    from outcomes.data.mapping import _specs, map_export, source_sheets
+    from outcomes.data.readers import read_bytes, sheet_names
     from outcomes.data.redcap import read_redcap_dictionary
 
     model = mapping.model
     assert model is not None
     data, sha = read_bytes(path)
     specs = _specs(model)
-    sheets = {s.sheet if s.sheet is not None else model.sheet for s in specs.values()}
-    if model.anchor is not None:
-        sheets.add(model.anchor.sheet if model.anchor.sheet is not None else model.sheet)
+    sheets = source_sheets(model)
     sources = {s: read_feed(path, s, data, sha) for s in sorted(sheets, key=str)}
+    notes = [n for raw in sources.values() for n in raw.notes]
+    if path.suffix.lower() == ".xlsx" and None not in sheets:
+        unread = [s for s in sheet_names(path, data) if s not in sheets]
+        if unread:
+            notes.append(f"{path}: sheet(s) {', '.join(map(repr, unread))} not read (no table)")
     labels: dict[str, dict[str, str]] = {}
     mapping_hash = mapping.sha256
     flagged: list[str] = []
@@ -313,7 +316,6 @@ def _prepare_mapped(path: Path, mapping: Mapping, d: Dictionary) -> list[_Feed]:
             )
         else:
             table_of[name] = name
-    notes = [n for raw in sources.values() for n in raw.notes]
     feeds = []
     for mt in map_export(mapping, sources, labels, table_of):
         source_names = {c for raw in sources.values() for c in raw.data.columns}

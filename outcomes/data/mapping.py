@@ -45,7 +45,7 @@ SIMPLE_KEYS = ("table", "columns", "values", "constants", "drop")
 DEFAULT_DATE_FORMATS = ("%Y-%m-%d", "%Y-%m-%d %H:%M", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S")
 # a date with its day or month missing, or marked unknown (UN, UNK, NK, XX)
 PARTIAL_DATE = re.compile(
-    r"^\d{4}$|^\d{4}[-/.]\d{1,2}$|^\d{1,2}[-/.]\d{4}$|(^|[-/. ])(UN|UNK|NK|XX|00)([-/. ]|$)",
+    r"^\d{4}$|^\d{4}[-/.]\d{1,2}$|^\d{1,2}[-/.]\d{4}$|(?:^|[-/. ])(?:UN|UNK|NK|XX|00)(?:[-/. ]|$)",
     re.IGNORECASE,
 )
 Scalar = StrictStr | StrictInt | StrictFloat | StrictBool
@@ -181,11 +181,27 @@ def mapping_sha256(mapping: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(mapping, sort_keys=True).encode()).hexdigest()
 
 
+class _Loader(yaml.SafeLoader):
+    """YAML with YAML 1.2's booleans: only true/false, so a column ``No`` or a code ``Y``,
+    ``yes``, ``off`` stays text (YAML 1.1 would read them as booleans)."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool",
+    re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
+    list("tTfF"),
+)
+
+
 def _key_lines(text: str) -> dict[str, int]:
     """Dotted key -> line of the key in the YAML text (1-based)."""
     out: dict[str, int] = {}
     try:
-        root = yaml.compose(text)
+        root = yaml.compose(text, Loader=_Loader)
     except yaml.YAMLError:
         return out
 
@@ -217,7 +233,7 @@ def load_mapping(path: Path) -> Mapping:
     """Read and check a mapping file (see the module docstring and the README)."""
     try:
         text = path.read_bytes().decode("utf-8-sig")
-        raw = yaml.safe_load(text)
+        raw = yaml.load(text, Loader=_Loader)  # noqa: S506 (a SafeLoader)
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
         raise InputError(f"{path}: cannot read mapping ({err})") from None
     raw = {} if raw is None else raw
@@ -288,6 +304,23 @@ def _check_model(m: Mapping) -> None:
                 f"{where}.compute".strip("."),
                 "study_day needs `anchor:` (the date column that is day 0 of each subject)",
             )
+
+
+def needs_source(spec: TableMap) -> bool:
+    """Whether a table reads the export (a table of constants alone does not)."""
+    return bool(spec.columns or spec.compute or spec.melt or spec.where or spec.where_not)
+
+
+def source_sheets(model: MappingFile) -> set[str | None]:
+    """The sheets the mapping reads (``None``: the file's only table, or a workbook's first)."""
+    sheets = {
+        s.sheet if s.sheet is not None else model.sheet
+        for s in _specs(model).values()
+        if needs_source(s) or model.tables is None
+    }
+    if model.anchor is not None:
+        sheets.add(model.anchor.sheet if model.anchor.sheet is not None else model.sheet)
+    return sheets
 
 
 def _specs(model: MappingFile) -> dict[str, TableMap]:
@@ -417,9 +450,11 @@ def map_export(
     out = []
     for name, spec in _specs(model).items():
         sheet = spec.sheet if spec.sheet is not None else model.sheet
-        out.append(
-            build_table(m, name, table_of[name], spec, frames[sheet], sources[sheet].rows, anchor)
-        )
+        if needs_source(spec) or model.tables is None:
+            frame, rows = frames[sheet], sources[sheet].rows
+        else:
+            frame, rows = pd.DataFrame(index=range(1)), np.zeros(1, dtype=np.int64)
+        out.append(build_table(m, name, table_of[name], spec, frame, rows, anchor))
     unused = unused_columns(m, {s: f.columns for s, f in frames.items()})
     if unused:
         listed = ", ".join(map(repr, unused))

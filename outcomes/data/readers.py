@@ -33,7 +33,15 @@ import pandas as pd
 
 from outcomes.errors import InputError
 
-__all__ = ["FEED_SUFFIXES", "SKIP_REASONS", "STAT_SUFFIXES", "RawFeed", "read_bytes", "read_feed", "sheet_names"]
+__all__ = [
+    "FEED_SUFFIXES",
+    "SKIP_REASONS",
+    "STAT_SUFFIXES",
+    "RawFeed",
+    "read_bytes",
+    "read_feed",
+    "sheet_names",
+]
 
 STAT_SUFFIXES = (".sav", ".zsav", ".dta", ".sas7bdat", ".xpt")
 FEED_SUFFIXES = (".csv", ".parquet", ".xlsx", *STAT_SUFFIXES)

@@ -107,7 +107,7 @@ def parse_dates(values: pd.Series, formats: list[str]) -> tuple[pd.Series, pd.Se
     bad = dates.isna() & (text != "")
     rule = pd.Series(pd.NA, index=values.index, dtype=object)
     message = pd.Series(pd.NA, index=values.index, dtype=object)
-    partial = bad & text.str.contains(PARTIAL_DATE)
+    partial = bad & text.map(lambda v: bool(PARTIAL_DATE.search(v))).astype(bool)
     rule[partial] = "partial_date"
     message[partial] = (
         "partial date (day or month missing or unknown): a study day needs a full date; "
@@ -319,7 +319,7 @@ def _used_in_table(spec: TableMap) -> set[str]:
 
 def unused_columns(m: Mapping, columns: dict[str | None, Iterable[str]]) -> list[str]:
     """Export columns that no table, filter, anchor or ``drop:`` of the full form uses."""
-    from outcomes.data.mapping import _specs
+    from outcomes.data.mapping import _specs, needs_source
 
     model = m.model
     assert model is not None
@@ -327,6 +327,8 @@ def unused_columns(m: Mapping, columns: dict[str | None, Iterable[str]]) -> list
         return []  # the single-table form passes other columns on under their own names
     used: dict[str | None, set[str]] = {s: set(model.drop) for s in columns}
     for spec in _specs(model).values():
+        if not needs_source(spec):
+            continue
         sheet = spec.sheet if spec.sheet is not None else model.sheet
         used[sheet] |= _used_in_table(spec)
     if model.anchor is not None:
@@ -338,4 +340,3 @@ def unused_columns(m: Mapping, columns: dict[str | None, Iterable[str]]) -> list
         prefix = f"{sheet}: " if sheet else ""
         out += [f"{prefix}{c}" for c in names if c not in used[sheet]]
     return out
-
