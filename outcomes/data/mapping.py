@@ -33,8 +33,8 @@ from outcomes.data.yaml_model import YamlModel, problems
 from outcomes.errors import InputError
 
 __all__ = [
-    "Mapping",
     "MappedTable",
+    "Mapping",
     "apply_mapping",
     "load_mapping",
     "map_export",
@@ -233,7 +233,7 @@ def load_mapping(path: Path) -> Mapping:
     """Read and check a mapping file (see the module docstring and the README)."""
     try:
         text = path.read_bytes().decode("utf-8-sig")
-        raw = yaml.load(text, Loader=_Loader)  # noqa: S506 (a SafeLoader)
+        raw = yaml.load(text, Loader=_Loader)
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
         raise InputError(f"{path}: cannot read mapping ({err})") from None
     raw = {} if raw is None else raw
@@ -274,9 +274,15 @@ def _check_model(m: Mapping) -> None:
             raise m.fail("tables", "name at least one table")
     for name, spec in _specs(model).items():
         where = f"tables.{name}" if model.tables is not None else ""
+        made = [
+            (t, f"columns.{source}")
+            for source, target in spec.columns.items()
+            for t in ([target] if isinstance(target, str) else target)
+        ]
+        made += [(t, f"compute.{t}") for t in spec.compute]
+        made += [(t, f"constants.{t}") for t in spec.constants]
         targets: dict[str, str] = {}
-
-        def claim(target: str, key: str, where: str = where) -> None:
+        for target, key in made:
             if target in targets:
                 raise m.fail(
                     f"{where}.{key}".strip("."),
@@ -284,14 +290,6 @@ def _check_model(m: Mapping) -> None:
                     "column [mapping_shape]",
                 )
             targets[target] = key
-
-        for source, target in spec.columns.items():
-            for t in [target] if isinstance(target, str) else target:
-                claim(t, f"columns.{source}")
-        for target in spec.compute:
-            claim(target, f"compute.{target}")
-        for target in spec.constants:
-            claim(target, f"constants.{target}")
         for target in spec.values:
             if target not in targets and model.tables is not None:
                 raise m.fail(

@@ -335,7 +335,7 @@ def _read_stat(path: Path, data: bytes):
             f"'formats': {INSTALL_FORMATS}"
         ) from None
     suffix = path.suffix.lower()
-    readers = {
+    readers: dict[str, Any] = {
         ".sav": pyreadstat.read_sav,
         ".zsav": pyreadstat.read_sav,
         ".dta": pyreadstat.read_dta,

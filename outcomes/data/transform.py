@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 if TYPE_CHECKING:
-    from outcomes.data.mapping import Mapping, MappedTable, TableMap
+    from outcomes.data.mapping import MappedTable, Mapping, TableMap
 
 __all__ = ["Anchor", "build_table", "decode", "find_anchor", "parse_dates", "unused_columns"]
 
@@ -55,8 +55,12 @@ def decode(
                 raise m.fail(f"decode[{i}]", f"no column {c!r} in the export")
     out = df.copy()
     for c in names:
-        out[c] = out[c].map(lambda v, codes=labels[c]: codes.get(v, v) if isinstance(v, str) else v)
-        out[c] = out[c].astype(df[c].dtype)
+        codes = labels[c]
+        out[c] = pd.Series(
+            [codes.get(v, v) if isinstance(v, str) else v for v in df[c]],
+            index=df.index,
+            dtype=df[c].dtype,
+        )
     return out
 
 
@@ -290,7 +294,9 @@ def _study_days(
     keys = list(df[anchor.keys].fillna("").astype(str).itertuples(index=False, name=None))
     day0 = pd.Series([anchor.dates.get(k, pd.NaT) for k in keys], index=df.index, dtype=dates.dtype)
     days = (dates - day0).dt.days
-    text = pd.Series(days.astype("Int64").astype(str).where(days.notna(), pd.NA), dtype=TEXT)
+    text = pd.Series(
+        [None if pd.isna(d) else str(int(d)) for d in days], index=df.index, dtype=TEXT
+    )
     found = []
     for i in np.flatnonzero(rule.notna().to_numpy()):
         found.append((i, target, df[column].iloc[i], rule.iloc[i], f"{column}: {message.iloc[i]}"))
