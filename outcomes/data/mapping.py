@@ -252,8 +252,10 @@ def load_mapping(path: Path) -> Mapping:
     raw = _keys_as_text(raw)
     found = problems(MappingFile, raw)
     if found:
-        key, message = found[0].key, found[0].message
-        raise mapping.fail(key, message.removeprefix("Value error, "))
+        key, message = found[0].key, found[0].message.removeprefix("Value error, ")
+        if len(message) > 160:  # "must be text, got {a whole table}": the value is in the file
+            message = message.split(", got ")[0]
+        raise mapping.fail(key, message)
     model = MappingFile.model_validate(raw)
     mapping.model, mapping.spec = model, model.model_dump(mode="json", exclude_defaults=True)
     _check_model(mapping)
