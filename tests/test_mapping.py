@@ -324,3 +324,10 @@ def test_map_draft_without_a_dictionary(tmp_path: Path, capsys) -> None:
     assert "comments" in m.model.drop and "score" in m.model.drop
     assert main(["map", "draft", str(path), "--table", "patients"]) == 2
     assert "unknown table 'patients'" in capsys.readouterr().err
+
+
+def test_a_folder_ingest_reads_the_dictionary_with_its_export(tmp_path: Path) -> None:
+    _export(tmp_path / "delivery")
+    report = ingest([tmp_path / "delivery"], tmp_path / "s.duckdb")
+    assert {f.path for f in report.files} == {str(tmp_path / "delivery" / "export.csv")}
+    assert any("dd.csv: a REDCap data dictionary" in n for n in report.notes), report.notes
