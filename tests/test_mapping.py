@@ -331,3 +331,28 @@ def test_a_folder_ingest_reads_the_dictionary_with_its_export(tmp_path: Path) ->
     report = ingest([tmp_path / "delivery"], tmp_path / "s.duckdb")
     assert {f.path for f in report.files} == {str(tmp_path / "delivery" / "export.csv")}
     assert any("dd.csv: a REDCap data dictionary" in n for n in report.notes), report.notes
+
+
+def test_study_days_count_calendar_days_and_melt_never_overwrites(tmp_path: Path) -> None:
+    (tmp_path / "a.csv").write_text(
+        "sid,enrolled,seen,score,visit\n"
+        "S1,2024-01-10 14:00,2024-01-10 09:00,12,x\n"
+        "S1,2024-01-10 14:00,2024-01-11 08:00,11,x\n"
+    )
+    mapping = (
+        "table: assessments\n"
+        "anchor: {column: enrolled, by: sid}\n"
+        "columns: {sid: unit_id, score: value}\n"
+        "compute: {day: {study_day: seen}}\n"
+        "drop: [enrolled]\n"
+        "constants: {study_id: T1, instrument: gb_quant, rater_role: investigator,"
+        " rater_id: R}\n"
+    )
+    (tmp_path / "a.csv.mapping.yaml").write_text(mapping)
+    [feed] = prepare_feed(tmp_path / "a.csv")
+    assert feed.data["day"].tolist() == ["0", "1"]
+    (tmp_path / "a.csv.mapping.yaml").write_text(
+        mapping.replace("columns: {", "melt: {columns: {score: 1}, into: visit}\ncolumns: {")
+    )
+    with pytest.raises(InputError, match=r"line 3: key 'melt': the melt would make .*'visit'"):
+        prepare_feed(tmp_path / "a.csv")

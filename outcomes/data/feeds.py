@@ -22,7 +22,7 @@ _DICTIONARY_KEY = re.compile(r"^redcap_dictionary:\s*['\"]?([^'\"#]+?)['\"]?\s*(
 
 def _dictionaries(folder: Path) -> set[str]:
     """Names of the REDCap data dictionaries that the folder's mapping files point to."""
-    names = set()
+    names: set[str] = set()
     for m in folder.glob(f"*{MAPPING_SUFFIX}"):
         try:
             text = m.read_text(encoding="utf-8-sig")

@@ -442,7 +442,7 @@ def map_export(
 
     model = m.model
     assert model is not None
-    frames = {sheet: decode(m, raw.data, labels, sheet) for sheet, raw in sources.items()}
+    frames = decode(m, {sheet: raw.data for sheet, raw in sources.items()}, labels)
     anchor = None
     if model.anchor is not None:
         sheet = model.anchor.sheet if model.anchor.sheet is not None else model.sheet

@@ -34,33 +34,35 @@ class Anchor:
 
 
 def decode(
-    m: Mapping, df: pd.DataFrame, labels: dict[str, dict[str, str]], sheet: str | None
-) -> pd.DataFrame:
+    m: Mapping, frames: dict[str | None, pd.DataFrame], labels: dict[str, dict[str, str]]
+) -> dict[str | None, pd.DataFrame]:
     """Replace codes by their labels in the columns ``decode:`` names (all labelled if true)."""
     model = m.model
     assert model is not None
-    if model.decode is True:
-        names = [c for c in df.columns if c in labels]
-    elif model.decode is False:
-        names = []
-    else:
-        names = [c for c in model.decode if c in df.columns or sheet is None]
-        for i, c in enumerate(names):
+    if model.decode is False:
+        return frames
+    if model.decode is not True:
+        present = {c for df in frames.values() for c in df.columns}
+        for i, c in enumerate(model.decode):
+            if c not in present:
+                raise m.fail(f"decode[{i}]", f"no column {c!r} in the export")
             if c not in labels:
                 raise m.fail(
                     f"decode[{i}]",
                     f"column {c!r} has no value labels (in the REDCap dictionary or the file)",
                 )
-            if c not in df.columns:
-                raise m.fail(f"decode[{i}]", f"no column {c!r} in the export")
-    out = df.copy()
-    for c in names:
-        codes = labels[c]
-        out[c] = pd.Series(
-            [codes.get(v, v) if isinstance(v, str) else v for v in df[c]],
-            index=df.index,
-            dtype=df[c].dtype,
-        )
+    wanted = set(labels) if model.decode is True else set(model.decode)
+    out = {}
+    for sheet, df in frames.items():
+        df = df.copy()
+        for c in [c for c in df.columns if c in wanted]:
+            codes = labels[c]
+            df[c] = pd.Series(
+                [codes.get(v, v) if isinstance(v, str) else v for v in df[c]],
+                index=df.index,
+                dtype=df[c].dtype,
+            )
+        out[sheet] = df
     return out
 
 
@@ -170,6 +172,15 @@ def _melt(
     _require(m, df, melt.columns, f"{where}melt.columns")
     parts, sources = [], []
     keep = [c for c in df.columns if c not in melt.columns]
+    made = {melt.value, *([melt.into] if melt.into else [])}
+    made |= {k for v in melt.columns.values() if isinstance(v, dict) for k in v}
+    clash = sorted(made & set(keep))
+    if clash:
+        raise m.fail(
+            f"{where}melt",
+            f"the melt would make column(s) {', '.join(map(repr, clash))}, which the export "
+            "already has; give `into:`/`value:` other names",
+        )
     empty = 0
     for column, key in melt.columns.items():
         part = df[keep].copy()
@@ -293,7 +304,7 @@ def _study_days(
     dates, rule, message = parse_dates(df[column], formats)
     keys = list(df[anchor.keys].fillna("").astype(str).itertuples(index=False, name=None))
     day0 = pd.Series([anchor.dates.get(k, pd.NaT) for k in keys], index=df.index, dtype=dates.dtype)
-    days = (dates - day0).dt.days
+    days = (dates.dt.normalize() - day0.dt.normalize()).dt.days  # calendar days
     text = pd.Series(
         [None if pd.isna(d) else str(int(d)) for d in days], index=df.index, dtype=TEXT
     )
