@@ -56,14 +56,21 @@ def decode(
     for sheet, df in frames.items():
         df = df.copy()
         for c in [c for c in df.columns if c in wanted]:
-            codes = labels[c]
-            df[c] = pd.Series(
-                [codes.get(v, v) if isinstance(v, str) else v for v in df[c]],
-                index=df.index,
-                dtype=df[c].dtype,
-            )
+            df[c] = _relabel(df[c], labels[c])
         out[sheet] = df
     return out
+
+
+def _relabel(values: pd.Series, codes: dict[str, str]) -> pd.Series:
+    """Each value's label (a value without one stays as written)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    arr = pa.array(values.astype("string[pyarrow]").array)
+    at = pc.index_in(arr, value_set=pa.array(list(codes), pa.string()))
+    labelled = pc.take(pa.array(list(codes.values()), pa.string()), at)
+    out = pc.if_else(pc.is_null(at), arr, labelled)
+    return pd.Series(pd.arrays.ArrowStringArray(out), index=values.index).astype(values.dtype)
 
 
 def _require(m: Mapping, df: pd.DataFrame, columns: Iterable[str], key: str) -> None:
@@ -257,10 +264,12 @@ def build_table(
         key = f"{where}compute.{target}"
         if comp.join is not None:
             _require(m, df, comp.join, key)
-            parts = df[comp.join].fillna("").astype(str).apply(lambda s: s.str.strip())
-            joined = parts.agg(comp.sep.join, axis=1)
-            missing = (parts == "").any(axis=1)
-            out[target] = pd.Series(joined.where(~missing, pd.NA), dtype=TEXT)
+            parts = [df[c].astype(TEXT).fillna("").str.strip() for c in comp.join]
+            joined = parts[0]
+            for part in parts[1:]:
+                joined = joined + comp.sep + part
+            missing = np.logical_or.reduce([(p == "").to_numpy(dtype=bool) for p in parts])
+            out[target] = joined.astype(TEXT).mask(missing)
         else:
             assert comp.study_day is not None and anchor is not None
             _require(m, df, [comp.study_day, *anchor.keys], key)
