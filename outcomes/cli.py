@@ -88,12 +88,11 @@ def _ingest(args: argparse.Namespace) -> int:
 
 
 def _validate(args: argparse.Namespace) -> int:
-    from outcomes.data.ingest import _with_mapping_violations, prepare_feed
-    from outcomes.data.schema import validate_table
+    from outcomes.data.ingest import prepare_feed, validate_feed
 
     ok = True
     for feed in prepare_feed(Path(args.file)):
-        result = _with_mapping_violations(validate_table(feed.data, feed.table), feed)
+        result = validate_feed(feed)
         # report rows as the file numbers them (blank lines and multi-line cells counted)
         result.violations["row"] = feed.rows[result.violations["row"].to_numpy(dtype=int)] - 1
         print(f"{args.file}: " + result.report(limit=args.limit))

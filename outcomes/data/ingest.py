@@ -1,8 +1,11 @@
-"""Ingest feeds (CSV, Excel, Parquet) into the store, validating against the dictionary.
+"""Ingest feeds into the store, validating against the dictionary.
 
-A feed file holds one table. Which table is told by its mapping's ``table:`` or by its name
-(``assessments.csv``, ``site3_assessments.xlsx``). A mapping file beside the feed,
-``<feed name>.mapping.yaml``, turns a site's own names and codes into the schema's::
+Feeds are CSV, Excel, Parquet, SPSS, Stata or SAS files (:mod:`outcomes.data.readers`).
+Without a mapping a file holds one table, told by its name (``assessments.csv``,
+``site3_assessments.xlsx``). A mapping file beside the feed, ``<feed name>.mapping.yaml``
+(:mod:`outcomes.data.mapping`), turns a site's own names and codes into the schema's; its full
+form (``tables:``) makes several tables from one export, each checked and counted on its own.
+The simple form::
 
     table: assessments
     columns: {record: unit_id, scale: instrument, score: value}   # feed name -> schema name
@@ -10,7 +13,7 @@ A feed file holds one table. Which table is told by its mapping's ``table:`` or 
     constants: {study_id: REG1}                                    # columns the feed lacks
     drop: [redcap_event_name]                                      # feed columns to ignore
 
-Every value is read as the text written (:mod:`outcomes.data.feeds`) and parsed by the
+Every value is read as the text written (:mod:`outcomes.data.readers`) and parsed by the
 dictionary's type during validation, so IDs like ``0001`` are stored as written.
 
 What happens to bad input:
@@ -21,7 +24,10 @@ What happens to bad input:
   column whose own or mapped name looks like a direct identifier is *rejected* whole, with a
   message naming file, line or column and rule; the other files go on;
 - a row that breaks a rule goes to the store's quarantine table with file, row number,
-  column, value, rule and the whole record; accepted + quarantined rows = input rows. A value
+  column, value, rule and the whole record; accepted + quarantined rows = input rows (for a
+  mapped table: the rows the mapping made, each numbered by its source row; rows its filters
+  left out are counted in the notes). A date that cannot become a study day (partial, in no
+  given format, no anchor) is such a row problem too. A value
   that looks like an identifier (e-mail, phone, national number, person name) quarantines its
   row and is replaced by ``[removed: <kind>]`` everywhere it would be kept;
 - files and folders not read (other formats, subfolders, extra Excel sheets) are named in
@@ -64,6 +70,7 @@ __all__ = [
     "ingest",
     "prepare_feed",
     "read_feed",
+    "validate_feed",
 ]
 
 EXIT_CODES = {
@@ -329,6 +336,13 @@ def _prepare_mapped(path: Path, mapping: Mapping, d: Dictionary) -> list[_Feed]:
     return feeds
 
 
+def validate_feed(
+    feed: _Feed, refs: dict[str, pd.DataFrame] | None = None, d: Dictionary | None = None
+) -> TableValidation:
+    """Validate one table feed, with the row problems found while mapping it."""
+    return _with_mapping_violations(validate_table(feed.data, feed.table, refs, d), feed)
+
+
 def _with_mapping_violations(check: TableValidation, feed: _Feed) -> TableValidation:
     """Add the row problems found while mapping (dates, anchors) to a table's validation.
 
@@ -547,7 +561,7 @@ def _check_feed(
     earlier = _stack([stored.get(feed.table), *accepted[feed.table]])
     if len(earlier):
         refs[f"stored_{feed.table}"] = _key_columns(earlier, t.primary_key)
-    check = _with_mapping_violations(validate_table(feed.data, feed.table, refs, d), feed)
+    check = validate_feed(feed, refs, d)
     violations = check.violations
     unchanged = np.zeros(0, dtype=int)
     if len(violations) and len(earlier):
