@@ -147,12 +147,6 @@ class Mapping:
     def sha256(self) -> str:
         return mapping_sha256(self.spec)
 
-    @property
-    def table(self) -> str | None:
-        if self.model is None:
-            return self.spec.get("table")
-        return self.model.table
-
     def fail(self, key: str, message: str) -> InputError:
         """An InputError naming this file, the key and its line."""
         return InputError(f"{self.path}: line {self.line(key)}: key {key!r}: {message}")
@@ -237,9 +231,10 @@ def load_mapping(path: Path) -> Mapping:
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
         raise InputError(f"{path}: cannot read mapping ({err})") from None
     raw = {} if raw is None else raw
+    lines = _key_lines(text)
     if isinstance(raw, dict) and set(map(str, raw)) <= set(SIMPLE_KEYS):
-        return Mapping(path, _load_simple(path, raw), lines=_key_lines(text))
-    mapping = Mapping(path, {}, lines=_key_lines(text))
+        return Mapping(path, _load_simple(path, raw, lines), lines=lines)
+    mapping = Mapping(path, {}, lines=lines)
     if not isinstance(raw, dict):
         raise InputError(f"{path}: a mapping must be a set of keys ({', '.join(SIMPLE_KEYS)})")
     allowed = set(MappingFile.model_fields)
@@ -330,15 +325,17 @@ def _specs(model: MappingFile) -> dict[str, TableMap]:
     return {model.table or "": model}
 
 
-def _load_simple(path: Path, raw: dict[Any, Any]) -> dict[str, Any]:
-    """The simple form, checked as it always has been (messages kept)."""
+def _load_simple(path: Path, raw: dict[Any, Any], lines: dict[str, int]) -> dict[str, Any]:
+    """The simple form, checked as it always has been (messages kept, lines added)."""
 
     def scalar(v: Any) -> bool:
         return isinstance(v, str | int | float | bool) and not isinstance(v, dict | list)
 
     def need(key: str, ok: bool, shape: str) -> None:
         if not ok:
-            raise InputError(f"{path}: key {key!r} must be {shape} [mapping_shape]")
+            raise InputError(
+                f"{path}: line {lines.get(key, 1)}: key {key!r} must be {shape} [mapping_shape]"
+            )
 
     if "table" in raw:
         need("table", isinstance(raw["table"], str), "a table name")
@@ -371,7 +368,8 @@ def _load_simple(path: Path, raw: dict[Any, Any]) -> dict[str, Any]:
     for source, target in columns.items():
         if target in targets:
             raise InputError(
-                f"{path}: columns {targets[target]!r} and {source!r} are both mapped onto "
+                f"{path}: line {lines.get(f'columns.{source}', 1)}: columns "
+                f"{targets[target]!r} and {source!r} are both mapped onto "
                 f"{target!r}; map one and drop the other [mapping_shape]"
             )
         targets[target] = str(source)
