@@ -16,6 +16,7 @@ __version__ = "0.1.0"
 _LAZY: dict[str, tuple[str, str]] = {
     # data
     "ingest": ("outcomes.data.ingest", "ingest"),
+    "draft_mapping": ("outcomes.data.draft", "draft_mapping"),
     "load_dictionary": ("outcomes.data.dictionary", "load_dictionary"),
     "open_store": ("outcomes.data.store", "open_store"),
     "validate": ("outcomes.data.schema", "validate_table"),

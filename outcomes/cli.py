@@ -43,6 +43,7 @@ EPILOG = textwrap.dedent(
       outcomes withdraw --store outcomes.duckdb --subject S07 --reason "consent withdrawn"
       outcomes export --store outcomes.duckdb --table assessments --snapshot 1 --out a.parquet
       outcomes validate site3_assessments.csv
+      outcomes map draft export.csv --redcap-dictionary DD.csv > export.csv.mapping.yaml
       outcomes dictionary --out dictionary.md
       outcomes compare --store outcomes.duckdb --out results/compare
       outcomes report trial -P store=outcomes.duckdb --to html,pdf,docx --out out
@@ -105,15 +106,24 @@ def _read_store(path: str) -> Store:
 
 
 def _validate(args: argparse.Namespace) -> int:
-    from outcomes.data.ingest import prepare_feed
-    from outcomes.data.schema import validate_table
+    from outcomes.data.ingest import prepare_feed, validate_feed
 
-    feed = prepare_feed(Path(args.file))
-    result = validate_table(feed.data, feed.table)
-    # report rows as the file numbers them (blank lines and multi-line cells counted)
-    result.violations["row"] = feed.rows[result.violations["row"].to_numpy(dtype=int)] - 1
-    print(f"{args.file}: " + result.report(limit=args.limit))
-    return 0 if result.ok else 3
+    ok = True
+    for feed in prepare_feed(Path(args.file)):
+        result = validate_feed(feed)
+        # report rows as the file numbers them (blank lines and multi-line cells counted)
+        result.violations["row"] = feed.rows[result.violations["row"].to_numpy(dtype=int)] - 1
+        print(f"{args.file}: " + result.report(limit=args.limit))
+        ok = ok and result.ok
+    return 0 if ok else 3
+
+
+def _map(args: argparse.Namespace) -> int:
+    from outcomes.data.draft import draft_mapping
+
+    dd = Path(args.redcap_dictionary) if args.redcap_dictionary else None
+    sys.stdout.write(draft_mapping(Path(args.export), dd, args.table or None))
+    return 0
 
 
 def _dictionary(args: argparse.Namespace) -> int:
@@ -431,7 +441,11 @@ def build_parser() -> argparse.ArgumentParser:
         "validate feeds and add them to a store as a new snapshot",
         "outcomes ingest feeds/ --store outcomes.duckdb --strict",
     )
-    p.add_argument("paths", nargs="+", help="feed files or folders (CSV, Excel, Parquet)")
+    p.add_argument(
+        "paths",
+        nargs="+",
+        help="feed files or folders (CSV, Excel, Parquet, SPSS .sav, Stata .dta, SAS)",
+    )
     p.add_argument("--store", required=True, help="DuckDB store file (created if missing)")
     p.add_argument(
         "--strict",
@@ -451,8 +465,31 @@ def build_parser() -> argparse.ArgumentParser:
         "check one feed against the dictionary without storing it",
         "outcomes validate site3_assessments.csv",
     )
-    p.add_argument("file", help="the feed file (CSV, Excel or Parquet)")
+    p.add_argument("file", help="the feed file (CSV, Excel, Parquet, SPSS, Stata or SAS)")
     p.add_argument("--limit", type=int, default=50, help="violations to print")
+
+    p = add(
+        "map",
+        _map,
+        "draft a mapping file for an export (written to standard output)",
+        "outcomes map draft export.csv --redcap-dictionary DataDictionary.csv > "
+        "export.csv.mapping.yaml",
+    )
+    p.add_argument("action", choices=["draft"], help="draft: write a starting mapping")
+    p.add_argument(
+        "export", help="the export (CSV, Excel's first sheet, Parquet, SPSS, Stata or SAS)"
+    )
+    p.add_argument(
+        "--redcap-dictionary",
+        metavar="DD.csv",
+        help="REDCap's Data Dictionary CSV: forms, coded fields and identifier flags",
+    )
+    p.add_argument(
+        "--table",
+        action="append",
+        metavar="TABLE",
+        help="draft only this table (repeat for several; default: every table that matches)",
+    )
 
     p = add(
         "dictionary",

@@ -521,7 +521,7 @@ def test_required_text_refuses_missing_value_markers(tmp_path: Path, marker: str
 def test_hash_is_of_the_bytes_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import hashlib
 
-    from outcomes.data import feeds as feeds_module
+    from outcomes.data import readers as feeds_module
 
     path = tmp_path / "studies.csv"
     shutil.copy(VALID / "studies.csv", path)
@@ -543,7 +543,7 @@ def test_hash_is_of_the_bytes_read(tmp_path: Path, monkeypatch: pytest.MonkeyPat
 
 
 def test_fast_and_exact_csv_readers_agree(tmp_path: Path) -> None:
-    from outcomes.data.feeds import read_feed
+    from outcomes.data.readers import read_feed
 
     body = 'study_id,title,design\n007,"a, b",parallel\n0001, NA ,"=1"\n"x""y",,n/a\n'
     simple, blank = tmp_path / "simple.csv", tmp_path / "blank.csv"

@@ -1,8 +1,11 @@
-"""Ingest feeds (CSV, Excel, Parquet) into the store, validating against the dictionary.
+"""Ingest feeds into the store, validating against the dictionary.
 
-A feed file holds one table. Which table is told by its mapping's ``table:`` or by its name
-(``assessments.csv``, ``site3_assessments.xlsx``). A mapping file beside the feed,
-``<feed name>.mapping.yaml``, turns a site's own names and codes into the schema's::
+Feeds are CSV, Excel, Parquet, SPSS, Stata or SAS files (:mod:`outcomes.data.readers`).
+Without a mapping a file holds one table, told by its name (``assessments.csv``,
+``site3_assessments.xlsx``). A mapping file beside the feed, ``<feed name>.mapping.yaml``
+(:mod:`outcomes.data.mapping`), turns a site's own names and codes into the schema's; its full
+form (``tables:``) makes several tables from one export, each checked and counted on its own.
+The simple form::
 
     table: assessments
     columns: {record: unit_id, scale: instrument, score: value}   # feed name -> schema name
@@ -10,7 +13,7 @@ A feed file holds one table. Which table is told by its mapping's ``table:`` or 
     constants: {study_id: REG1}                                    # columns the feed lacks
     drop: [redcap_event_name]                                      # feed columns to ignore
 
-Every value is read as the text written (:mod:`outcomes.data.feeds`) and parsed by the
+Every value is read as the text written (:mod:`outcomes.data.readers`) and parsed by the
 dictionary's type during validation, so IDs like ``0001`` are stored as written.
 
 What happens to bad input:
@@ -21,7 +24,10 @@ What happens to bad input:
   column whose own or mapped name looks like a direct identifier is *rejected* whole, with a
   message naming file, line or column and rule; the other files go on;
 - a row that breaks a rule goes to the store's quarantine table with file, row number,
-  column, value, rule and the whole record; accepted + quarantined rows = input rows. A value
+  column, value, rule and the whole record; accepted + quarantined rows = input rows (for a
+  mapped table: the rows the mapping made, each numbered by its source row; rows its filters
+  left out are counted in the notes). A date that cannot become a study day (partial, in no
+  given format, no anchor) is such a row problem too. A value
   that looks like an identifier (e-mail, phone, national number, person name) quarantines its
   row and is replaced by ``[removed: <kind>]`` everywhere it would be kept;
 - files and folders not read (other formats, subfolders, extra Excel sheets) are named in
@@ -50,24 +56,19 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from outcomes.data.corrections import Withdrawn, classify_resent, row_texts
 from outcomes.data.dictionary import Dictionary, load_dictionary
-from outcomes.data.feeds import (
-    MAPPING_SUFFIX,
-    discover_feeds,
-    load_mapping,
-    mapping_sha256,
-    read_feed,
-)
-from outcomes.data.schema import TEXT, validate_table
+from outcomes.data.feeds import MAPPING_SUFFIX, discover_feeds
+from outcomes.data.mapping import Mapping, apply_mapping, load_mapping, mapping_sha256
+from outcomes.data.readers import read_feed
+from outcomes.data.schema import TableValidation, validate_table
 from outcomes.data.store import HISTORY_COLUMNS, Store
 from outcomes.errors import InputError
 
@@ -80,6 +81,7 @@ __all__ = [
     "ingest",
     "prepare_feed",
     "read_feed",
+    "validate_feed",
 ]
 
 EXIT_CODES = {
@@ -218,42 +220,11 @@ class IngestReport:
         return "\n".join(lines)
 
 
-def apply_mapping(
-    df: pd.DataFrame, mapping: dict[str, Any], path: Path | None = None
-) -> pd.DataFrame:
-    """Rename columns, recode values, add constant columns and drop listed columns.
-
-    A rename onto a column the feed already has, or a constant for a column the feed
-    already has, is refused: the feed's own values are never overwritten.
-    """
-    where = f"{path}: " if path is not None else ""
-    df = df.drop(columns=[c for c in mapping.get("drop", []) if c in df])
-    renames = {k: v for k, v in (mapping.get("columns") or {}).items() if k in df}
-    clash = [v for k, v in renames.items() if v in df and v not in renames and v != k]
-    if clash:
-        raise InputError(
-            f"{where}the mapping renames a column onto {clash[0]!r}, which the feed already "
-            "has; drop one of them [mapping_shape]"
-        )
-    df = df.rename(columns=renames)
-    for column, codes in (mapping.get("values") or {}).items():
-        if column in df:
-            df[column] = df[column].replace({str(k): str(v) for k, v in codes.items()})
-    for column, value in (mapping.get("constants") or {}).items():
-        if column in df:
-            raise InputError(
-                f"{where}mapping constant {column}: {value!r} would overwrite the feed's own "
-                f"column {column!r}; remove the constant or drop the column [mapping_constant]"
-            )
-        df[column] = pd.Series(str(value), index=df.index, dtype=TEXT)
-    return df
-
-
-def _table_of(path: Path, mapping: dict[str, Any], d: Dictionary) -> str:
-    if mapping.get("table"):
-        if mapping["table"] not in d.tables:
-            raise InputError(f"{path}: mapping names unknown table {mapping['table']!r}")
-        return str(mapping["table"])
+def _table_of(path: Path, table: str | None, d: Dictionary) -> str:
+    if table:
+        if table not in d.tables:
+            raise InputError(f"{path}: mapping names unknown table {table!r}")
+        return str(table)
     stem = path.stem.lower()
     for name in sorted(d.tables, key=len, reverse=True):
         if stem == name or stem.endswith(("_" + name, "-" + name)):
@@ -266,6 +237,13 @@ def _table_of(path: Path, mapping: dict[str, Any], d: Dictionary) -> str:
 
 @dataclass
 class _Feed:
+    """One table's rows from one file (an export mapped onto several tables gives several).
+
+    ``rows`` is each row's record number in the file (a melted row points at its source
+    row); ``violations`` are row problems found while mapping (dates, anchors), with ``row``
+    the position in ``data``.
+    """
+
     path: Path
     table: str
     sha256: str
@@ -273,6 +251,7 @@ class _Feed:
     rows: np.ndarray  # each record's row number in the file
     mapping_sha256: str
     notes: list[str] = field(default_factory=list)
+    violations: pd.DataFrame | None = None
 
 
 def _identifier_names(path: Path, names: list[str], d: Dictionary, what: str) -> None:
@@ -285,16 +264,27 @@ def _identifier_names(path: Path, names: list[str], d: Dictionary, what: str) ->
         )
 
 
-def prepare_feed(path: Path, d: Dictionary | None = None) -> _Feed:
-    """Read, map and screen one feed; raise InputError when the whole file is unusable."""
+def prepare_feed(path: Path, d: Dictionary | None = None) -> list[_Feed]:
+    """Read, map and screen one feed; one :class:`_Feed` per table it holds.
+
+    Raises InputError when the whole file is unusable.
+    """
     d = d or load_dictionary()
     mapping_path = path.with_name(path.name + ".mapping.yaml")
-    mapping = load_mapping(mapping_path) if mapping_path.exists() else {}
-    table = _table_of(path, mapping, d)
+    mapping = load_mapping(mapping_path) if mapping_path.exists() else None
+    if mapping is not None and mapping.model is not None:
+        return _prepare_mapped(path, mapping, d)
+    spec = mapping.spec if mapping is not None else {}
+    table = _table_of(path, spec.get("table"), d)
     raw = read_feed(path)
     _identifier_names(path, list(raw.data.columns), d, "column(s)")
-    data = apply_mapping(raw.data, mapping, path)
+    data = apply_mapping(raw.data, spec, path)
     _identifier_names(path, [c for c in data.columns if c not in raw.data], d, "mapped column(s)")
+    _check_columns(path, table, data, d, f"{path.name}.mapping.yaml")
+    return [_Feed(path, table, raw.sha256, data, raw.rows, mapping_sha256(spec), raw.notes)]
+
+
+def _check_columns(path: Path, table: str, data: pd.DataFrame, d: Dictionary, where: str) -> None:
     t = d.table(table)
     missing = [c for c in t.required_columns if c not in data]
     if missing:
@@ -306,10 +296,125 @@ def prepare_feed(path: Path, d: Dictionary | None = None) -> _Feed:
     if unknown:
         raise InputError(
             f"{path}: column(s) {', '.join(map(repr, unknown))} are not in table {table}; "
-            f"map them (`columns:`) or drop them (`drop:`) in {path.name}.mapping.yaml "
-            "[unknown_column]"
+            f"map them (`columns:`) or drop them (`drop:`) in {where} [unknown_column]"
         )
-    return _Feed(path, table, raw.sha256, data, raw.rows, mapping_sha256(mapping), raw.notes)
+
+
+def _prepare_mapped(path: Path, mapping: Mapping, d: Dictionary) -> list[_Feed]:
+    """An export under a full mapping: one feed per table, all with the file's hash."""
+    from outcomes.data.mapping import _specs, map_export, source_sheets
+    from outcomes.data.readers import read_bytes, sheet_names
+    from outcomes.data.redcap import read_redcap_dictionary
+
+    model = mapping.model
+    assert model is not None
+    data, sha = read_bytes(path)
+    specs = _specs(model)
+    sheets = source_sheets(model)
+    sources = {s: read_feed(path, s, data, sha) for s in sorted(sheets, key=str)}
+    notes = [n for raw in sources.values() for n in raw.notes]
+    if path.suffix.lower() == ".xlsx" and None not in sheets:
+        unread = [s for s in sheet_names(path, data) if s not in sheets]
+        if unread:
+            notes.append(f"{path}: sheet(s) {', '.join(map(repr, unread))} not read (no table)")
+    labels: dict[str, dict[str, str]] = {}
+    mapping_hash = mapping.sha256
+    flagged: list[str] = []
+    if model.redcap_dictionary is not None:
+        dd_path = mapping.path.parent / model.redcap_dictionary
+        if not dd_path.is_file():
+            raise mapping.fail("redcap_dictionary", f"no file {dd_path}")
+        dd = read_redcap_dictionary(dd_path)
+        labels.update(dd.labels())
+        mapping_hash = mapping_sha256({"mapping": mapping_hash, "redcap_dictionary": dd.sha256})
+        flagged = [
+            c
+            for raw in sources.values()
+            for c in raw.data.columns
+            if (f := dd.field_of(c)) is not None and f.identifier
+        ]
+    for raw in sources.values():
+        labels.update(raw.labels)
+        _identifier_names(path, list(raw.data.columns), d, "column(s)")
+    if flagged:
+        raise InputError(
+            f"{path}: column(s) {', '.join(map(repr, flagged))} are marked as identifiers in the "
+            "REDCap data dictionary (Identifier? = y); export with REDCap's option to remove "
+            "identifier fields (the store holds pseudonymous data only) [identifier_column]"
+        )
+    table_of = {}
+    for name in specs:
+        if model.tables is None:
+            table_of[name] = _table_of(path, model.table, d)
+        elif name not in d.tables:
+            raise mapping.fail(
+                f"tables.{name}", f"unknown table; the dictionary has {', '.join(d.tables)}"
+            )
+        else:
+            table_of[name] = name
+    feeds = []
+    for mt in map_export(mapping, sources, labels, table_of):
+        source_names = {c for raw in sources.values() for c in raw.data.columns}
+        new = [c for c in mt.data.columns if c not in source_names]
+        _identifier_names(path, new, d, f"mapped column(s) of {mt.table}")
+        _check_columns(path, mt.table, mt.data, d, mapping.path.name)
+        feed_notes = notes + [f"{path} -> {mt.table}: {n}" for n in mt.notes]
+        feeds.append(
+            _Feed(path, mt.table, sha, mt.data, mt.rows, mapping_hash, feed_notes, mt.violations)
+        )
+        notes = []
+    return feeds
+
+
+def validate_feed(
+    feed: _Feed, refs: dict[str, pd.DataFrame] | None = None, d: Dictionary | None = None
+) -> TableValidation:
+    """Validate one table feed, with the row problems found while mapping it."""
+    return _with_mapping_violations(validate_table(feed.data, feed.table, refs, d), feed)
+
+
+def _rows_of(feed: _Feed, keep: np.ndarray) -> _Feed:
+    """The feed cut to the rows at positions ``keep`` (renumbered 0..), mapping problems too."""
+    if len(keep) == len(feed.data):
+        return feed
+    extra = feed.violations
+    if extra is not None and len(extra):
+        new_position = pd.Series(np.arange(len(keep)), index=keep)
+        extra = extra[extra["row"].isin(keep)]
+        extra = extra.assign(row=new_position.loc[extra["row"]].to_numpy())
+    data = feed.data.iloc[keep].reset_index(drop=True)
+    return replace(feed, data=data, rows=feed.rows[keep], violations=extra)
+
+
+def _with_mapping_violations(check: TableValidation, feed: _Feed) -> TableValidation:
+    """Add the row problems found while mapping (dates, anchors) to a table's validation.
+
+    A cell with a mapping problem is empty in the data, so the "required" violation
+    validation finds there is left out: the mapping's reason is the one reported.
+    """
+    extra = feed.violations
+    if extra is None or not len(extra):
+        return check
+    n = len(feed.data)
+    bad_before = np.zeros(n, dtype=bool)
+    bad_before[check.violations["row"].to_numpy(dtype=int)] = True
+    cells = set(zip(extra["row"], extra["column"], strict=True))
+    kept = check.violations[
+        [
+            (int(r), c) not in cells
+            for r, c in zip(check.violations["row"], check.violations["column"], strict=True)
+        ]
+    ]
+    extra = extra.assign(table=feed.table)[list(check.violations.columns)]
+    violations = pd.concat([kept, extra], ignore_index=True)
+    violations["row"] = violations["row"].astype(int)
+    violations = violations.sort_values(["row", "rule"], kind="stable").reset_index(drop=True)
+    bad = np.zeros(n, dtype=bool)
+    bad[violations["row"].to_numpy()] = True
+    still = ~bad[~bad_before]  # of the rows accepted before, those still accepted
+    rejected = pd.concat([check.rejected, feed.data[bad & ~bad_before]]).sort_index()
+    accepted = check.accepted[still].reset_index(drop=True)
+    return TableValidation(check.table, accepted, rejected, violations, check.file_errors)
 
 
 def _stack(frames: Sequence[pd.DataFrame | None]) -> pd.DataFrame:
@@ -404,12 +509,13 @@ def _ingest(
     notes += store.dictionary_warnings()
     for path in paths:
         try:
-            feed = prepare_feed(path, d)
+            prepared = prepare_feed(path, d)
         except InputError as err:
             results.append(FileResult(str(path), None, None, "rejected", message=str(err)))
             continue
-        feeds.append(feed)
-        notes += feed.notes
+        for feed in prepared:
+            feeds.append(feed)
+            notes += feed.notes
     order = list(d.tables)
     feeds.sort(key=lambda f: (order.index(f.table), str(f.path)))
 
@@ -562,7 +668,7 @@ def _check_feed(
     t = d.table(feed.table)
     gone, gone_violations = withdrawn.rows(feed.data, feed.table)
     keep = np.flatnonzero(~gone)
-    check = validate_table(feed.data.iloc[keep], feed.table, refs, d)
+    check = validate_feed(_rows_of(feed, keep), refs, d)
     bad = check.violations["row"].to_numpy(dtype=int)
     violations = check.violations.assign(row=keep[bad])
     rejected = check.rejected.set_axis(keep[check.rejected.index.to_numpy(dtype=int)])

@@ -35,8 +35,8 @@ MESSAGES = {
     "list_type": "must be a list, got {input!r}",
     "tuple_type": "must be a list, got {input!r}",
     "dict_type": "must be a mapping, got {input!r}",
-    "too_short": "must have {expected} items, got {input!r}",
-    "too_long": "must have {expected} items, got {input!r}",
+    "too_short": "must have at least {min_length} item(s), got {input!r}",
+    "too_long": "must have at most {max_length} item(s), got {input!r}",
     "literal_error": "must be one of {expected}, got {input!r}",
 }
 #: error types about the keys of a mapping (a reader fixes those before the values)
@@ -105,7 +105,10 @@ def _message(error: Any) -> str:
     if template is None:
         return str(error["msg"])
     ctx = dict(error.get("ctx") or {})
-    return template.format(input=error.get("input"), **ctx)
+    try:
+        return template.format(input=error.get("input"), **ctx)
+    except KeyError:  # a pydantic version naming its context differently
+        return str(error["msg"])
 
 
 class Problem(NamedTuple):
