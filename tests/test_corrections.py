@@ -290,3 +290,37 @@ def test_mapping_that_matches_no_feed_is_reported(tmp_path: Path) -> None:
     assert report.exit_code == 0
     strict = ingest([feeds], tmp_path / "t.duckdb", strict=True)
     assert strict.exit_code == 5 and not (tmp_path / "t.duckdb").exists()
+
+
+def test_rows_of_a_withdrawn_subject_take_their_mapping_problems_with_them() -> None:
+    # a mapped feed's date problems point at rows of its data; cutting withdrawn rows must
+    # renumber them, or a problem would land on another subject's row
+    import numpy as np
+
+    from outcomes.data.ingest import _Feed, _rows_of
+
+    data = pd.DataFrame({"subject_id": ["S1", "S2", "S3", "S4"]})
+    problems = pd.DataFrame(
+        {
+            "row": [1, 3],
+            "column": ["day", "day"],
+            "value": ["2024-05", "x"],
+            "rule": ["partial_date", "date_format"],
+            "message": ["m1", "m2"],
+        }
+    )
+    feed = _Feed(
+        Path("e.csv"),
+        "assessments",
+        "sha",
+        data,
+        np.array([10, 11, 12, 13]),
+        "m",
+        violations=problems,
+    )
+    cut = _rows_of(feed, np.array([0, 2, 3]))  # S2 withdrew
+    assert cut.data["subject_id"].tolist() == ["S1", "S3", "S4"]
+    assert cut.rows.tolist() == [10, 12, 13]
+    assert cut.violations is not None
+    assert cut.violations[["row", "rule"]].values.tolist() == [[2, "date_format"]]
+    assert _rows_of(feed, np.arange(4)) is feed
