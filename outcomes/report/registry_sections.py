@@ -130,48 +130,60 @@ def efficacy_rows(table: pd.DataFrame) -> pd.DataFrame:
     return reg.loc[reg["measure"].isin(list(MEASURE_TITLES)) & reg["estimate"].notna()]
 
 
-def adjusted_table(efficacy: pd.DataFrame, marks: DoubtMarks) -> pd.DataFrame:
+def adjusted_table(efficacy: pd.DataFrame, marks: DoubtMarks) -> tuple[pd.DataFrame, str]:
     """Naive and weighted estimates, one heading per measure and outcome definition.
 
-    The heading is the results' own ``definition``; each row gives the indication, the
-    comparison, the number of treated areas analysed and the two estimates, the weighted one
-    marked when doubtful.
+    Each heading is the measure with a letter; the returned note gives, for each letter, the
+    results' own ``definition`` of the outcome. Each row gives the indication, the comparison,
+    the number of treated areas analysed and the two estimates, each marked when doubtful.
     """
     rows: list[dict[str, str]] = []
+    defined: list[str] = []
     for measure, title in MEASURE_TITLES.items():
         sub = efficacy.loc[efficacy["measure"] == measure]
         for definition, by_def in sub.groupby("definition", sort=False):
-            rows.append({"Indication": f"{title}: {definition}"})
+            defined.append(str(definition))
+            rows.append({"Indication": f"{title} ({chr(96 + len(defined))})"})
             for (ind, comp), g in by_def.groupby(["indication", "comparison"], sort=False):
                 by = g.set_index("adjustment")
                 cell = {
-                    adj: format_ci(
-                        by.loc[adj, "estimate"], by.loc[adj, "conf_low"], by.loc[adj, "conf_high"]
+                    adj: with_mark(
+                        format_ci(
+                            by.loc[adj, "estimate"],
+                            by.loc[adj, "conf_low"],
+                            by.loc[adj, "conf_high"],
+                        ),
+                        marks.mark(by.loc[adj, "doubt"]),
                     )
                     if adj in by.index
                     else MISSING
                     for adj in ("naive", "weighted")
                 }
-                weighted = by.loc["weighted"] if "weighted" in by.index else None
                 rows.append(
                     {
                         "Indication": "\N{EM SPACE}" + INDICATIONS.get(ind, ind),
                         "Comparison": comp,
                         "n": format_number(g["n"].max(), 0),
-                        "Naive (95% CI)": with_mark(
-                            cell["naive"], marks.mark(by.loc["naive", "doubt"])
-                        )
-                        if "naive" in by.index
+                        "Naive (95% CI)": cell["naive"],
+                        "Weighted (95% CI)": cell["weighted"],
+                        "p": format_p(by.loc["weighted", "p_value"])
+                        if "weighted" in by.index
                         else MISSING,
-                        "Weighted (95% CI)": with_mark(
-                            cell["weighted"], marks.mark(weighted["doubt"])
-                        )
-                        if weighted is not None
-                        else MISSING,
-                        "p": format_p(weighted["p_value"]) if weighted is not None else MISSING,
                     }
                 )
-    return pd.DataFrame(rows).fillna("")
+    note = (
+        "Outcomes: " + "; ".join(f"({chr(97 + i)}) {text}" for i, text in enumerate(defined)) + "."
+    )
+    return pd.DataFrame(rows).fillna(""), note
+
+
+def lettered(definitions: Sequence[str]) -> tuple[list[str], str]:
+    """A letter for each distinct outcome definition (in order of appearance) and the note
+    that spells them out: ``(["a", "b", "a"], "Outcomes: (a) ...; (b) ...")``."""
+    distinct = list(dict.fromkeys(definitions))
+    letters = [chr(97 + distinct.index(d)) for d in definitions]
+    note = "Outcomes: " + "; ".join(f"({chr(97 + i)}) {d}" for i, d in enumerate(distinct))
+    return letters, note + "."
 
 
 def missing_data_table(efficacy: pd.DataFrame) -> pd.DataFrame:
@@ -185,7 +197,8 @@ def missing_data_table(efficacy: pd.DataFrame) -> pd.DataFrame:
                 "Indication": INDICATIONS.get(r["indication"], r["indication"]),
                 "Outcome": MEASURE_TITLES[r["measure"]].lower(),
                 "Comparison": r["comparison"],
-                "Analysed and left out": r["missing_data"] or MISSING,
+                "Analysed and left out": str(r["missing_data"]).removeprefix("complete cases: ")
+                or MISSING,
             }
         )
     return pd.DataFrame(rows)
