@@ -301,7 +301,7 @@ def test_mark_appears_beside_the_doubtful_estimate_and_not_beside_clean_ones(
     seen = {"marked": 0, "clean": 0}
     measure = ""
     for r in cells:
-        heading = r[0].split(":")[0] if r else ""
+        heading = r[0].rsplit(" (", 1)[0] if r else ""
         if heading in measures:
             measure = measures[heading]
             continue
@@ -377,3 +377,27 @@ def test_safety_table_counts_patients_and_events() -> None:
     assert "3 adverse events were recorded in 2 of 3 patients" in rs.safety_summary(
         {"units": units, "adverse_events": ae}
     )
+
+
+def test_forest_plot_fills_the_points_of_doubtful_estimates(
+    failing: tuple[pd.DataFrame, str],
+) -> None:
+    import matplotlib.pyplot as plt
+
+    from outcomes.comparisons.forest import _forest_plot
+
+    table, _ = failing
+    rows = table.loc[table["measure"].eq("odds_ratio") & table["estimate"].notna()]
+    fig = _forest_plot(rows, ["odds_ratio"], ["registry"], 0.95)
+    points = [
+        line
+        for ax in fig.axes
+        for line in ax.get_lines()
+        if line.get_marker() in ("^", "s") and len(line.get_xdata()) == 1
+    ]
+    filled = sorted(float(p.get_xdata()[0]) for p in points if p.get_markerfacecolor() != "white")
+    doubtful = sorted(rows.loc[rows["doubt"] != "", "estimate"].astype(float))
+    plt.close(fig)
+    assert filled == pytest.approx(doubtful)
+    assert 0 < len(filled) < len(points)
+    assert "filled: doubtful estimate" in [t.get_text() for t in fig.legends[0].get_texts()]

@@ -180,7 +180,8 @@ class ComparisonResult:
 
         Ratio panels use a log axis with a reference line at 1; difference panels a line at 0.
         Colour is the combination (the report theme's modality colours), the point shape the
-        adjustment (randomised, naive, weighted, random effects).
+        adjustment (randomised, naive, weighted, random effects); a filled point is an estimate
+        whose ``doubt`` column names a problem.
 
         Parameters
         ----------
