@@ -134,8 +134,9 @@ def adjusted_table(efficacy: pd.DataFrame, marks: DoubtMarks) -> tuple[pd.DataFr
     """Naive and weighted estimates, one heading per measure and outcome definition.
 
     Each heading is the measure with a letter; the returned note gives, for each letter, the
-    results' own ``definition`` of the outcome. Each row gives the indication, the comparison,
-    the number of treated areas analysed and the two estimates, each marked when doubtful.
+    results' own ``definition`` of the outcome. Each row gives the indication, the comparison
+    with the number of treated areas analysed, and the two estimates, each marked when
+    doubtful.
     """
     rows: list[dict[str, str]] = []
     defined: list[str] = []
@@ -161,9 +162,8 @@ def adjusted_table(efficacy: pd.DataFrame, marks: DoubtMarks) -> tuple[pd.DataFr
                 }
                 rows.append(
                     {
-                        "Indication": "\N{EM SPACE}" + INDICATIONS.get(ind, ind),
-                        "Comparison": comp,
-                        "n": format_number(g["n"].max(), 0),
+                        "Indication": "\N{EM SPACE}" + INDICATIONS.get(str(ind), str(ind)),
+                        "Comparison": f"{comp}, n = {format_number(g['n'].max(), 0)}",
                         "Naive (95% CI)": cell["naive"],
                         "Weighted (95% CI)": cell["weighted"],
                         "p": format_p(by.loc["weighted", "p_value"])
