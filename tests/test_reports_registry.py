@@ -187,7 +187,7 @@ EXPECT: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
         ("Durability of response: Kaplan-Meier", "among the"),
     ),
     "no_propensity_covariates": (
-        ("not estimated",),
+        ("propensity not estimated", "covariates are collinear", "Durability of a response"),
         ("odds ratio of", "baseline severity", "Acne scars"),
     ),
     "failing_propensity": (("propensity model not converged", "positivity violated"), ()),

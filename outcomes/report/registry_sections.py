@@ -223,6 +223,25 @@ def headline(
     return pool.iloc[0]
 
 
+def no_comparison_sentence(table: pd.DataFrame, reference: str) -> str:
+    """Why no combination was compared with ``reference``, from the table's failed rows."""
+    reg = table.loc[table["source"] == "registry"] if len(table) else table
+    failed = reg.loc[reg["estimate"].isna()] if len(reg) else reg
+    reasons = [
+        f"{indication_name(str(r['indication']))}: {str(r['warning']).rstrip('.')}"
+        for _, r in failed.drop_duplicates(["indication", "warning"]).iterrows()
+        if r["warning"]
+    ]
+    if reasons:
+        return (
+            f"No combination could be compared with {reference} alone (" + "; ".join(reasons) + ")."
+        )
+    return (
+        f"No combination could be compared with {reference} alone: the registry needs at "
+        f"least five treated areas with {reference} and with a combination in one indication."
+    )
+
+
 def estimate_sentence(row: pd.Series, marks: DoubtMarks) -> str:
     """``"the odds ratio of GAIS <= 2 ... with MN+PRP against MN in acne scars was 3.59 (2.39
     to 5.41; 326 treated areas)"``, with the doubt mark and its reason when doubtful."""
@@ -264,14 +283,16 @@ def covered(efficacy: pd.DataFrame, measure: str) -> str:
 # --------------------------------------------------------------------------------------------
 
 
-def durability_endpoint(efficacy: pd.DataFrame, assessments: pd.DataFrame) -> str | None:
-    """The durability endpoint that matches the responder definition the comparison used.
+def durability_endpoint(table: pd.DataFrame, assessments: pd.DataFrame) -> str | None:
+    """The durability endpoint that matches the responder definition of the comparison.
 
-    GAIS <= 2 when the responders were defined on GAIS, else >= 50% improvement on the G&B
+    GAIS <= 2 when the comparison's responders were defined on GAIS (or it has none and GAIS
+    is recorded, the comparison's own first choice), else >= 50% improvement on the G&B
     quantitative score; ``None`` when neither instrument is recorded.
     """
     present = set(assessments["instrument"].astype(str))
-    definitions = efficacy.loc[efficacy["measure"] == "odds_ratio", "definition"].astype(str)
+    odds = table.loc[table["measure"] == "odds_ratio"] if len(table) else table
+    definitions = odds["definition"].dropna().astype(str) if len(odds) else pd.Series([])
     if "gais" in present and (definitions.str.startswith("GAIS").any() or definitions.empty):
         return "gais_durability"
     if "gb_quant" in present:
