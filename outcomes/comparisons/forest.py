@@ -112,7 +112,14 @@ def _draw(panels: list[pd.DataFrame], t: pd.DataFrame, level: float) -> Any:
 
     from outcomes.report.theme import MODALITY_COLOURS
 
-    row_in, top_in, bottom_in, legend_in, right_in = 0.34, 0.5, 0.75, 0.75, 0.45
+    row_in, top_in, bottom_in, right_in = 0.34, 0.5, 0.75, 0.45
+    # the legend: four entries a row (combinations, adjustments, filled = doubtful), then a note
+    entries = (
+        t["combination"].nunique()
+        + len(set(t["adjustment"]) & set(_ADJUSTMENTS))
+        + any(_doubtful(r) for _, r in t.iterrows())
+    )
+    legend_in = 0.45 + 0.15 * -(-entries // 4)
     pairs = [panels[i : i + 2] for i in range(0, len(panels), 2)]
     heights = [
         top_in + bottom_in + row_in * max(p["row"].nunique() for p in pair) for pair in pairs
