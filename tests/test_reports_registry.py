@@ -176,14 +176,14 @@ EXPECT: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     ),
     "no_combination": (
         ("No combination could be compared with MN alone", "no balance to show"),
-        ("odds ratio of", "Table 3. Each combination"),
+        ("odds ratio of", "Table 3. Each combination", "depending on the modality"),
     ),
     "no_adverse_events": (
         ("No adverse events are recorded",),
         ("Adverse events by modality", "were serious"),
     ),
     "no_durability_follow_up": (
-        ("durability of response is not estimated",),
+        ("durability of response is not estimated", "no treated area has an assessment between"),
         ("Durability of response: Kaplan-Meier", "among the"),
     ),
     "no_propensity_covariates": (

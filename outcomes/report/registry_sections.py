@@ -223,8 +223,21 @@ def headline(
     return pool.iloc[0]
 
 
-def no_comparison_sentence(table: pd.DataFrame, reference: str) -> str:
-    """Why no combination was compared with ``reference``, from the table's failed rows."""
+def no_comparison_sentence(
+    table: pd.DataFrame, assessments: pd.DataFrame, reference: str, window: Sequence[float]
+) -> str:
+    """Why no combination was compared with ``reference``, from the data and the table.
+
+    No assessment in the primary visit's window says so; otherwise the reasons recorded in the
+    table's rows that have no estimate; otherwise too few treated areas.
+    """
+    start = f"No combination could be compared with {reference} alone"
+    days = pd.to_numeric(assessments["day"], errors="coerce")
+    if not days.between(window[0], window[1]).any():
+        return (
+            f"{start}: no treated area has an assessment between days {window[0]:g} and "
+            f"{window[1]:g}, the window of the primary visit."
+        )
     reg = table.loc[table["source"] == "registry"] if len(table) else table
     failed = reg.loc[reg["estimate"].isna()] if len(reg) else reg
     reasons = [
@@ -233,12 +246,10 @@ def no_comparison_sentence(table: pd.DataFrame, reference: str) -> str:
         if r["warning"]
     ]
     if reasons:
-        return (
-            f"No combination could be compared with {reference} alone (" + "; ".join(reasons) + ")."
-        )
+        return f"{start} (" + "; ".join(reasons) + ")."
     return (
-        f"No combination could be compared with {reference} alone: the registry needs at "
-        f"least five treated areas with {reference} and with a combination in one indication."
+        f"{start}: the registry needs at least five treated areas with {reference} and with a "
+        "combination in one indication."
     )
 
 
