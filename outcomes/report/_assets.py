@@ -137,6 +137,15 @@ _TABLE_NOTE_STYLE = (
 )
 
 
+def _fixed_time(name: str) -> zipfile.ZipInfo:
+    """A deflated archive entry dated 1980-01-01: pandoc stamps its default reference document
+    with the current time, and the reference document (so the Word output) must not depend on
+    the moment of rendering (SOURCE_DATE_EPOCH reproducibility)."""
+    info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+    info.compress_type = zipfile.ZIP_DEFLATED
+    return info
+
+
 def reference_docx(pandoc: str) -> bytes:
     """Build the Word reference document from pandoc's default one.
 
@@ -161,8 +170,8 @@ def reference_docx(pandoc: str) -> bytes:
                 data = _adjust_styles(data.decode("utf-8")).encode("utf-8")
             elif item.filename in _PAGE_EDITS:
                 data = _PAGE_EDITS[item.filename](data.decode("utf-8")).encode("utf-8")
-            zout.writestr(item, data)
-        zout.writestr("word/footer1.xml", _FOOTER)
+            zout.writestr(_fixed_time(item.filename), data)
+        zout.writestr(_fixed_time("word/footer1.xml"), _FOOTER)
     return out.getvalue()
 
 
