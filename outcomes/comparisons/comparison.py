@@ -77,6 +77,11 @@ Conventions: ratio measures are reported on the ratio scale (``estimate``, ``con
 ``conf_high``) with ``std_error`` and ``statistic`` on the log scale (as broom's
 ``exponentiate = TRUE``); ``df`` is empty for normal-theory (z) inference. Every model's
 warnings are kept in the row's ``warning`` column and re-emitted once as typed warnings.
+Registry rows also say how missing data were handled (``missing_data``: complete cases, how
+many treated areas were analysed and why the others were left out) and why an estimate is
+doubtful (``doubt``: propensity model not converged, positivity violated, extreme weights,
+imbalance after weighting, outcome model not converged or singular; empty when none), so a
+report can mark each doubtful estimate where it prints it.
 """
 
 from __future__ import annotations
@@ -175,7 +180,8 @@ class ComparisonResult:
 
         Ratio panels use a log axis with a reference line at 1; difference panels a line at 0.
         Colour is the combination (the report theme's modality colours), the point shape the
-        adjustment (randomised, naive, weighted, random effects).
+        adjustment (randomised, naive, weighted, random effects); a filled point is an estimate
+        whose ``doubt`` column names a problem.
 
         Parameters
         ----------

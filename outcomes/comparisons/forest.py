@@ -112,7 +112,14 @@ def _draw(panels: list[pd.DataFrame], t: pd.DataFrame, level: float) -> Any:
 
     from outcomes.report.theme import MODALITY_COLOURS
 
-    row_in, top_in, bottom_in, legend_in, right_in = 0.34, 0.5, 0.75, 0.75, 0.45
+    row_in, top_in, bottom_in, right_in = 0.34, 0.5, 0.75, 0.45
+    # the legend: four entries a row (combinations, adjustments, filled = doubtful), then a note
+    entries = (
+        t["combination"].nunique()
+        + len(set(t["adjustment"]) & set(_ADJUSTMENTS))
+        + any(_doubtful(r) for _, r in t.iterrows())
+    )
+    legend_in = 0.45 + 0.15 * -(-entries // 4)
     pairs = [panels[i : i + 2] for i in range(0, len(panels), 2)]
     heights = [
         top_in + bottom_in + row_in * max(p["row"].nunique() for p in pair) for pair in pairs
@@ -191,7 +198,7 @@ def _draw_panel(ax: Any, d: pd.DataFrame, colours: dict[str, str]) -> str:
                 marker=_ADJUSTMENTS.get(r["adjustment"], ("o", ""))[0],
                 markersize=3.5,
                 color=colour,
-                markerfacecolor="white",
+                markerfacecolor=colour if _doubtful(r) else "white",
                 linestyle="none",
             )
     ax.set_yticks([y_of[r] for r in rows])
@@ -199,6 +206,12 @@ def _draw_panel(ax: Any, d: pd.DataFrame, colours: dict[str, str]) -> str:
     ax.tick_params(axis="y", length=0)
     ax.set_ylim(-0.5, len(rows) - 0.5)
     return f"{_outcome_label(outcome)}: {_MEASURE_LABEL.get(measure, measure)}"
+
+
+def _doubtful(row: pd.Series) -> bool:
+    """Whether a row's ``doubt`` column names a problem (drawn with a filled point)."""
+    doubt = row.get("doubt")
+    return isinstance(doubt, str) and bool(doubt)
 
 
 def _legend(
@@ -224,6 +237,18 @@ def _legend(
         for key, (shape, name) in _ADJUSTMENTS.items()
         if key in set(t["adjustment"])
     ]
+    if any(_doubtful(r) for _, r in t.iterrows()):
+        handles.append(
+            Line2D(
+                [],
+                [],
+                marker="s",
+                color="#333333",
+                markerfacecolor="#333333",
+                linestyle="none",
+                label="filled: doubtful estimate",
+            )
+        )
     fig.legend(
         handles=handles,
         loc="upper center",

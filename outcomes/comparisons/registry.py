@@ -35,6 +35,21 @@ from outcomes.comparisons.effects import (
 from outcomes.comparisons.table import PHOTOTYPE_NUMBER, _Collector, _diff_values, _ratio_values
 from outcomes.errors import InputError, ModelError
 
+#: Propensity diagnostics that make a weighted estimate doubtful, in plain words.
+PS_DOUBTS = {
+    "ps_not_converged": "propensity model not converged",
+    "ps_separation": "positivity violated (separation in the propensity model)",
+    "empty_cells": "positivity violated (a covariate level without some modality)",
+    "ps_extreme": "near-violation of positivity (propensity scores below 0.01 or above 0.99)",
+    "extreme_weights": "extreme weights (a few patients dominate)",
+}
+#: Words in an outcome model's own warnings that make its estimate doubtful.
+MODEL_DOUBTS = {
+    "converge": "outcome model not converged",
+    "singular": "singular fit",
+    "separation": "separation in the outcome model",
+}
+
 # --------------------------------------------------------------------------------------------
 # registries
 # --------------------------------------------------------------------------------------------
@@ -65,6 +80,8 @@ def _registry(
     if endpoint is not None:
         tte_all, tte_notes = col.run(derive_tte, t, endpoint)
     responder_frames, pct_frames = [], []
+    doubts_by_indication: dict[str, list[str]] = {}
+    ps_messages: set[str] = set()
     for (indication, site), u in _groups(units, opts["by_body_site"]):
         u = u.reset_index(drop=True)
         base = {
@@ -80,6 +97,8 @@ def _registry(
         if len(levels) < 2 or levels[0] != reference:
             continue
         u = u.loc[u["modality"].isin(levels)].reset_index(drop=True)
+        treated = u["modality"].value_counts()
+        start = len(col.rows)
         inst = _primary_instrument(t, indication)
         covariates = ["phototype_num", "site_id"]
         confounder_note = []
@@ -126,6 +145,9 @@ def _registry(
         ws.insert(0, "study_id", study["study_id"])
         weight_tables.append(ws)
         adj_notes = [*ps_notes, *confounder_note]
+        ps_doubts = _ps_doubts(pw.diagnostics, bal)
+        doubts_by_indication[str(indication)] = ps_doubts
+        ps_messages.update(ps_notes)
         weight_label = (
             "overlap weights"
             if opts["estimand"] == "overlap"
@@ -270,11 +292,75 @@ def _registry(
             u[f"ae_{outcome}"] = _ae_flags(t, u, outcome).to_numpy()
             _registry_ae(col, u, outcome, levels, base, comps, ps_text, adj_notes, level)
 
+        with_baseline = u["modality"].value_counts()
+        for row in col.rows[start:]:
+            _mark_row(row, ps_doubts, set(ps_notes), treated, with_baseline, opts)
+
     # treatment-by-indication interaction
+    start = len(col.rows)
     if responder_frames:
         _interaction(col, pd.concat(responder_frames, ignore_index=True), "responder", study, opts)
     if pct_frames:
         _interaction(col, pd.concat(pct_frames, ignore_index=True), "pct_improvement", study, opts)
+    for row in col.rows[start:]:
+        covered = [i for i in doubts_by_indication if i in str(row["indication"])]
+        ps = [f"{d} ({i})" for i in covered for d in doubts_by_indication[i]]
+        _mark_row(row, ps, ps_messages, None, None, opts)
+
+
+def _ps_doubts(diagnostics: pd.DataFrame, balance: pd.DataFrame) -> list[str]:
+    """Why the weights of one propensity model are doubtful, in plain words (empty if not)."""
+    from outcomes.models.propensity import SMD_THRESHOLD
+
+    found = set(diagnostics["code"]) if len(diagnostics) else set()
+    doubts = [text for code, text in PS_DOUBTS.items() if code in found]
+    worst = float(balance["smd_weighted"].abs().max()) if len(balance) else 0.0
+    if worst > SMD_THRESHOLD:
+        doubts.append(f"imbalance after weighting (largest |SMD| {worst:.2f})")
+    return doubts
+
+
+def _mark_row(
+    row: dict[str, Any],
+    ps_doubts: list[str],
+    ps_messages: set[str],
+    treated: pd.Series | None,
+    with_baseline: pd.Series | None,
+    opts: Mapping[str, Any],
+) -> None:
+    """Fill a registry row's ``doubt`` and ``missing_data`` columns.
+
+    ``doubt``: the propensity model's problems (weighted rows) and the outcome model's own
+    non-convergence, singular fit or separation. ``missing_data``: complete cases, with how
+    many treated areas of the two modalities (``treated``; ``with_baseline`` of them with a
+    baseline score) were left out and why.
+    """
+    own = [m for m in str(row["warning"]).split(" | ") if m and m not in ps_messages]
+    doubts = list(ps_doubts) if row["adjustment"] == "weighted" else []
+    doubts += [text for word, text in MODEL_DOUBTS.items() if any(word in m.lower() for m in own)]
+    row["doubt"] = "; ".join(dict.fromkeys(doubts))
+    n = row["n"]
+    if not np.isfinite(n):
+        return
+    if treated is None or with_baseline is None or " vs " not in str(row["comparison"]):
+        row["missing_data"] = f"complete cases: {n:.0f} treated areas analysed"
+        return
+    pair = str(row["comparison"]).split(" vs ")
+    total = int(treated.reindex(pair).fillna(0).sum())
+    based = int(with_baseline.reindex(pair).fillna(0).sum())
+    window = f"days {opts['window'][0]:g}-{opts['window'][1]:g}"
+    reasons = [f"{total - based} without a baseline score"] if total > based else []
+    if row["outcome"] == "time_to_result":
+        gone = "without follow-up after the first session"
+        tail = "; follow-up ending before a result is censored"
+    elif str(row["outcome"]).startswith("ae_"):
+        gone, tail = "", "; areas without a reported event count as without one"
+    else:
+        gone, tail = f"without an assessment in {window}", ""
+    if based > n and gone:
+        reasons.append(f"{based - n:.0f} {gone}")
+    left = f"; left out: {', '.join(reasons)}" if reasons else ""
+    row["missing_data"] = f"complete cases: {n:.0f} of {total} treated areas analysed{left}{tail}"
 
 
 def _registry_responders(

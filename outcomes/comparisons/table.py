@@ -35,6 +35,8 @@ COMPARISON_COLUMNS: tuple[str, ...] = (
     "definition",
     "method",
     "warning",
+    "missing_data",
+    "doubt",
 )
 MEASURES: tuple[str, ...] = (
     "mean_difference",
@@ -148,6 +150,7 @@ class _Collector:
     def add(self, base: Mapping[str, Any], warning: Sequence[str] = (), **values: Any) -> None:
         """Add a row; its caveats become its ``warning`` and (once each) typed warnings."""
         row: dict[str, Any] = {c: np.nan for c in COMPARISON_COLUMNS}
+        row.update({"missing_data": "", "doubt": ""})
         row.update(base)
         row.update(values)
         messages = list(dict.fromkeys(m for m in warning if m))

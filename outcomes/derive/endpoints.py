@@ -153,6 +153,14 @@ ENDPOINTS: dict[str, Endpoint] = {
             kind="durability",
             label="durability of a >= 50% gb_quant improvement",
         ),
+        Endpoint(
+            "gais_durability",
+            "gais",
+            "at_or_better",
+            2,
+            kind="durability",
+            label="durability of GAIS <= 2 (much improved or better)",
+        ),
         Endpoint("retreatment", kind="retreatment"),
     )
 }

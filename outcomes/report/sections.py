@@ -257,6 +257,14 @@ SHORT_NAMES = {
 }
 
 
+def codelist_label(codelist: str, code: str) -> str:
+    """The data dictionary's label of a code (``ae_term``, ``pih`` -> "Post-inflammatory ...")."""
+    from outcomes.data.dictionary import load_dictionary
+
+    label = load_dictionary().codelists.get(codelist, {}).get(code, code.replace("_", " "))
+    return label[:1].upper() + label[1:]
+
+
 def short_name(code: str) -> str:
     """Short name of an instrument (``gb_quant`` -> ``"G&B quantitative score"``)."""
     return SHORT_NAMES.get(code, code)

@@ -18,7 +18,15 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from outcomes.report.sections import END_REASONS, MISSING, as_frame, mean_sd, n_pct, short_name
+from outcomes.report.sections import (
+    END_REASONS,
+    MISSING,
+    as_frame,
+    codelist_label,
+    mean_sd,
+    n_pct,
+    short_name,
+)
 from outcomes.report.tables import format_number
 
 # --------------------------------------------------------------------------------------------
@@ -178,14 +186,6 @@ def flow_table(
 # --------------------------------------------------------------------------------------------
 # adverse events
 # --------------------------------------------------------------------------------------------
-
-
-def codelist_label(codelist: str, code: str) -> str:
-    """The data dictionary's label of a code (``ae_term``, ``pih`` -> "Post-inflammatory ...")."""
-    from outcomes.data.dictionary import load_dictionary
-
-    label = load_dictionary().codelists.get(codelist, {}).get(code, code.replace("_", " "))
-    return label[:1].upper() + label[1:]
 
 
 def risk_ratio_difference(
