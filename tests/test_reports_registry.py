@@ -371,7 +371,7 @@ def test_safety_table_counts_patients_and_events() -> None:
     assert any_mn["Adverse event"].strip() == "MN"
     assert any_mn["Patients, n (%)"] == "1 (50.0%)" and any_mn["Events"] == "2"
     assert table.iloc[2]["Patients, n (%)"] == "1 (100.0%)"  # c's event has no unit: counted
-    assert "Pih" not in rows and "PIH" in rows
+    assert "Pih" not in rows and "Post-inflammatory hyperpigmentation" in rows  # dictionary label
     assert "No adverse events are recorded" in rs.safety_summary(
         {"units": units, "adverse_events": ae.iloc[0:0]}
     )
