@@ -133,6 +133,8 @@ def audit(session: nox.Session) -> None:
         "test",
         "--extra",
         "lint",
+        "--extra",
+        "cluster",
         "--python-version",
         PYTHON,
         "-o",
