@@ -180,12 +180,13 @@ class PowerResult:
         from outcomes.report.theme import theme_outcomes
 
         s = self.summary
+        width = max(0.2, 0.03 * float(s["n"].max() - s["n"].min()))
         return (
             ggplot(s, aes("n", "power"))
             + geom_hline(yintercept=self.target, linetype="dashed", color="#888888")
             + geom_line()
             + geom_point(size=2)
-            + geom_errorbar(aes(ymin="power_low", ymax="power_high"), width=0.6)
+            + geom_errorbar(aes(ymin="power_low", ymax="power_high"), width=width)
             + scale_y_continuous(limits=(0, 1), labels=lambda v: [f"{100 * x:.0f}%" for x in v])
             + labs(
                 x="Patients per arm" if self.design.design == "parallel" else "Patients",
