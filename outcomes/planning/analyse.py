@@ -95,7 +95,7 @@ def lmm_problem(
 ) -> tuple[LmmProblem, np.ndarray]:
     """The LMM of ``rep`` as arrays, and the contrast vector of the primary comparison.
 
-    Columns are ordered as patsy orders ``y ~ week * arm`` (``(Intercept), week, arm,
+    Columns are ordered as patsy orders ``y ~ week * arm`` (``Intercept, week, arm,
     week:arm``) or ``y ~ C(visit) * arm``, so results line up with :func:`outcomes.lmm`.
     """
     n = len(rep.y)
@@ -104,13 +104,13 @@ def lmm_problem(
     n_vis = len(design.visit_days)
     if analysis.time == "linear" and n_vis > 1:
         x = np.column_stack([ones, rep.week, rep.arm, rep.week * rep.arm])
-        names: tuple[str, ...] = ("(Intercept)", "week", "arm", "week:arm")
+        names: tuple[str, ...] = ("Intercept", "week", "arm", "week:arm")
         contrast = np.array([0.0, 0.0, 1.0, design.primary_week])
     else:
         dummies = (rep.visit[:, None] == np.arange(1, n_vis)[None, :]).astype(float)
         x = np.column_stack([ones, dummies, rep.arm, dummies * rep.arm[:, None]])
         labels = [f"C(visit)[T.{v}]" for v in range(1, n_vis)]
-        names = ("(Intercept)", *labels, "arm", *(f"{v}:arm" for v in labels))
+        names = ("Intercept", *labels, "arm", *(f"{v}:arm" for v in labels))
         contrast = np.zeros(x.shape[1])
         contrast[n_vis] = 1.0
         if primary > 0:

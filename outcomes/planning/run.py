@@ -222,9 +222,9 @@ def _dask(
     scheduler: str | None,
     n_jobs: int | None,
 ) -> Iterator:
+    dask, made_here = dask_client(client, scheduler, n_jobs)
     from dask.distributed import as_completed
 
-    dask, made_here = dask_client(client, scheduler, n_jobs)
     try:
         futures = {
             dask.submit(run_chunk, design, analysis, seed, chunk, pure=False): chunk
@@ -253,17 +253,14 @@ def run_chunks(
     store: str | os.PathLike | None = None,
     chunk_size: int = 25,
     on_chunk: Callable[[Chunk], None] | None = None,
-    stop_after: int | None = None,
 ) -> pd.DataFrame:
     """Run ``chunks`` (skipping those finished in ``store``) and return every replicate, sorted.
 
-    ``on_chunk`` is called as each chunk finishes (the progress bar); ``stop_after`` stops
-    after that many new chunks, as an interruption would (for tests of resuming).
+    ``on_chunk`` is called as each chunk finishes (the progress bar). ``chunk_size`` is
+    recorded in the store: a store is resumed only with the chunking it was made with.
     """
     if backend not in BACKENDS:
         raise InputError(f"backend={backend!r}: use one of {', '.join(BACKENDS)}.")
-    if any(c.count > chunk_size for c in chunks):
-        raise InputError("a chunk is larger than chunk_size")
     folder = None
     if store is not None:
         folder = open_store(store, _settings(design, analysis, seed, chunk_size))
@@ -286,16 +283,12 @@ def run_chunks(
         results = _joblib(design, analysis, seed, todo, n_jobs)
     else:
         results = _dask(design, analysis, seed, todo, client, scheduler, n_jobs)
-    for new, (chunk, frame) in enumerate(results, start=1):
+    for chunk, frame in results:
         if folder is not None:
             save_chunk(folder, chunk, frame)
         done.append(frame)
         if on_chunk is not None:
             on_chunk(chunk)
-        if stop_after is not None and new >= stop_after:
-            break
-    if hasattr(results, "close"):
-        results.close()
     table = pd.concat(done, ignore_index=True) if done else pd.DataFrame(columns=list(COLUMNS))
     order = table["scenario"].map(SCENARIOS.index)
     table = table.assign(_o=order).sort_values(["_o", "n", "replicate"], kind="stable")
