@@ -26,10 +26,7 @@ __all__ = ["DESIGNS", "Design"]
 DESIGNS = ("split_body", "parallel")
 
 #: Where each default comes from (the calibration targets behind ``TRIAL_LMM``).
-_LMM_SOURCE = (
-    "derived from the calibration targets baseline_gb_quant_mean/_sd, improvement_control, "
-    "improvement_combination and improvement_sd (outcomes.simulate.calibration)"
-)
+_LMM_SOURCE = "derived in outcomes.simulate.calibration (_trial_lmm_defaults) from"
 
 
 def _target(name: str) -> str:
@@ -134,7 +131,7 @@ class Design:
                 f"Unknown design option(s) {', '.join(unknown)}; use {', '.join(sorted(names))}."
             )
         given = {k: v for k, v in options.items() if v is not None}
-        design = cls(**given, overridden=tuple(sorted(given)))
+        design = cls(**given, overridden=tuple(sorted(set(given) - {"design"})))
         if effect is not None:
             design = design.with_effect(effect)
         return design
@@ -189,9 +186,9 @@ class Design:
     def assumptions(self) -> pd.DataFrame:
         """Each design value with its source: ``parameter, value, default, source``."""
         a = CALIBRATION_ASSUMPTIONS
-        lmm = f"{_LMM_SOURCE}; {_target('improvement_control')}"
+        lmm = f"{_LMM_SOURCE} {_target('improvement_control')}"
         sources = {
-            "design": "chosen by the user",
+            "design": "chosen by the user (default: split-face)",
             "visit_days": "chosen by the user (default: the simulated demo trial's schedule)",
             "primary_day": "chosen by the user (default: the last visit)",
             "n_sessions": "chosen by the user (not used by the outcome model)",
@@ -205,13 +202,13 @@ class Design:
                 f"{_target('improvement_combination')} minus improvement_control, spread "
                 "evenly over the weeks to the endpoint"
             ),
-            "sd_subject_intercept": f"{_LMM_SOURCE}; {_target('baseline_gb_quant_sd')}",
-            "sd_subject_week": f"{_LMM_SOURCE}; {_target('improvement_sd')}",
+            "sd_subject_intercept": f"{_LMM_SOURCE} {_target('baseline_gb_quant_sd')}",
+            "sd_subject_week": f"{_LMM_SOURCE} {_target('improvement_sd')}",
             "corr_subject": (
                 "derived: improvement proportional to the baseline score (percent improvement)"
             ),
-            "sd_unit": f"assumption, never reported: {a['sd_unit']:g}; {a['within_patient']}",
-            "sd_residual": f"assumption, never reported: {a['sd_residual']:g}",
+            "sd_unit": f"assumption, never reported ({a['within_patient']})",
+            "sd_residual": "assumption, never reported",
             "round_scores": "the instrument is scored in whole points, 0-84",
         }
         default = Design(design=self.design)
