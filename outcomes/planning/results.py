@@ -54,7 +54,7 @@ def summarise(
     """
     rows = []
     for n, at in replicates.groupby("n", sort=True):
-        row: dict[str, Any] = {"n": int(n)}
+        row: dict[str, Any] = {"n": int(n)}  # type: ignore[arg-type]
         for scenario, prefix in (("alternative", "power"), ("null", "type1")):
             part = at[at["scenario"] == scenario]
             k = int((part["p_value"] < alpha).sum())
@@ -134,7 +134,7 @@ class PowerResult:
             for code, count in pd.Series(codes, dtype=object).value_counts().sort_index().items():
                 rows.append(
                     {
-                        "n": int(n),
+                        "n": int(n),  # type: ignore[call-overload]
                         "scenario": scenario,
                         "code": code,
                         "count": int(count),
