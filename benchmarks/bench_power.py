@@ -25,6 +25,12 @@ def _study(reps: int, backend: str) -> dict:
 
     cpu = time.process_time()
     res = outcomes.power(n=60, reps=reps, seed=1, null=False, backend=backend, n_jobs=2)
+    if backend == "joblib":
+        # stop joblib's idle workers now: in this forked child they would otherwise keep the
+        # benchmark waiting for loky's idle timeout (5 minutes) at exit
+        from joblib.externals.loky import get_reusable_executor
+
+        get_reusable_executor().shutdown(wait=True)
     row = res.summary.iloc[0]
     return {
         "cpu_seconds": time.process_time() - cpu,
