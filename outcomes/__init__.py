@@ -2,7 +2,8 @@
 
 The Python API in one namespace. Every name is imported on first use (pandas, statsmodels,
 lifelines and plotnine are slow to import), so the command line starts quickly. The folders
-follow the data path: data -> derive -> models -> comparisons -> analysis -> report.
+follow the data path: data -> derive -> models -> comparisons -> analysis -> report;
+``planning`` (power by simulation) sits beside comparisons, on simulate and models.
 """
 
 from __future__ import annotations
@@ -69,6 +70,10 @@ _LAZY: dict[str, tuple[str, str]] = {
     # comparisons
     "compare": ("outcomes.comparisons.comparison", "compare"),
     "ComparisonResult": ("outcomes.comparisons.comparison", "ComparisonResult"),
+    # planning the next trial
+    "power": ("outcomes.planning.study", "power"),
+    "load_power": ("outcomes.planning.study", "load_power"),
+    "PowerResult": ("outcomes.planning.results", "PowerResult"),
     # declared analyses
     "load_spec": ("outcomes.analysis.spec", "load_spec"),
     "run_analysis": ("outcomes.analysis.run", "run_analysis"),

@@ -49,6 +49,7 @@ EPILOG = textwrap.dedent(
       outcomes report trial -P store=outcomes.duckdb --to html,pdf,docx --out out
       outcomes run analyses/trial_lmm_gb_quant.yaml
       outcomes audit analyses --strict
+      outcomes power --n 5,8,10,15 --reps 1000 --jobs 2
 
     exit codes: 0 ok; 1 internal error (a bug); 2 usage or input error;
       3 rows quarantined; 4 files rejected; 5 strict mode found violations (nothing written);
@@ -379,6 +380,76 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _numbers(text: str, option: str, kind: type = int) -> list:
+    """``"5,10,20"`` -> ``[5, 10, 20]``, with a message naming the option otherwise."""
+    try:
+        return [kind(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise InputError(f"{option} {text!r}: give numbers separated by commas") from None
+
+
+def _power(args: argparse.Namespace) -> int:
+    """``outcomes power``: power by sample size, by simulation; print the table."""
+    from outcomes.planning.study import power
+
+    options: dict[str, Any] = {
+        "dropout": args.dropout,
+        "missed_visit": args.missed_visit,
+        "sd_unit": args.sd_unit,
+        "sd_residual": args.sd_residual,
+        "primary_day": args.primary_day,
+    }
+    if args.visit_days:
+        options["visit_days"] = tuple(_numbers(args.visit_days, "--visit-days"))
+    result = power(
+        args.design,
+        n=_numbers(args.n, "--n"),
+        reps=args.reps,
+        seed=args.seed,
+        effect=args.effect,
+        analysis=args.analysis,
+        ddf=args.ddf,
+        time=args.time,
+        alpha=args.alpha,
+        target=args.target,
+        null=not args.no_null,
+        interval=args.interval,
+        backend=args.backend,
+        n_jobs=args.jobs,
+        scheduler=args.scheduler,
+        store=args.store,
+        **options,
+    )
+    design = result.design
+    print(
+        f"{design.design}, visits on days {list(design.visit_days)}, effect "
+        f"{design.effect:.3g} points at day {design.primary_day}, dropout {design.dropout:g}; "
+        f"{result.analysis.label()}; {result.reps} trials per size, seed {result.seed}"
+    )
+    print(result.table().to_string(index=False))
+    size = result.sample_size
+    reached = "not reached in the sizes simulated" if size["estimate"] is None else size["estimate"]
+    print(f"n per arm reaching {result.target:.0%} power: {reached}", end="")
+    if size["estimate"] is not None:
+        sure = size["conservative"] or "not reached"
+        print(f" (lower Monte Carlo limit above the target: {sure})", end="")
+    print()
+    s = result.summary
+    total = int(s["power_reps"].sum() + s["type1_reps"].sum())
+    print(
+        f"fits with warnings: {int(s['with_warnings'].sum())} of {total}; "
+        f"failed fits: {int(s['failed'].sum())} (counts by code: PowerResult.diagnostics)"
+    )
+    if args.out:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        result.summary.to_csv(out / "power_summary.csv", index=False)
+        result.design.assumptions().to_csv(out / "design.csv", index=False)
+        result.plot().save(out / "power_curve.png", dpi=200, verbose=False)
+        print(f"wrote power_summary.csv, design.csv and power_curve.png to {out}")
+    return 0
+
+
 STORE_HELP = "DuckDB store file"
 SNAPSHOT_HELP = "snapshot to read (default: the latest)"
 
@@ -649,6 +720,77 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="add the qualitative grade (gb_qual) odds ratio from a cumulative-logit mixed model",
     )
+    # --- power (planning the next trial) ---
+    p = add(
+        "power",
+        _power,
+        "power and sample size of a split-face or parallel trial, by simulation",
+        "outcomes power --n 5,8,10,15 --reps 1000 --jobs 2 --store runs/power1",
+    )
+    p.add_argument(
+        "--design",
+        choices=["split_body", "parallel"],
+        default="split_body",
+        help="split-face (each patient is their own control) or parallel arms",
+    )
+    p.add_argument(
+        "--n", default="5,6,8,10,12,15,20", help="patients per arm to simulate, comma-separated"
+    )
+    p.add_argument("--reps", type=int, default=1000, help="simulated trials per size")
+    p.add_argument("--seed", type=int, default=1, help="random seed (same seed, same results)")
+    p.add_argument(
+        "--effect",
+        type=float,
+        help="true difference at the primary visit, score points (default: calibrated)",
+    )
+    p.add_argument("--visit-days", help="assessment days, comma-separated, from 0")
+    p.add_argument("--primary-day", type=int, help="day of the primary comparison (default: last)")
+    p.add_argument("--dropout", type=float, help="probability a patient is lost (default 0.15)")
+    p.add_argument(
+        "--missed-visit", type=float, help="probability of missing an intermediate visit (0.05)"
+    )
+    p.add_argument("--sd-unit", type=float, help="SD of the side's random intercept (split-face)")
+    p.add_argument("--sd-residual", type=float, help="residual SD (before rounding)")
+    p.add_argument(
+        "--analysis", choices=["lmm", "t-test"], default="lmm", help="analysis of each trial"
+    )
+    p.add_argument(
+        "--ddf",
+        choices=["satterthwaite", "kenward-roger"],
+        default="satterthwaite",
+        help="LMM degrees of freedom",
+    )
+    p.add_argument(
+        "--time",
+        choices=["linear", "categorical"],
+        default="linear",
+        help="LMM mean over time: linear in weeks or one mean per visit",
+    )
+    p.add_argument("--alpha", type=float, default=0.05, help="two-sided significance level")
+    p.add_argument("--target", type=float, default=0.8, help="power to reach (default 0.8)")
+    p.add_argument("--no-null", action="store_true", help="skip the null scenario (type I error)")
+    p.add_argument(
+        "--interval",
+        choices=["wilson", "exact"],
+        default="wilson",
+        help="Monte Carlo interval of power and type I error",
+    )
+    p.add_argument(
+        "--backend",
+        choices=["serial", "joblib", "dask"],
+        default="serial",
+        help="run trials one after another, in local processes, or on Dask",
+    )
+    p.add_argument("--jobs", type=int, help="local worker processes (default: all cores)")
+    p.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="Dask scheduler address (tcp://host:8786); implies --backend dask",
+    )
+    p.add_argument(
+        "--store", help="folder for results as they arrive; the same folder resumes a run"
+    )
+    p.add_argument("--out", help="folder for power_summary.csv, design.csv, power_curve.png")
     # --- report (Quarto reports) ---
     p = add(
         "report",

@@ -24,7 +24,13 @@ MAX_LINES = 1000
 ALLOWED: dict[str, tuple[str, ...]] = {
     "outcomes.errors": ("outcomes.errors",),
     "outcomes.results": ("outcomes.errors", "outcomes.results"),
-    "outcomes.data": ("outcomes.errors", "outcomes.data", "outcomes.__version__"),
+    "outcomes.progress": ("outcomes.progress",),
+    "outcomes.data": (
+        "outcomes.errors",
+        "outcomes.data",
+        "outcomes.__version__",
+        "outcomes.progress",
+    ),
     "outcomes.derive": ("outcomes.errors", "outcomes.data", "outcomes.derive"),
     "outcomes.simulate": ("outcomes.errors", "outcomes.data", "outcomes.simulate"),
     "outcomes.models": ("outcomes.errors", "outcomes.results", "outcomes.models"),
@@ -33,6 +39,7 @@ ALLOWED: dict[str, tuple[str, ...]] = {
 DENIED: dict[str, tuple[str, ...]] = {
     "outcomes.comparisons": ("outcomes.analysis", "outcomes.report", "outcomes.cli"),
     "outcomes.analysis": ("outcomes.cli",),
+    "outcomes.planning": ("outcomes.comparisons", "outcomes.analysis", "outcomes.cli"),
     "outcomes.report": (
         "outcomes.models",
         "outcomes.comparisons",
@@ -124,6 +131,10 @@ def test_folders_import_only_the_layers_below_them():
         ("outcomes.report.sections", "from outcomes.data.store import Store", 0),
         ("outcomes.report.sections", "from outcomes.models.lmm.fit import lmm", 1),
         ("outcomes.analysis.run", "from outcomes.cli import main", 1),
+        ("outcomes.data.ingest", "from outcomes.progress import progress", 0),
+        ("outcomes.progress", "from outcomes.data.store import Store", 1),
+        ("outcomes.planning.run", "from outcomes.models.lmm.engine import fit", 0),
+        ("outcomes.planning.run", "from outcomes.analysis.run import run_analysis", 1),
     ],
 )
 def test_the_layering_check_itself(module, source, expected):

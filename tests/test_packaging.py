@@ -19,7 +19,7 @@ NAMES = sorted(p.stem for p in REPORTS.glob("*.qmd") if not p.stem.startswith("_
 
 
 def test_every_report_is_shipped() -> None:
-    assert NAMES == ["comparison", "registry", "trial"]
+    assert NAMES == ["comparison", "power", "registry", "trial"]
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -56,6 +56,6 @@ def test_without_a_reports_folder_the_packaged_template_is_used(tmp_path: Path) 
 
 def test_unknown_report_lists_the_packaged_ones(tmp_path: Path) -> None:
     with pytest.raises(
-        InputError, match=r"no report 'nope'.*available: comparison, registry, trial"
+        InputError, match=r"no report 'nope'.*available: comparison, power, registry, trial"
     ):
         resolve_report("nope", tmp_path / "none")

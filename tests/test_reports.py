@@ -697,7 +697,7 @@ def test_unknown_report_lists_the_available_ones(capsys: Any) -> None:
     assert main(["report", "nope", "--reports", str(REPORTS)]) == 2
     err = capsys.readouterr().err
     assert "no report 'nope'" in err
-    assert "comparison, registry, trial" in err
+    assert "comparison, power, registry, trial" in err
     assert resolve_report("trial", REPORTS) == REPORTS / "trial.qmd"
 
 

@@ -1,0 +1,221 @@
+"""The analysis of one simulated trial: the primary contrast, its test and its interval.
+
+``analysis="lmm"`` (default) is the toolkit's mixed model of the score over time: fixed effects
+``y ~ week * arm`` (``time="linear"``, the model the declared trial analysis uses) or
+``y ~ C(visit) * arm`` (``time="categorical"``); random effects ``(week | patient)`` plus, in
+split-face trials, ``(1 | patient:side)``; REML; the contrast is combination minus control at
+the primary visit, with Satterthwaite's or Kenward-Roger's degrees of freedom. The model is
+built directly as arrays (no formula parsing) and fitted by the toolkit's engine
+(:func:`outcomes.models.lmm.engine.fit`) with lmerTest's Satterthwaite computation, so it gives
+the numbers :func:`outcomes.lmm` gives on the same data (a test checks this to 1e-8).
+
+``analysis="t-test"``: the paired t-test of the two sides at the primary visit (split-face) or
+the two-sample t-test (parallel), on patients seen at that visit: the textbook analysis, for
+comparison and for the closed-form check.
+
+Model trouble is returned as data (``warnings``: diagnostic codes joined by ``;``; ``error``:
+why a fit failed), never printed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import scipy.stats
+
+from outcomes.errors import InputError, OutcomesError
+from outcomes.models.lmm.engine import fit as engine_fit
+from outcomes.models.lmm.kenward_roger import kenward_roger
+from outcomes.models.lmm.satterthwaite import satterthwaite
+from outcomes.models.lmm.types import LmmProblem, RandomTerm
+from outcomes.planning.design import Design
+from outcomes.planning.generate import Replicate
+
+__all__ = ["ANALYSES", "Analysis", "analyse"]
+
+
+ANALYSES = ("lmm", "t-test")
+DDF = ("satterthwaite", "kenward-roger")
+TIMES = ("linear", "categorical")
+RANDOM = ("slope", "intercept")
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """How each simulated trial is analysed.
+
+    Parameters
+    ----------
+    analysis
+        ``"lmm"`` or ``"t-test"``.
+    ddf
+        LMM degrees of freedom: ``"satterthwaite"`` or ``"kenward-roger"``.
+    time
+        LMM mean over time: ``"linear"`` in weeks (as the simulated truth) or
+        ``"categorical"`` (one mean per visit and arm).
+    random
+        LMM patient random effects: ``"slope"`` (intercept and week slope) or ``"intercept"``.
+    alpha
+        Two-sided significance level; intervals are ``1 - alpha``.
+    """
+
+    analysis: str = "lmm"
+    ddf: str = "satterthwaite"
+    time: str = "linear"
+    random: str = "slope"
+    alpha: float = 0.05
+
+    def __post_init__(self) -> None:
+        for name, allowed in (
+            ("analysis", ANALYSES),
+            ("ddf", DDF),
+            ("time", TIMES),
+            ("random", RANDOM),
+        ):
+            if getattr(self, name) not in allowed:
+                raise InputError(
+                    f"{name}={getattr(self, name)!r}: use one of {', '.join(allowed)}."
+                )
+        if not 0 < self.alpha < 0.5:
+            raise InputError(f"alpha={self.alpha}: a significance level between 0 and 0.5.")
+
+    def label(self) -> str:
+        """One line for tables and reports."""
+        if self.analysis == "t-test":
+            return "t-test at the primary visit (paired for split-face), patients seen then"
+        mean = "week * arm" if self.time == "linear" else "C(visit) * arm"
+        re = "(week | patient)" if self.random == "slope" else "(1 | patient)"
+        return f"LMM y ~ {mean} + {re} [+ (1 | patient:side)], REML, {self.ddf} df"
+
+
+def lmm_problem(
+    rep: Replicate, design: Design, analysis: Analysis
+) -> tuple[LmmProblem, np.ndarray]:
+    """The LMM of ``rep`` as arrays, and the contrast vector of the primary comparison.
+
+    Columns are ordered as patsy orders ``y ~ week * arm`` (``Intercept, week, arm,
+    week:arm``) or ``y ~ C(visit) * arm``, so results line up with :func:`outcomes.lmm`.
+    """
+    n = len(rep.y)
+    ones = np.ones(n)
+    primary = design.visit_days.index(int(design.primary_day or 0))
+    n_vis = len(design.visit_days)
+    if analysis.time == "linear" and n_vis > 1:
+        x = np.column_stack([ones, rep.week, rep.arm, rep.week * rep.arm])
+        names: tuple[str, ...] = ("Intercept", "week", "arm", "week:arm")
+        contrast = np.array([0.0, 0.0, 1.0, design.primary_week])
+    else:
+        dummies = (rep.visit[:, None] == np.arange(1, n_vis)[None, :]).astype(float)
+        x = np.column_stack([ones, dummies, rep.arm, dummies * rep.arm[:, None]])
+        labels = [f"C(visit)[T.{v}]" for v in range(1, n_vis)]
+        names = ("Intercept", *labels, "arm", *(f"{v}:arm" for v in labels))
+        contrast = np.zeros(x.shape[1])
+        contrast[n_vis] = 1.0
+        if primary > 0:
+            contrast[n_vis + primary] = 1.0
+    slope = analysis.random == "slope" and n_vis > 1
+    z = np.column_stack([ones, rep.week]) if slope else ones[:, None]
+    z_names = ("(Intercept)", "week") if slope else ("(Intercept)",)
+    terms = [RandomTerm("patient", rep.subject, np.arange(rep.n_subjects), z, z_names)]
+    if design.design == "split_body" and n_vis > 1:
+        terms.append(
+            RandomTerm(
+                "patient:side", rep.unit, np.arange(rep.n_units), ones[:, None], ("Intercept",)
+            )
+        )
+    problem = LmmProblem(y=rep.y, x=x, x_names=names, terms=tuple(terms), reml=True)
+    return problem, contrast
+
+
+def _failed(reason: str) -> dict[str, Any]:
+    nan = float("nan")
+    return {
+        "estimate": nan,
+        "std_error": nan,
+        "df": nan,
+        "p_value": nan,
+        "conf_low": nan,
+        "conf_high": nan,
+        "warnings": "",
+        "error": reason,
+    }
+
+
+def _finish(est: float, se: float, df: float, alpha: float, warnings: str) -> dict[str, Any]:
+    t = est / se
+    p = float(2 * scipy.stats.t.sf(abs(t), df))
+    half = float(scipy.stats.t.ppf(1 - alpha / 2, df)) * se
+    return {
+        "estimate": est,
+        "std_error": se,
+        "df": df,
+        "p_value": p,
+        "conf_low": est - half,
+        "conf_high": est + half,
+        "warnings": warnings,
+        "error": "",
+    }
+
+
+def _lmm(rep: Replicate, design: Design, analysis: Analysis) -> dict[str, Any]:
+    problem, contrast = lmm_problem(rep, design, analysis)
+    try:
+        fit = engine_fit(problem)
+        codes = [d.code for d in fit.diagnostics if d.severity != "info"]
+        satt = satterthwaite(fit)
+        if np.any(satt.hessian_eigenvalues < -1e-8) and "hessian_not_pd" not in codes:
+            codes.append("hessian_not_pd")
+        if analysis.ddf == "kenward-roger":
+            kr = kenward_roger(fit)
+            var = float(contrast @ kr.vcov @ contrast)
+            df = float(kr.df(contrast)[0])
+        else:
+            var = float(contrast @ fit.vcov_beta @ contrast)
+            df = float(satt.df(contrast)[0])
+    except (OutcomesError, np.linalg.LinAlgError) as exc:
+        return _failed(f"{type(exc).__name__}: {exc}")
+    if not (np.isfinite(var) and var > 0 and np.isfinite(df) and df > 0):
+        return _failed("no usable standard error or degrees of freedom")
+    est = float(contrast @ fit.beta)
+    return _finish(est, float(np.sqrt(var)), df, analysis.alpha, ";".join(codes))
+
+
+def _t_test(rep: Replicate, design: Design, analysis: Analysis) -> dict[str, Any]:
+    at = rep.visit == design.visit_days.index(int(design.primary_day or 0))
+    y, arm, subject = rep.y[at], rep.arm[at], rep.subject[at]
+    if design.design == "split_body":
+        treated = np.full(rep.n_subjects, np.nan)
+        control = np.full(rep.n_subjects, np.nan)
+        treated[subject[arm == 1]] = y[arm == 1]
+        control[subject[arm == 0]] = y[arm == 0]
+        diff = treated - control
+        diff = diff[np.isfinite(diff)]
+        if len(diff) < 2 or np.std(diff) == 0:
+            return _failed("fewer than 2 patients (or no variation) at the primary visit")
+        se = float(np.std(diff, ddof=1) / np.sqrt(len(diff)))
+        return _finish(float(diff.mean()), se, len(diff) - 1.0, analysis.alpha, "")
+    a, b = y[arm == 1], y[arm == 0]
+    if len(a) < 2 or len(b) < 2:
+        return _failed("fewer than 2 patients per arm at the primary visit")
+    df = len(a) + len(b) - 2.0
+    pooled = ((len(a) - 1) * a.var(ddof=1) + (len(b) - 1) * b.var(ddof=1)) / df
+    se = float(np.sqrt(pooled * (1 / len(a) + 1 / len(b))))
+    if se == 0:
+        return _failed("no variation at the primary visit")
+    return _finish(float(a.mean() - b.mean()), se, df, analysis.alpha, "")
+
+
+def analyse(rep: Replicate, design: Design, analysis: Analysis) -> dict[str, Any]:
+    """Estimate, SE, df, p-value and interval of the primary contrast of one trial.
+
+    Returns
+    -------
+    dict
+        ``estimate, std_error, df, p_value, conf_low, conf_high, warnings, error``;
+        a failed fit has NaN numbers and says why in ``error``.
+    """
+    if analysis.analysis == "t-test":
+        return _t_test(rep, design, analysis)
+    return _lmm(rep, design, analysis)
