@@ -8,11 +8,13 @@ silent otherwise (pipes, log files, tests), unless ``enabled`` says so.
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
-__all__ = ["Progress", "progress"]
+T = TypeVar("T")
+
+__all__ = ["Progress", "progress", "track"]
 
 
 class Progress(Protocol):
@@ -56,3 +58,18 @@ def progress(
         yield bar
     finally:
         bar.close()
+
+
+def track(
+    items: Sequence[T],
+    description: str,
+    *,
+    unit: str = "it",
+    size: Callable[[T], int] | None = None,
+) -> Iterator[T]:
+    """Yield ``items`` while a progress bar counts them (or ``size(item)`` units each)."""
+    total = sum(size(i) for i in items) if size else len(items)
+    with progress(total, description, unit=unit) as bar:
+        for item in items:
+            yield item
+            bar.update(size(item) if size else 1)

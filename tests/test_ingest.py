@@ -179,3 +179,17 @@ def test_parquet_and_excel_feeds(tmp_path: Path, suffix: str) -> None:
     assert report.exit_code == 0, report.summary()
     with Store(tmp_path / "s.duckdb") as store:
         assert len(store.table("sessions")) == 8
+
+
+def test_ingest_shows_progress_on_a_terminal_only(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sys
+
+    ingest([DATA / "valid"], tmp_path / "quiet.duckdb")
+    assert capsys.readouterr().err == ""  # tests, pipes and logs stay clean
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    ingest([DATA / "valid"], tmp_path / "shown.duckdb")
+    err = capsys.readouterr().err
+    assert "reading feeds" in err and "file/s" in err
+    assert "checking rows" in err and "row/s" in err

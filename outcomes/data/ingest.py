@@ -71,6 +71,7 @@ from outcomes.data.readers import read_feed
 from outcomes.data.schema import TableValidation, validate_table
 from outcomes.data.store import HISTORY_COLUMNS, Store
 from outcomes.errors import InputError
+from outcomes.progress import track
 
 __all__ = [
     "EXIT_CODES",
@@ -507,7 +508,7 @@ def _ingest(
     feeds: list[_Feed] = []
     notes = [f"skipped {s}" for s in skipped] + unused
     notes += store.dictionary_warnings()
-    for path in paths:
+    for path in track(paths, "reading feeds", unit="file"):
         try:
             prepared = prepare_feed(path, d)
         except InputError as err:
@@ -529,7 +530,7 @@ def _ingest(
     quarantine: list[pd.DataFrame] = []
     to_store: list[pd.DataFrame] = []
     seen: set[tuple[str, str, str]] = set()
-    for feed in feeds:
+    for feed in track(feeds, "checking rows", unit="row", size=lambda f: len(f.data)):
         identity = (feed.sha256, feed.table, feed.mapping_sha256)
         previous = store.file_outcome(*identity)
         if identity in seen or (previous is not None and previous[1] == 0):
