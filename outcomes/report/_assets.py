@@ -92,6 +92,7 @@ TYPST_TEMPLATE = """\
 #show figure.where(kind: table): set figure.caption(position: top)
 #set table(stroke: none, inset: (x: 6pt, y: 3.5pt))
 #show table: set text(size: 9.5pt, number-type: "lining")
+#show table: set par(justify: false)  // justified cells spread headers ("Median, days,   Kaplan-")
 #show table: it => block(stroke: (top: 1pt + black, bottom: 1pt + black), it)
 #show table.cell.where(y: 0): set text(weight: "bold")
 #let horizontalrule = line(start: (25%, 0%), end: (75%, 0%))
