@@ -407,3 +407,27 @@ def test_mapped_rows_are_all_accounted_for(tmp_path_factory, rows, other) -> Non
             expected = None
         # (identical generated rows are also a duplicate_key, so look for the rule among all)
         assert expected is None or expected in set(rules), (set(rules), row, rows)
+
+
+@pytest.mark.parametrize(
+    ("choices", "identifier"),
+    [
+        ("Choices OR Calculations", "Identifier"),
+        ("Choices Calculations OR Slider Labels", "Identifier?"),
+    ],
+)
+def test_older_redcap_dictionary_headers_still_decode(
+    tmp_path: Path, choices: str, identifier: str
+) -> None:
+    # REDCap versions spell these headers differently; a missed choices column would leave
+    # arms and sexes as bare codes and a missed identifier column would let a flagged field in
+    header = DD_HEADER.replace('"Choices, Calculations, OR Slider Labels"', choices)
+    header = header.replace("Identifier?", identifier)
+    dd = DD.replace(DD_HEADER, header)
+    plain = ingest([_export(tmp_path / "plain", dd=dd)], tmp_path / "plain.duckdb")
+    with Store(tmp_path / "plain.duckdb", read_only=True) as store:
+        assert set(store.table("units")["modality"]) == {"MN", "MN+PRP"}
+    assert plain.snapshot == 1
+    flagged = dd.replace("age,enrolment,text,Age,,integer,", "age,enrolment,text,Age,,integer,y")
+    report = ingest([_export(tmp_path / "flagged", dd=flagged)], tmp_path / "f.duckdb")
+    assert "marked as identifiers in the REDCap data dictionary" in report.files[0].message

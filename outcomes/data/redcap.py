@@ -17,15 +17,17 @@ from outcomes.errors import InputError
 
 __all__ = ["RedcapDictionary", "RedcapField", "parse_choices", "read_redcap_dictionary"]
 
-#: REDCap's columns that this reader uses, by the start of their (lower-case) header
+#: REDCap's columns that this reader uses, by the start of their (lower-case) header; the
+#: starts are short because REDCap versions spell them differently ("Choices, Calculations, OR
+#: Slider Labels", "Choices OR Calculations"; "Identifier?", "Identifier")
 HEADERS = {
     "name": "variable / field name",
     "form": "form name",
     "type": "field type",
     "label": "field label",
-    "choices": "choices, calculations",
+    "choices": "choices",
     "validation": "text validation type",
-    "identifier": "identifier?",
+    "identifier": "identifier",
 }
 CODED_TYPES = ("radio", "dropdown", "checkbox")
 FIXED_CHOICES = {
