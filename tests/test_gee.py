@@ -208,3 +208,13 @@ def test_gee_ci_coverage_over_300_simulated_data_sets(family):
     print(f"\nGEE {family}: coverage of the arm log odds ratio {coverage:.3f} over 300 data sets")
     # 300 data sets: the Monte Carlo SE of a 95% coverage is 1.3 points
     assert 0.92 <= coverage <= 0.98
+
+
+def test_tidy_puts_the_shared_columns_first_and_keeps_odds_ratios():
+    from outcomes.results import TIDY_COLUMNS
+
+    fit = quiet_gee(DATA, "responder ~ time + arm", groups="subject")
+    tidy = fit.tidy()
+    assert tuple(tidy.columns[: len(TIDY_COLUMNS)]) == TIDY_COLUMNS
+    assert set(fit.coefficients.columns) == set(tidy.columns)
+    assert tidy["estimate"].tolist() == fit.coefficients["estimate"].tolist()

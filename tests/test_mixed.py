@@ -255,3 +255,13 @@ def test_singular_random_slope_is_reported_as_data_and_warning():
     with pytest.warns(SingularFitWarning, match="Singular"):
         fit = lmm(df, "y ~ week", groups="id", re_formula="~week", engine="statsmodels")
     assert "singular_fit" in set(fit.diagnostics["code"])
+
+
+def test_tidy_is_the_fixed_effects_with_the_shared_columns() -> None:
+    from outcomes.results import TIDY_COLUMNS
+
+    fit = lmm(SLEEP, "Reaction ~ Days", groups="Subject", re_formula="~Days")
+    tidy = fit.tidy()
+    assert tuple(tidy.columns) == TIDY_COLUMNS
+    assert tidy["term"].tolist() == ["Intercept", "Days"]
+    assert tidy["estimate"].tolist() == fit.fixed["estimate"].tolist()

@@ -511,3 +511,20 @@ def test_camis_whas500_logrank_and_cox(lung, r_km):
         tidy = fit.table.set_index("term").loc[r["term"]]
         np.testing.assert_allclose(tidy["estimate"], r["coef"], rtol=1e-7)
         np.testing.assert_allclose(tidy["std_error"], r["se"], rtol=1e-6)
+
+
+def test_every_survival_result_has_the_shared_tidy_columns(
+    lung: pd.DataFrame, splitface: pd.DataFrame
+) -> None:
+    from outcomes.results import TIDY_COLUMNS
+
+    fit = cox(lung, "age + sex + ph_ecog")
+    tidy = fit.tidy()
+    assert tuple(tidy.columns[: len(TIDY_COLUMNS)]) == TIDY_COLUMNS
+    assert tidy["hazard_ratio"].to_numpy() == pytest.approx(np.exp(tidy["estimate"]))
+    assert tidy["estimate"].tolist() == fit.table["estimate"].tolist()
+    lr = logrank(lung, by="sex").tidy()
+    assert tuple(lr.columns) == TIDY_COLUMNS and lr["df"].iloc[0] == 1
+    aft = interval_model(splitface, by="arm")
+    assert tuple(aft.tidy().columns) == TIDY_COLUMNS
+    assert aft.tidy()["term"].tolist() == aft.table["term"].tolist()

@@ -32,7 +32,7 @@ import patsy
 from scipy import stats
 
 from outcomes.errors import ConvergenceWarning, InputError, StatisticalWarning
-from outcomes.results import Diagnostic, diagnostics_frame, tidy_frame, to_ard
+from outcomes.results import TIDY_COLUMNS, Diagnostic, diagnostics_frame, tidy_frame, to_ard
 
 __all__ = ["FAMILIES", "GeeResult", "gee"]
 
@@ -80,6 +80,11 @@ class GeeResult:
     def diagnostics(self) -> pd.DataFrame:
         """Model trouble as data: ``code, severity, message``."""
         return diagnostics_frame(self._diagnostics)
+
+    def tidy(self) -> pd.DataFrame:
+        """The coefficients with the shared tidy columns first."""
+        extra = [c for c in self.coefficients.columns if c not in TIDY_COLUMNS]
+        return tidy_frame(self.coefficients, extra=extra)
 
     def to_ard(self, analysis: str, groups: Mapping[str, object] | None = None) -> pd.DataFrame:
         """Analysis-results-dataset rows of the coefficients (and odds ratios)."""

@@ -20,7 +20,7 @@ from outcomes.models.lmm.kenward_roger import KenwardRogerState, _lambdas, kenwa
 from outcomes.models.lmm.satterthwaite import SatterthwaiteState, satterthwaite
 from outcomes.models.lmm.types import LmmFit
 from outcomes.models.means import LinearPredictor
-from outcomes.results import Diagnostic, diagnostics_frame, to_ard
+from outcomes.results import Diagnostic, diagnostics_frame, tidy_frame, to_ard
 
 __all__ = ["LmmResult"]
 
@@ -334,6 +334,10 @@ class LmmResult:
         )
 
     # -- output ------------------------------------------------------------------------------
+
+    def tidy(self) -> pd.DataFrame:
+        """The fixed effects with the shared tidy columns (:attr:`fixed`)."""
+        return tidy_frame(self.fixed)
 
     def to_ard(self, analysis: str, groups: Mapping[str, object] | None = None) -> pd.DataFrame:
         """Analysis-results-dataset rows: fixed effects, variance components and fit statistics."""

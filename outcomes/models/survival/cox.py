@@ -271,6 +271,10 @@ class CoxResult:
     diagnostics: pd.DataFrame
     fitter: Any = field(default=None, repr=False)
 
+    def tidy(self) -> pd.DataFrame:
+        """Log hazard ratios with the shared tidy columns, then the hazard ratios."""
+        return tidy_frame(self.table, extra=["hazard_ratio", "hr_conf_low", "hr_conf_high"])
+
     def to_ard(self, analysis: str = "cox") -> pd.DataFrame:
         """Analysis-results-dataset rows (coefficients and hazard ratios)."""
         return to_ard(self.table, analysis=analysis, diagnostics=self.diagnostics)

@@ -62,6 +62,10 @@ class IntervalModelResult:
     diagnostics: pd.DataFrame
     fitter: Any = field(default=None, repr=False)
 
+    def tidy(self) -> pd.DataFrame:
+        """The coefficients (log-time scale) with the shared tidy columns."""
+        return tidy_frame(self.table)
+
     def to_ard(self, analysis: str = "interval_model") -> pd.DataFrame:
         """Analysis-results-dataset rows (coefficients and medians)."""
         med = self.medians.rename(columns={"median": "estimate"})

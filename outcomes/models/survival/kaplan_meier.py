@@ -398,6 +398,10 @@ class LogrankResult:
         """Its p-value."""
         return float(self.table["p_value"].iloc[0])
 
+    def tidy(self) -> pd.DataFrame:
+        """The test as one row with the shared tidy columns."""
+        return tidy_frame(self.table)
+
     def to_ard(self, analysis: str = "logrank") -> pd.DataFrame:
         """Analysis-results-dataset rows."""
         return to_ard(self.table, analysis=analysis, diagnostics=self.diagnostics)
