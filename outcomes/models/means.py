@@ -33,6 +33,7 @@ __all__ = [
     "LinearPredictor",
     "adjusted_critical_values",
     "adjusted_p_values",
+    "cell_means_matrix",
     "contrasts",
     "emmeans",
     "linear_test",
@@ -194,7 +195,7 @@ def reference_grid(
     return grid, factors
 
 
-def _linfct(
+def cell_means_matrix(
     lp: LinearPredictor, specs: Sequence[str], by: Sequence[str], at: Mapping[str, Any] | None
 ) -> tuple[pd.DataFrame, np.ndarray]:
     """Cells of ``by`` x ``specs`` and the rows of ``L`` giving their (equally weighted) means."""
@@ -265,7 +266,7 @@ def emmeans(
         raise InputError("scale='response' needs a model with a link function (lp.link).")
     specs_l = _as_list(specs)
     by_l = _as_list(by)
-    cells, lmat = _linfct(lp, specs_l, by_l, at)
+    cells, lmat = cell_means_matrix(lp, specs_l, by_l, at)
     labels = [", ".join(f"{k}={row[k]}" for k in [*by_l, *specs_l]) for _, row in cells.iterrows()]
     table = linear_test(lp, lmat, terms=labels, level=level)
     if scale == "response":
@@ -487,7 +488,7 @@ def contrasts(
             "comparisons with a control."
         )
     by_l = _as_list(by)
-    cells, lmat = _linfct(lp, [specs], by_l, at)
+    cells, lmat = cell_means_matrix(lp, [specs], by_l, at)
     level = lp.level if level is None else level
     families = []  # (by key, labels, contrast rows, number of means)
     group_iter = cells.groupby(by_l, sort=False) if by_l else [((), cells)]

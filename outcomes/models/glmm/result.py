@@ -415,7 +415,7 @@ class GlmmResult:
         self, specs: Sequence[str], by: Sequence[str] = (), at: Mapping[str, Any] | None = None
     ) -> tuple[pd.DataFrame, np.ndarray]:
         """emmeans' cells of ``by`` x ``specs`` and the rows ``L`` with ``eta = L beta``."""
-        cells, lmat = means._linfct(self.linear_predictor(), list(specs), list(by), at)
+        cells, lmat = means.cell_means_matrix(self.linear_predictor(), list(specs), list(by), at)
         names = list(self.spec.design_info.column_names)
         return cells, lmat[:, [names.index(n) for n in self.spec.x_names]]
 
