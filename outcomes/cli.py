@@ -429,7 +429,7 @@ def _power(args: argparse.Namespace) -> int:
     print(result.table().to_string(index=False))
     size = result.sample_size
     reached = "not reached in the sizes simulated" if size["estimate"] is None else size["estimate"]
-    print(f"n per arm reaching {result.target:.0%} power: {reached}", end="")
+    print(f"{design.size_label.capitalize()} reaching {result.target:.0%} power: {reached}", end="")
     if size["estimate"] is not None:
         sure = size["conservative"] or "not reached"
         print(f" (lower Monte Carlo limit above the target: {sure})", end="")

@@ -164,6 +164,11 @@ class Design:
         out["overridden"] = list(self.overridden)
         return out
 
+    @property
+    def size_label(self) -> str:
+        """What ``n`` counts: patients (split-face: each in both arms) or patients per arm."""
+        return "patients" if self.design == "split_body" else "patients per arm"
+
     def paired_sd(self) -> float:
         """SD of the difference between arms at one visit, without rounding.
 

@@ -150,7 +150,7 @@ class PowerResult:
         def pct(x: pd.Series) -> pd.Series:
             return (100 * x).map(lambda v: "" if pd.isna(v) else f"{v:.1f}")
 
-        out = pd.DataFrame({"n per arm": s["n"]})
+        out = pd.DataFrame({self.design.size_label.capitalize(): s["n"]})
         out["Power % (MC interval)"] = (
             pct(s["power"]) + " (" + pct(s["power_low"]) + " to " + pct(s["power_high"]) + ")"
         )
@@ -189,7 +189,7 @@ class PowerResult:
             + geom_errorbar(aes(ymin="power_low", ymax="power_high"), width=width)
             + scale_y_continuous(limits=(0, 1), labels=lambda v: [f"{100 * x:.0f}%" for x in v])
             + labs(
-                x="Patients per arm" if self.design.design == "parallel" else "Patients",
+                x=self.design.size_label.capitalize(),
                 y="Power",
                 title=f"Power at day {self.design.primary_day} (alpha {self.analysis.alpha:g})",
                 caption=(
