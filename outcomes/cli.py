@@ -307,6 +307,7 @@ def _compare(args: argparse.Namespace) -> int:
             snapshot=args.snapshot,
             primary_day=args.primary_day,
             estimand=args.estimand,
+            ps_model=args.ps_model,
             published=True if args.published else None,
             by_body_site=args.by_body_site,
             responder_model=args.responder_model,
@@ -697,6 +698,13 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["overlap", "ATE"],
         default="overlap",
         help="registry weights: overlap (default) or stabilised inverse-probability (ATE)",
+    )
+    p.add_argument(
+        "--ps-model",
+        choices=["pairwise", "multinomial"],
+        default="pairwise",
+        help="registry propensity model: one logistic model per combination vs the reference "
+        "(default; overlap weights balance exactly) or one multinomial model of all modalities",
     )
     p.add_argument(
         "--published",

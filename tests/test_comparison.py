@@ -23,8 +23,9 @@ from outcomes.comparisons.adverse_events import _independent_risks, _paired_risk
 from outcomes.comparisons.comparison import ComparisonResult, compare
 from outcomes.comparisons.effects import _dummies, _glm_cluster, _naive_cox, _weighted_cox
 from outcomes.comparisons.published import SPLIT_FACE_R
-from outcomes.comparisons.table import COMPARISON_COLUMNS
+from outcomes.comparisons.table import COMPARISON_COLUMNS, PHOTOTYPE_NUMBER
 from outcomes.errors import InputError
+from outcomes.models.propensity import propensity_weights
 from outcomes.results import ARD_COLUMNS
 from outcomes.simulate.registry import simulate_registry
 from outcomes.simulate.trial import simulate_trial
@@ -243,11 +244,65 @@ def test_registry_balance_after_weighting(big_registry):
     _, res = big_registry
     b = res.balance
     acne = b[b["indication"] == "acne_scars"]
-    # overlap weights from the multinomial model balance the covariates well (exact balance
-    # holds for two modalities only)
+    # one logistic model per combination: overlap weights balance every covariate's mean
+    # exactly (Li, Morgan & Zaslavsky 2018), in every indication
     assert acne["smd"].abs().max() > 0.5
-    assert acne["smd_weighted"].abs().max() < acne["smd"].abs().max() / 4
+    assert b["smd_weighted"].abs().max() < 1e-8
     assert set(res.weights["indication"]) == set(b["indication"])
+    assert set(res.weights["comparison"]) == {"MN+PRP vs MN", "MN+RF vs MN", "MN+laser vs MN"}
+
+
+def test_registry_propensity_scores_of_a_large_registry_lie_inside_0_01_0_99(big_registry):
+    registry, _ = big_registry
+    t = registry.tables
+    u = t["units"].merge(t["subjects"], on=["study_id", "subject_id"])
+    u = u.assign(phototype_num=u["phototype"].map(PHOTOTYPE_NUMBER).astype(float))
+    u = u.loc[u["indication"] == "wrinkles"]  # no baseline score: phototype and clinic only
+    for combo in ("MN+PRP", "MN+RF", "MN+laser"):
+        pair = u.loc[u["modality"].isin(["MN", combo])].reset_index(drop=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            pw = propensity_weights(pair, "modality", ["phototype_num", "site_id"], reference="MN")
+        ps = pw.scores[f"ps_{combo}"]
+        assert ps.between(0.01, 0.99).mean() > 0.99, combo
+        assert "ps_not_converged" not in set(pw.diagnostics["code"])
+
+
+def test_demo_registry_weights_balance_and_mark_only_real_problems():
+    """The demo registry (seed 2, 2,000 patients): no weighted estimate is doubtful for
+    imbalance; what is marked comes from the data (a clinic without one modality)."""
+    res = _quiet_compare(simulate_registry(seed=2), ae_outcomes=())
+    assert res.balance["smd_weighted"].abs().max() < 0.1
+    weighted = res.table.loc[
+        (res.table["source"] == "registry")
+        & (res.table["adjustment"] == "weighted")
+        & res.table["measure"].isin(["mean_difference", "odds_ratio", "hazard_ratio"])
+        & res.table["estimate"].notna()
+    ]
+    doubts = weighted["doubt"].fillna("")
+    assert not doubts.str.contains("imbalance").any()
+    assert (doubts == "").sum() > len(doubts) / 2
+    for _, row in weighted.loc[doubts.str.contains("not converged")].iterrows():
+        # every non-converged model has a clinic where one of its two modalities is absent
+        assert "positivity violated (a covariate level without some modality)" in row["doubt"]
+    acne = weighted.loc[weighted["indication"] == "acne_scars", "doubt"]
+    assert (acne == "").all()
+
+
+def test_compare_multinomial_option_fits_one_model_per_indication():
+    res = _quiet_compare(
+        simulate_registry(seed=2, n_subjects=800), ae_outcomes=(), ps_model="multinomial"
+    )
+    assert set(res.weights["comparison"]) == {"all"}
+    assert res.options["ps_model"] == "multinomial"
+    weighted = res.table.loc[
+        (res.table["adjustment"] == "weighted")
+        & res.table["measure"].isin(["mean_difference", "odds_ratio", "hazard_ratio"])
+    ]
+    assert len(weighted) > 0
+    assert weighted["method"].str.contains("multinomial propensity model").all()
+    with pytest.raises(InputError, match="ps_model"):
+        compare(simulate_registry(seed=2, n_subjects=50), ps_model="joint")
 
 
 # --------------------------------------------------------------------------------------------
@@ -283,6 +338,30 @@ def test_weighted_glm_cluster_matches_r(r_weighted, key, family, weighted):
     np.testing.assert_allclose(params.to_numpy(), ref[key]["coef"], rtol=1e-6)
     np.testing.assert_allclose(np.sqrt(np.diag(cov)), ref[key]["se"], rtol=1e-6)
     assert g == ref[key]["G"]
+
+
+def test_pairwise_propensity_model_matches_r(r_weighted):
+    data, ref = r_weighted
+    # R: glm(rf ~ phototype_num + baseline_score + factor(site_id), binomial), tight control
+    pw = propensity_weights(
+        data, "modality", ["phototype_num", "baseline_score", "site_id"], estimand="overlap"
+    )
+    assert ref["ps_converged"]
+    assert pw.model.llf == pytest.approx(ref["ps_loglik"], rel=1e-10)
+    np.testing.assert_allclose(pw.model.params.to_numpy(), ref["ps_coef"], rtol=1e-7, atol=1e-9)
+    np.testing.assert_allclose(pw.weights.to_numpy(), ref["w_overlap"], atol=1e-10)
+    # the comparison's weighted responder odds ratio uses these weights (rounded to 1e-6)
+    res = _quiet_compare(simulate_registry(seed=2), ae_outcomes=())
+    row = _row(
+        res.table,
+        source="registry",
+        indication="acne_scars",
+        comparison="MN+RF vs MN",
+        measure="odds_ratio",
+        adjustment="weighted",
+    )
+    assert math.log(row["estimate"]) == pytest.approx(ref["logistic_weighted"]["coef"][1], rel=1e-5)
+    assert row["std_error"] == pytest.approx(ref["logistic_weighted"]["se"][1], rel=1e-5)
 
 
 def test_cox_by_clinic_matches_r(r_weighted):

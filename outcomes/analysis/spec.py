@@ -536,6 +536,7 @@ MODEL_KINDS: dict[str, _Kind] = {
                 "window",
                 "responder_threshold",
                 "estimand",
+                "ps_model",
                 "trim",
                 "ae_outcomes",
                 "published",

@@ -102,6 +102,7 @@ from outcomes.comparisons.table import (
     COMPARISON_COLUMNS,
     ESTIMANDS,
     GRADE_MODELS,
+    PS_MODELS,
     RESPONDER_MODELS,
     TRIAL_DESIGNS,
     _Collector,
@@ -238,6 +239,7 @@ def compare(
     window: tuple[float, float] | None = None,
     responder_threshold: float = 50,
     estimand: str = "overlap",
+    ps_model: str = "pairwise",
     trim: float | None = None,
     ae_outcomes: Sequence[str] = ("severe_erythema", "pih"),
     published: Any = None,
@@ -269,6 +271,13 @@ def compare(
     estimand
         Registry weights: ``"overlap"`` (default; bounded, no trimming needed) or ``"ATE"``
         (stabilised inverse-probability weights).
+    ps_model
+        Registry propensity model: ``"pairwise"`` (default) fits one logistic model per
+        combination and its reference patients, so each comparison has its own weights and
+        target population, and overlap weights balance the mean of every covariate exactly;
+        ``"multinomial"`` fits one model of all modalities per indication (one set of
+        weights for every comparison; overlap weights balance only approximately, Li & Li
+        2019).
     trim
         Cap registry weights at this quantile (ATE weights only make sense to trim).
     ae_outcomes
@@ -318,6 +327,8 @@ def compare(
         raise InputError(
             f"responder_model={responder_model!r}: use one of {', '.join(RESPONDER_MODELS)}"
         )
+    if ps_model not in PS_MODELS:
+        raise InputError(f"ps_model={ps_model!r}: use one of {', '.join(PS_MODELS)}")
     if grade_model not in GRADE_MODELS:
         raise InputError(f"grade_model={grade_model!r}: use None or 'clmm'")
     unknown = [a for a in ae_outcomes if a not in AE_OUTCOMES]
@@ -331,6 +342,7 @@ def compare(
         "window": (lo, hi),
         "responder_threshold": float(responder_threshold),
         "estimand": estimand,
+        "ps_model": ps_model,
         "trim": trim,
         "ae_outcomes": list(ae_outcomes),
         "by_body_site": bool(by_body_site),

@@ -64,9 +64,7 @@ def _registry(
     weight_tables: list[pd.DataFrame],
 ) -> None:
     from outcomes.derive.tte import derive_tte
-    from outcomes.models.propensity import propensity_weights, weighted_effect
 
-    level = opts["level"]
     reference = opts["reference"]
     units = _unit_frame(t)
     if reference not in set(units["modality"]):
@@ -79,8 +77,9 @@ def _registry(
     tte_notes: list[str] = []
     if endpoint is not None:
         tte_all, tte_notes = col.run(derive_tte, t, endpoint)
-    responder_frames, pct_frames = [], []
-    doubts_by_indication: dict[str, list[str]] = {}
+    responder_frames: list[pd.DataFrame] = []
+    pct_frames: list[pd.DataFrame] = []
+    doubts_by_fit: dict[tuple[str, str], list[str]] = {}
     ps_messages: set[str] = set()
     for (indication, site), u in _groups(units, opts["by_body_site"]):
         u = u.reset_index(drop=True)
@@ -96,205 +95,28 @@ def _registry(
         levels = [lv for lv in levels if counts.get(lv, 0) >= 5]
         if len(levels) < 2 or levels[0] != reference:
             continue
-        u = u.loc[u["modality"].isin(levels)].reset_index(drop=True)
-        treated = u["modality"].value_counts()
-        start = len(col.rows)
-        inst = _primary_instrument(t, indication)
-        covariates = ["phototype_num", "site_id"]
-        confounder_note = []
-        if inst is not None:
-            scores = _instrument_scores(t, inst)
-            pre = scores.merge(u[["unit_id", "first_session_day"]], on="unit_id")
-            pre = pre.loc[pre["day"] <= pre["first_session_day"]].sort_values("day")
-            u = u.merge(
-                pre.groupby("unit_id")["value"].last().rename("baseline_score"),
-                on="unit_id",
-                how="left",
-            )
-            covariates.insert(1, "baseline_score")
-            u = u.loc[u["baseline_score"].notna()].reset_index(drop=True)
-        else:
-            confounder_note = [
-                f"no baseline severity is recorded for {indication}: the weights adjust for "
-                "phototype and clinic only"
-            ]
-        try:
-            pw, ps_notes = col.run(
-                propensity_weights,
-                u,
-                "modality",
-                covariates,
-                estimand=opts["estimand"],
-                reference=reference,
-                stabilize=True,
-                trim=opts["trim"],
-            )
-        except (InputError, ModelError, np.linalg.LinAlgError) as exc:
-            col.failed({**base, "outcome": "all", "adjustment": "weighted"}, "propensity", exc)
-            continue
-        w = pw.weights.to_numpy()
-        u["weight"] = w
-        bal = pw.balance(comparisons="reference")
-        bal.insert(0, "body_site", site)
-        bal.insert(0, "indication", indication)
-        bal.insert(0, "study_id", study["study_id"])
-        balance.append(bal)
-        ws = pw.summary.rename(columns={"modality": "modality"})
-        ws.insert(0, "body_site", site)
-        ws.insert(0, "indication", indication)
-        ws.insert(0, "study_id", study["study_id"])
-        weight_tables.append(ws)
-        adj_notes = [*ps_notes, *confounder_note]
-        ps_doubts = _ps_doubts(pw.diagnostics, bal)
-        doubts_by_indication[str(indication)] = ps_doubts
-        ps_messages.update(ps_notes)
-        weight_label = (
-            "overlap weights"
-            if opts["estimand"] == "overlap"
-            else "stabilised inverse-probability weights (ATE)"
+        # one propensity model per combination vs the reference (pairwise), or one for all
+        fits = (
+            [(combo, [reference, combo]) for combo in levels[1:]]
+            if opts["ps_model"] == "pairwise"
+            else [("all", levels)]
         )
-        ps_text = f"{weight_label} from a multinomial propensity model on " + ", ".join(
-            c.replace("_num", "") for c in covariates
-        )
-        comps = {lv: f"{lv} vs {reference}" for lv in levels[1:]}
-
-        # (a) percent improvement at the primary visit
-        if inst is not None:
-            visit = _at_primary_visit(scores, u, opts["primary_day"], opts["window"]).merge(
-                u, on="unit_id"
+        for fit, fit_levels in fits:
+            u_fit = u.loc[u["modality"].isin(fit_levels)].reset_index(drop=True)
+            doubts, messages = _registry_fit(
+                t,
+                col,
+                opts,
+                base,
+                u_fit,
+                fit,
+                fit_levels,
+                has_gais,
+                (tte_all, tte_notes, endpoint),
+                (balance, weight_tables, responder_frames, pct_frames),
             )
-            visit["pct_improvement"] = _pct_improvement(visit["value"], visit["base"], inst)
-            visit = visit.loc[visit["pct_improvement"].notna()].reset_index(drop=True)
-            pct_frames.append(visit)
-            defn = (
-                f"percent improvement on {inst} at the visit nearest day "
-                f"{opts['primary_day']:g} (days {opts['window'][0]:g}-{opts['window'][1]:g})"
-            )
-            for adjustment, weights in (("naive", None), ("weighted", "weight")):
-                method = "linear model, cluster-robust SE by clinic (t, clusters - 1 df)"
-                if weights:
-                    method = f"{ps_text}; weighted " + method
-                try:
-                    we, notes = col.run(
-                        weighted_effect,
-                        visit,
-                        "pct_improvement",
-                        "modality",
-                        weights,
-                        cluster="site_id",
-                        reference=reference,
-                        level=level,
-                    )
-                except (InputError, ModelError, np.linalg.LinAlgError) as exc:
-                    col.failed({**base, "outcome": "pct_improvement"}, "mean difference", exc)
-                    continue
-                for _, s in we.summary.iterrows():
-                    col.add(
-                        {
-                            **base,
-                            "outcome": "pct_improvement",
-                            "measure": "mean_difference",
-                            "comparison": s["term"],
-                            "adjustment": adjustment,
-                            "definition": defn,
-                            "method": method,
-                        },
-                        [*notes, *(adj_notes if weights else [])],
-                        **{k: float(s[k]) for k in _TIDY_NUM},
-                        n=float(
-                            visit["modality"].isin([reference, s["term"].split(" vs ")[0]]).sum()
-                        ),
-                        n_clusters=float(s["n_clusters"]),
-                    )
-
-        # (b) responders at the primary visit
-        resp = _registry_responders(t, u, inst, has_gais, opts)
-        if resp is not None:
-            data, defn = resp
-            responder_frames.append(data)
-            for adjustment in ("naive", "weighted"):
-                _registry_glm(
-                    col,
-                    data,
-                    "responder",
-                    "binomial",
-                    levels,
-                    adjustment,
-                    base,
-                    comps,
-                    defn,
-                    ps_text,
-                    adj_notes,
-                    level,
-                )
-
-        # (c) time to result
-        if tte_all is not None and endpoint is not None:
-            tte = tte_all.merge(u[["unit_id", "modality", "weight"]], on="unit_id")
-            tte = tte.loc[tte["time"] > 0].reset_index(drop=True)
-            defn = _endpoint_label(endpoint) + " (units with follow-up after the first session)"
-            for adjustment in ("naive", "weighted"):
-                weights = tte["weight"].to_numpy() if adjustment == "weighted" else None
-                method = "Cox (Efron ties), robust SE clustered by clinic"
-                if weights is not None:
-                    method = f"{ps_text}; weighted " + method + " (lifelines)"
-                r = {
-                    **base,
-                    "outcome": "time_to_result",
-                    "measure": "hazard_ratio",
-                    "adjustment": adjustment,
-                    "definition": defn,
-                    "method": method,
-                }
-                # one model per indication with every modality that has events
-                events = tte.groupby("modality")["event"].sum().reindex(levels).fillna(0)
-                fitted = [lv for lv in levels if events[lv] > 0]
-                d = tte.loc[tte["modality"].isin(fitted)].reset_index(drop=True)
-                beta = se = None
-                cox_notes: list[str] = []
-                if reference in fitted and len(fitted) > 1:
-                    try:
-                        if weights is None:
-                            (beta, se, g), cox_notes = col.run(_naive_cox, d, fitted, level)
-                        else:
-                            (beta, se, g), cox_notes = col.run(
-                                _weighted_cox, d, fitted, d["weight"].to_numpy(), "site_id"
-                            )
-                    except Exception as exc:  # lifelines raises its own convergence errors
-                        for lv in levels[1:]:
-                            col.failed({**r, "comparison": comps[lv]}, "hazard ratio", exc)
-                        continue
-                for lv in levels[1:]:
-                    row = {**r, "comparison": comps[lv]}
-                    extra = list(adj_notes) if weights is not None else []
-                    n = float(tte["modality"].isin([reference, lv]).sum())
-                    pair = (events[lv], events[reference])
-                    if beta is None or se is None or lv not in fitted:
-                        empty = lv if pair[0] == 0 else reference
-                        col.add(
-                            row,
-                            [f"no events with {empty}: the hazard ratio is not estimable", *extra],
-                            n=n,
-                        )
-                        continue
-                    if min(pair) < 5:
-                        extra.append(f"few events ({pair[0]:.0f} vs {pair[1]:.0f})")
-                    col.add(
-                        row,
-                        [*tte_notes, *cox_notes, *extra],
-                        **_ratio_values(beta[lv], se[lv], np.nan, level),
-                        n=n,
-                        n_clusters=float(g),
-                    )
-
-        # (d) adverse events per unit
-        for outcome in opts["ae_outcomes"]:
-            u[f"ae_{outcome}"] = _ae_flags(t, u, outcome).to_numpy()
-            _registry_ae(col, u, outcome, levels, base, comps, ps_text, adj_notes, level)
-
-        with_baseline = u["modality"].value_counts()
-        for row in col.rows[start:]:
-            _mark_row(row, ps_doubts, set(ps_notes), treated, with_baseline, opts)
+            doubts_by_fit[(str(indication), fit)] = doubts
+            ps_messages.update(messages)
 
     # treatment-by-indication interaction
     start = len(col.rows)
@@ -303,9 +125,240 @@ def _registry(
     if pct_frames:
         _interaction(col, pd.concat(pct_frames, ignore_index=True), "pct_improvement", study, opts)
     for row in col.rows[start:]:
-        covered = [i for i in doubts_by_indication if i in str(row["indication"])]
-        ps = [f"{d} ({i})" for i in covered for d in doubts_by_indication[i]]
+        combo = str(row["comparison"]).split(" vs ")[0]
+        covered = [
+            (i, f) for i, f in doubts_by_fit if i in str(row["indication"]) and f in (combo, "all")
+        ]
+        ps = [f"{d} ({i})" for i, f in covered for d in doubts_by_fit[(i, f)]]
         _mark_row(row, ps, ps_messages, None, None, opts)
+
+
+def _registry_fit(
+    t: Mapping[str, pd.DataFrame],
+    col: _Collector,
+    opts: Mapping[str, Any],
+    base: dict[str, Any],
+    u: pd.DataFrame,
+    fit: str,
+    levels: list[str],
+    has_gais: bool,
+    tte_inputs: tuple[pd.DataFrame | None, list[str], Any],
+    frames: tuple[list[pd.DataFrame], ...],
+) -> tuple[list[str], list[str]]:
+    """One propensity model (of ``levels``' units of one indication) and every outcome it
+    weights; returns the weights' doubts and the propensity model's messages.
+
+    ``fit`` is the combination of a pairwise model, or ``"all"`` for one multinomial model;
+    the responder and percent-improvement frames carry it (``ps_fit``) for the interaction.
+    """
+    from outcomes.models.propensity import propensity_weights, weighted_effect
+
+    level = opts["level"]
+    reference = opts["reference"]
+    indication, site = base["indication"], base["body_site"]
+    tte_all, tte_notes, endpoint = tte_inputs
+    balance, weight_tables, responder_frames, pct_frames = frames
+    treated = u["modality"].value_counts()
+    start = len(col.rows)
+    inst = _primary_instrument(t, indication)
+    covariates = ["phototype_num", "site_id"]
+    confounder_note = []
+    if inst is not None:
+        scores = _instrument_scores(t, inst)
+        pre = scores.merge(u[["unit_id", "first_session_day"]], on="unit_id")
+        pre = pre.loc[pre["day"] <= pre["first_session_day"]].sort_values("day")
+        u = u.merge(
+            pre.groupby("unit_id")["value"].last().rename("baseline_score"),
+            on="unit_id",
+            how="left",
+        )
+        covariates.insert(1, "baseline_score")
+        u = u.loc[u["baseline_score"].notna()].reset_index(drop=True)
+    else:
+        confounder_note = [
+            f"no baseline severity is recorded for {indication}: the weights adjust for "
+            "phototype and clinic only"
+        ]
+    try:
+        pw, ps_notes = col.run(
+            propensity_weights,
+            u,
+            "modality",
+            covariates,
+            estimand=opts["estimand"],
+            reference=reference,
+            stabilize=True,
+            trim=opts["trim"],
+        )
+    except (InputError, ModelError, np.linalg.LinAlgError) as exc:
+        col.failed({**base, "outcome": "all", "adjustment": "weighted"}, "propensity", exc)
+        return [], []
+    w = pw.weights.to_numpy()
+    u["weight"] = w
+    bal = pw.balance(comparisons="reference")
+    bal.insert(0, "body_site", site)
+    bal.insert(0, "indication", indication)
+    bal.insert(0, "study_id", base["study_id"])
+    balance.append(bal)
+    ws = pw.summary.rename(columns={"modality": "modality"})
+    ws.insert(0, "body_site", site)
+    ws.insert(0, "indication", indication)
+    ws.insert(0, "comparison", "all" if fit == "all" else f"{fit} vs {reference}")
+    ws.insert(0, "study_id", base["study_id"])
+    weight_tables.append(ws)
+    adj_notes = [*ps_notes, *confounder_note]
+    ps_doubts = _ps_doubts(pw.diagnostics, bal)
+    weight_label = (
+        "overlap weights"
+        if opts["estimand"] == "overlap"
+        else "stabilised inverse-probability weights (ATE)"
+    )
+    model_label = (
+        "a multinomial propensity model"
+        if fit == "all"
+        else f"a logistic propensity model of {fit} vs {reference}"
+    )
+    ps_text = f"{weight_label} from {model_label} on " + ", ".join(
+        c.replace("_num", "") for c in covariates
+    )
+    comps = {lv: f"{lv} vs {reference}" for lv in levels[1:]}
+
+    # (a) percent improvement at the primary visit
+    if inst is not None:
+        visit = _at_primary_visit(scores, u, opts["primary_day"], opts["window"]).merge(
+            u, on="unit_id"
+        )
+        visit["pct_improvement"] = _pct_improvement(visit["value"], visit["base"], inst)
+        visit = visit.loc[visit["pct_improvement"].notna()].reset_index(drop=True)
+        pct_frames.append(visit.assign(ps_fit=fit))
+        defn = (
+            f"percent improvement on {inst} at the visit nearest day "
+            f"{opts['primary_day']:g} (days {opts['window'][0]:g}-{opts['window'][1]:g})"
+        )
+        for adjustment, weights in (("naive", None), ("weighted", "weight")):
+            method = "linear model, cluster-robust SE by clinic (t, clusters - 1 df)"
+            if weights:
+                method = f"{ps_text}; weighted " + method
+            try:
+                we, notes = col.run(
+                    weighted_effect,
+                    visit,
+                    "pct_improvement",
+                    "modality",
+                    weights,
+                    cluster="site_id",
+                    reference=reference,
+                    level=level,
+                )
+            except (InputError, ModelError, np.linalg.LinAlgError) as exc:
+                col.failed({**base, "outcome": "pct_improvement"}, "mean difference", exc)
+                continue
+            for _, s in we.summary.iterrows():
+                col.add(
+                    {
+                        **base,
+                        "outcome": "pct_improvement",
+                        "measure": "mean_difference",
+                        "comparison": s["term"],
+                        "adjustment": adjustment,
+                        "definition": defn,
+                        "method": method,
+                    },
+                    [*notes, *(adj_notes if weights else [])],
+                    **{k: float(s[k]) for k in _TIDY_NUM},
+                    n=float(visit["modality"].isin([reference, s["term"].split(" vs ")[0]]).sum()),
+                    n_clusters=float(s["n_clusters"]),
+                )
+
+    # (b) responders at the primary visit
+    resp = _registry_responders(t, u, inst, has_gais, opts)
+    if resp is not None:
+        data, defn = resp
+        responder_frames.append(data.assign(ps_fit=fit))
+        for adjustment in ("naive", "weighted"):
+            _registry_glm(
+                col,
+                data,
+                "responder",
+                "binomial",
+                levels,
+                adjustment,
+                base,
+                comps,
+                defn,
+                ps_text,
+                adj_notes,
+                level,
+            )
+
+    # (c) time to result
+    if tte_all is not None and endpoint is not None:
+        tte = tte_all.merge(u[["unit_id", "modality", "weight"]], on="unit_id")
+        tte = tte.loc[tte["time"] > 0].reset_index(drop=True)
+        defn = _endpoint_label(endpoint) + " (units with follow-up after the first session)"
+        for adjustment in ("naive", "weighted"):
+            tte_weights = tte["weight"].to_numpy() if adjustment == "weighted" else None
+            method = "Cox (Efron ties), robust SE clustered by clinic"
+            if tte_weights is not None:
+                method = f"{ps_text}; weighted " + method + " (lifelines)"
+            r = {
+                **base,
+                "outcome": "time_to_result",
+                "measure": "hazard_ratio",
+                "adjustment": adjustment,
+                "definition": defn,
+                "method": method,
+            }
+            # one model per indication with every modality that has events
+            events = tte.groupby("modality")["event"].sum().reindex(levels).fillna(0)
+            fitted = [lv for lv in levels if events[lv] > 0]
+            d = tte.loc[tte["modality"].isin(fitted)].reset_index(drop=True)
+            beta = se = None
+            cox_notes: list[str] = []
+            if reference in fitted and len(fitted) > 1:
+                try:
+                    if tte_weights is None:
+                        (beta, se, g), cox_notes = col.run(_naive_cox, d, fitted, level)
+                    else:
+                        (beta, se, g), cox_notes = col.run(
+                            _weighted_cox, d, fitted, d["weight"].to_numpy(), "site_id"
+                        )
+                except Exception as exc:  # lifelines raises its own convergence errors
+                    for lv in levels[1:]:
+                        col.failed({**r, "comparison": comps[lv]}, "hazard ratio", exc)
+                    continue
+            for lv in levels[1:]:
+                row = {**r, "comparison": comps[lv]}
+                extra = list(adj_notes) if tte_weights is not None else []
+                n = float(tte["modality"].isin([reference, lv]).sum())
+                pair = (events[lv], events[reference])
+                if beta is None or se is None or lv not in fitted:
+                    empty = lv if pair[0] == 0 else reference
+                    col.add(
+                        row,
+                        [f"no events with {empty}: the hazard ratio is not estimable", *extra],
+                        n=n,
+                    )
+                    continue
+                if min(pair) < 5:
+                    extra.append(f"few events ({pair[0]:.0f} vs {pair[1]:.0f})")
+                col.add(
+                    row,
+                    [*tte_notes, *cox_notes, *extra],
+                    **_ratio_values(beta[lv], se[lv], np.nan, level),
+                    n=n,
+                    n_clusters=float(g),
+                )
+
+    # (d) adverse events per unit
+    for outcome in opts["ae_outcomes"]:
+        u[f"ae_{outcome}"] = _ae_flags(t, u, outcome).to_numpy()
+        _registry_ae(col, u, outcome, levels, base, comps, ps_text, adj_notes, level)
+
+    with_baseline = u["modality"].value_counts()
+    for row in col.rows[start:]:
+        _mark_row(row, ps_doubts, set(ps_notes), treated, with_baseline, opts)
+    return ps_doubts, list(ps_notes)
 
 
 def _ps_doubts(diagnostics: pd.DataFrame, balance: pd.DataFrame) -> list[str]:
@@ -424,7 +477,9 @@ def _interaction(
     }
     for combo in _comparisons(data["modality"], reference):
         comp = f"{combo} vs {reference}"
-        d = data.loc[data["modality"].isin([reference, combo])]
+        # the units and weights of this combination's propensity model (or the joint one)
+        pair = data["modality"].isin([reference, combo])
+        d = data.loc[pair & data["ps_fit"].isin([combo, "all"])]
         skipped: list[str] = []
         keep: list[str] = []
         for ind_key, sub in d.groupby("indication", sort=True):
@@ -454,7 +509,10 @@ def _interaction(
                 f"{model} model of {reference} and {combo} with modality x indication terms, "
                 "cluster-robust SE by clinic"
                 + (
-                    "; propensity weights from each indication's model"
+                    (
+                        "; propensity weights from each indication's model"
+                        + (f" of {combo} vs {reference}" if opts["ps_model"] == "pairwise" else "")
+                    )
                     if weights is not None
                     else ""
                 )

@@ -62,6 +62,10 @@ GRADE_INSTRUMENT = "gb_qual"
 #: Models for the trial's responders and grade: option value -> what it fits.
 RESPONDER_MODELS = ("gee", "glmm")
 GRADE_MODELS = (None, "clmm")
+#: Registry propensity models: one logistic model per combination vs the reference (pairwise;
+#: overlap weights then balance every covariate's mean exactly, Li, Morgan & Zaslavsky 2018),
+#: or one multinomial model of all modalities (overlap weights do not balance exactly).
+PS_MODELS = ("pairwise", "multinomial")
 #: Adverse-event outcomes: name -> (term, severities counted or None for any severity).
 AE_OUTCOMES: dict[str, tuple[str, tuple[str, ...] | None]] = {
     "severe_erythema": ("erythema", ("severe",)),

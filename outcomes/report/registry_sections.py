@@ -52,6 +52,16 @@ def covariates_text(balance: pd.DataFrame) -> str:
     return listing(parts)
 
 
+def ps_model_text(ps_model: str, reference: str) -> str:
+    """The registry propensity model in words (``ps_model`` of :func:`outcomes.compare`)."""
+    if ps_model == "pairwise":
+        return (
+            f"one logistic propensity model per combination (its patients and those of "
+            f"{reference} alone)"
+        )
+    return "one multinomial propensity model of the modality"
+
+
 def plain_method(text: str) -> str:
     """A results ``method`` text with covariate codes in words."""
     for code, name in COVARIATE_NAMES.items():

@@ -466,6 +466,7 @@ def simulate_registry(
             "severity_z": CHOICE_MODEL["severity_z"],
             "phototype": CHOICE_MODEL["phototype"],
             "clinic_preference_sd": CHOICE_MODEL["clinic_preference_sd"],
+            "assumptions": CHOICE_MODEL["assumptions"],
             "clinic_preference": {
                 c: dict(zip(combos, pref[k].tolist(), strict=True))
                 for k, c in enumerate(clinic_ids)

@@ -1,8 +1,8 @@
 """Write the data of tests/r/comparison/weighted.R from the simulated registry (seed 2).
 
-Acne-scar units of ``simulate_registry(seed=2)``: modality (MN and MN+RF), clinic, the overlap
-weight from the comparison's propensity model, the GAIS responder at the visit nearest day 168,
-and the time to GAIS <= 2. Run from the repository root:
+Acne-scar units of ``simulate_registry(seed=2)``: modality (MN and MN+RF), clinic, phototype,
+baseline score, the overlap weight from the comparison's (pairwise) propensity model, the GAIS
+responder at the visit nearest day 168, and the time to GAIS <= 2. Run from the repository root:
 ``python tests/r/comparison/make_data.py`` (then ``Rscript tests/r/comparison/weighted.R``).
 """
 
@@ -40,5 +40,15 @@ g = g.sort_values(["unit_id", "dist", "day"]).groupby("unit_id")["value"].first(
 u["responder"] = (u["unit_id"].map(g) <= 2).astype(float).where(u["unit_id"].isin(g.index))
 tte = derive_tte(t, "gais_much_improved")[["unit_id", "time", "event"]]
 u = u.merge(tte, on="unit_id", how="left")
-cols = ["unit_id", "site_id", "modality", "weight", "responder", "time", "event"]
+cols = [
+    "unit_id",
+    "site_id",
+    "phototype_num",
+    "baseline_score",
+    "modality",
+    "weight",
+    "responder",
+    "time",
+    "event",
+]
 u[cols].to_csv(HERE / "weighted_data.csv", index=False)

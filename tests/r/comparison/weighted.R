@@ -1,4 +1,5 @@
-# Reference values for tests/test_comparison.py: the registry models of
+# Reference values for tests/test_comparison.py: the propensity model (glm logit, overlap
+# weights) and the registry models of
 # outcomes.compare on tests/r/comparison/weighted_data.csv (acne-scar units of the
 # simulated registry, MN vs MN+RF, overlap weights, clinic clusters; see make_data.py).
 #  - weighted logistic and Poisson (log link) regressions, glm(..., weights = w), with the
@@ -10,6 +11,13 @@ suppressMessages(library(jsonlite))
 suppressMessages(library(survival))
 d <- read.csv("tests/r/comparison/weighted_data.csv", stringsAsFactors = FALSE)
 d$rf <- as.numeric(d$modality == "MN+RF")
+
+# the pairwise propensity model of outcomes.compare (MN+RF vs MN within acne scars):
+# glm(rf ~ phototype_num + baseline_score + site_id, family = binomial), overlap weights
+ps_fit <- glm(rf ~ phototype_num + baseline_score + factor(site_id), family = binomial, data = d,
+              control = glm.control(epsilon = 1e-14, maxit = 100))
+ps <- fitted(ps_fit)
+w_overlap <- ifelse(d$rf == 1, 1 - ps, ps)
 
 cluster_glm <- function(fit, data, w) {
   x <- model.matrix(fit)
@@ -40,6 +48,10 @@ cox_w <- coxph(Surv(time, event) ~ rf, weights = weight, cluster = site_id, data
 cox_n <- coxph(Surv(time, event) ~ rf, cluster = site_id, data = s)
 
 out <- list(
+  ps_coef = unname(coef(ps_fit)),
+  ps_loglik = as.numeric(logLik(ps_fit)),
+  ps_converged = ps_fit$converged,
+  w_overlap = unname(w_overlap),
   logistic_weighted = logit_w,
   logistic_naive = logit_n,
   poisson_weighted = pois_w,
