@@ -88,7 +88,8 @@ TYPST_TEMPLATE = """\
 #show figure: set block(breakable: false, above: 1.6em, below: 1.6em)
 // long tables continue on the next page, repeating their header row
 #show figure.where(kind: table): set block(breakable: true)
-#show figure.caption: it => block(width: 100%, sticky: true, align(left, text(size: 10pt, it.body)))  // a caption above its table never ends a page alone
+// sticky: a caption above its table never ends a page alone
+#show figure.caption: it => block(width: 100%, sticky: true, align(left, text(size: 10pt, it.body)))
 #show figure.where(kind: table): set figure.caption(position: top)
 #set table(stroke: none, inset: (x: 6pt, y: 3.5pt))
 #show table: set text(size: 9.5pt, number-type: "lining")
