@@ -752,7 +752,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sd-unit", type=float, help="SD of the side's random intercept (split-face)")
     p.add_argument("--sd-residual", type=float, help="residual SD (before rounding)")
     p.add_argument(
-        "--analysis", choices=["lmm", "t-test"], default="lmm", help="analysis of each trial"
+        "--analysis",
+        choices=["lmm", "t-test", "interval"],
+        default="lmm",
+        help="analysis of each trial: LMM contrast at the primary visit, t-test there, or time "
+        "to a full result (>= 50%% improvement) interval-censored on the visit grid (Weibull)",
     )
     p.add_argument(
         "--ddf",
