@@ -753,10 +753,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sd-residual", type=float, help="residual SD (before rounding)")
     p.add_argument(
         "--analysis",
-        choices=["lmm", "t-test", "interval"],
+        choices=["lmm", "t-test", "interval", "responder"],
         default="lmm",
-        help="analysis of each trial: LMM contrast at the primary visit, t-test there, or time "
-        "to a full result (>= 50%% improvement) interval-censored on the visit grid (Weibull)",
+        help="analysis of each trial: LMM contrast at the primary visit, t-test there, time to "
+        "a full result (>= 50%% improvement) interval-censored on the visit grid (Weibull), or "
+        "responders at the primary visit (exact McNemar for split-face, Fisher for parallel)",
     )
     p.add_argument(
         "--ddf",

@@ -1,5 +1,7 @@
 """Power analyses beyond the LMM (outcomes.power(analysis=...)): the interval-censored time to
-a full result, checked against derive_tte, interval_model and R; type I error by simulation."""
+a full result, checked against derive_tte, interval_model and R, and responders at the primary
+visit (exact McNemar / Fisher), checked against independent computations; type I error by
+simulation."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import scipy.stats
 
 import outcomes
 from outcomes.planning.analyse import Analysis, analyse
@@ -22,6 +25,7 @@ from outcomes.planning.interval import (
     row_scores,
     weibull_interval_fit,
 )
+from outcomes.planning.responder import responder_table
 from outcomes.planning.results import mc_interval
 from outcomes.planning.run import plan_chunks, replicate_seed, run_chunks
 
@@ -165,8 +169,9 @@ def test_interval_failures_are_counted_and_never_significant():
     assert "interval-censored Weibull" in res.analysis.label()
 
 
-def test_interval_results_are_the_same_on_every_backend():
-    small = {"n": [6], "reps": 6, "seed": 3, "chunk_size": 2, "analysis": "interval"}
+@pytest.mark.parametrize("analysis", ["interval", "responder"])
+def test_results_are_the_same_on_every_backend(analysis):
+    small = {"n": [6], "reps": 6, "seed": 3, "chunk_size": 2, "analysis": analysis}
     small |= {"visit_days": MONTHLY, "progress": False}
     serial = outcomes.power(**small)
     joblib = outcomes.power(**small, backend="joblib", n_jobs=2)
@@ -190,3 +195,78 @@ def test_interval_type_one_error_large_run(design):
         # conservative at worst: the Wald test of a Weibull model is not liberal here
         assert row.type1_low <= 0.05 and row.type1_high >= 0.03
         assert row.failed < 0.02 * (row.power_reps + row.type1_reps)
+
+
+# --------------------------------------------------------------------------------------------
+# responders at the primary visit (analysis="responder")
+# --------------------------------------------------------------------------------------------
+
+
+def _responders_by_pandas(rep, design: Design) -> pd.DataFrame:
+    """Responder status at the primary visit, derived independently with pandas."""
+    frame = rep.to_frame()
+    base = frame[frame["visit"] == 0].set_index("unit")["y"]
+    last = frame[frame["visit"] == len(design.visit_days) - 1].copy()
+    b = last["unit"].map(base)
+    last["responder"] = (100 * (b - last["y"]) / b >= 50).astype(int)
+    return last[b > 0]
+
+
+@pytest.mark.parametrize("design", [Design(), Design(design="parallel", dropout=0.3)])
+def test_responder_table_and_test_agree_with_independent_computations(design):
+    from statsmodels.stats.contingency_tables import mcnemar
+
+    for r in range(4):
+        rep = _replicate(design, 25, r)
+        table = responder_table(rep, design)
+        resp = _responders_by_pandas(rep, design)
+        out = analyse(rep, design, Analysis(analysis="responder"))
+        if design.design == "split_body":
+            wide = resp.pivot_table(index="subject", columns="arm", values="responder").dropna()
+            expected = pd.crosstab(wide[1.0], wide[0.0]).reindex(
+                index=[1, 0], columns=[1, 0], fill_value=0
+            )
+            assert table.tolist() == expected.to_numpy().tolist()
+            if table[0, 1] + table[1, 0]:
+                assert out["p_value"] == pytest.approx(mcnemar(table, exact=True).pvalue)
+                with np.errstate(divide="ignore"):
+                    expected_log_or = np.log(table[0, 1]) - np.log(table[1, 0])
+                assert out["estimate"] == pytest.approx(expected_log_or)
+        else:
+            expected = pd.crosstab(resp["arm"], resp["responder"]).reindex(
+                index=[1.0, 0.0], columns=[1, 0], fill_value=0
+            )
+            assert table.tolist() == expected.to_numpy().tolist()
+            assert out["p_value"] == pytest.approx(
+                scipy.stats.fisher_exact(table).pvalue, rel=1e-12
+            )
+            assert out["conf_low"] < out["estimate"] < out["conf_high"]
+
+
+def test_responder_type_one_error_is_the_exact_tests_size():
+    # split-face, no difference: given m discordant pairs the exact McNemar test rejects with
+    # probability size(m), so the count of rejections is Poisson-binomial around sum size(m)
+    design, n, reps = Design(), 40, 300
+    chunks = [c for c in plan_chunks([n], reps, True, reps) if c.scenario == "null"]
+    table = run_chunks(design, Analysis(analysis="responder"), 17, chunks)
+    sizes = []
+    for r in range(reps):
+        rng = np.random.default_rng(replicate_seed(17, "null", n, r))
+        counts = responder_table(simulate_replicate(design.null(), n, rng), design)
+        m = int(counts[0, 1] + counts[1, 0])
+        k = np.arange(m + 1)
+        p = np.array([scipy.stats.binomtest(int(j), m).pvalue for j in k]) if m else np.ones(1)
+        sizes.append(float(scipy.stats.binom.pmf(k, m, 0.5)[p < 0.05].sum()))
+    size = np.array(sizes)
+    rejected = int((table["p_value"] < 0.05).sum())
+    assert abs(rejected - size.sum()) <= 3.5 * np.sqrt((size * (1 - size)).sum()) + 0.5
+    low, _ = mc_interval(rejected, reps)
+    assert low <= 0.05  # an exact test is never liberal
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("design", ["split_body", "parallel"])
+def test_responder_type_one_error_large_run(design):
+    res = outcomes.power(design, n=[20, 60], reps=2000, seed=13, analysis="responder")
+    for row in res.summary.itertuples():
+        assert row.type1_low <= 0.05

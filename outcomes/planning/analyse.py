@@ -14,6 +14,10 @@ on the visit grid, and the arm's log time ratio in a Weibull AFT model
 (:mod:`~outcomes.planning.interval`); its estimate is on the log-time scale, not in score
 points, so no true value is set for bias and coverage (``truth`` is NaN under the alternative).
 
+``analysis="responder"``: a full result at the primary visit, exact McNemar test of the
+discordant pairs (split-face) or Fisher's exact test (parallel), log odds ratio
+(:mod:`~outcomes.planning.responder`; no true value set, as for ``"interval"``).
+
 ``analysis="t-test"``: the paired t-test of the two sides at the primary visit (split-face) or
 the two-sample t-test (parallel), on patients seen at that visit: the textbook analysis, for
 comparison and for the closed-form check.
@@ -38,11 +42,12 @@ from outcomes.models.lmm.types import LmmProblem, RandomTerm
 from outcomes.planning.design import Design
 from outcomes.planning.generate import Replicate
 from outcomes.planning.interval import ENDPOINT, analyse_interval
+from outcomes.planning.responder import analyse_responder
 
 __all__ = ["ANALYSES", "Analysis", "analyse"]
 
 
-ANALYSES = ("lmm", "t-test", "interval")
+ANALYSES = ("lmm", "t-test", "interval", "responder")
 DDF = ("satterthwaite", "kenward-roger")
 TIMES = ("linear", "categorical")
 RANDOM = ("slope", "intercept")
@@ -55,8 +60,9 @@ class Analysis:
     Parameters
     ----------
     analysis
-        ``"lmm"``, ``"t-test"`` or ``"interval"`` (time to a full result, interval-censored
-        Weibull model: :mod:`~outcomes.planning.interval`).
+        ``"lmm"``, ``"t-test"``, ``"interval"`` (time to a full result, interval-censored
+        Weibull model: :mod:`~outcomes.planning.interval`) or ``"responder"`` (full result at
+        the primary visit, exact McNemar or Fisher test: :mod:`~outcomes.planning.responder`).
     ddf
         LMM degrees of freedom: ``"satterthwaite"`` or ``"kenward-roger"``.
     time
@@ -91,17 +97,30 @@ class Analysis:
     def truth(self, design: Design) -> float:
         """The true value of the estimate: the effect in score points, or for ``"interval"``
         0 under the null and NaN otherwise (a log time ratio the score model does not fix)."""
-        if self.analysis == "interval":
+        if self.analysis in ("interval", "responder"):
             return 0.0 if design.effect == 0 else float("nan")
         return design.effect
 
     def estimand(self) -> str:
         """What the estimate is, in words, for reports."""
+        if self.analysis == "responder":
+            return (
+                f"responders ({ENDPOINT.label.removeprefix('time to ')}) at the primary visit: "
+                "exact McNemar test of the discordant pairs (split-face) or Fisher's exact test "
+                "(parallel), patients seen then"
+            )
         if self.analysis == "interval":
             return (
                 "the log of the ratio of times to a full result, combination over control "
                 "(negative: faster with the combination); the score model fixes no true value "
                 "on this scale, so bias and coverage are not computed"
+            )
+        if self.analysis == "responder":
+            return (
+                "the log odds ratio of a full result at the primary visit, combination over "
+                "control (split-face: within the patient, from the discordant pairs; parallel: "
+                "conditional maximum likelihood); the score model fixes no true value on this "
+                "scale, so bias and coverage are not computed"
             )
         return "the difference in score points, combination minus control, at the primary visit"
 
@@ -109,6 +128,12 @@ class Analysis:
         """One line for tables and reports."""
         if self.analysis == "t-test":
             return "t-test at the primary visit (paired for split-face), patients seen then"
+        if self.analysis == "responder":
+            return (
+                f"responders ({ENDPOINT.label.removeprefix('time to ')}) at the primary visit: "
+                "exact McNemar test of the discordant pairs (split-face) or Fisher's exact test "
+                "(parallel), patients seen then"
+            )
         if self.analysis == "interval":
             return (
                 f"{ENDPOINT.label} on the visit grid, interval-censored Weibull AFT model "
@@ -249,4 +274,6 @@ def analyse(rep: Replicate, design: Design, analysis: Analysis) -> dict[str, Any
         return _t_test(rep, design, analysis)
     if analysis.analysis == "interval":
         return analyse_interval(rep, design, analysis.alpha)
+    if analysis.analysis == "responder":
+        return analyse_responder(rep, design, analysis.alpha)
     return _lmm(rep, design, analysis)

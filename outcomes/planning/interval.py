@@ -41,6 +41,7 @@ from outcomes.planning.generate import Replicate
 __all__ = [
     "ENDPOINT",
     "analyse_interval",
+    "full_result",
     "interval_bounds",
     "log_likelihood",
     "row_scores",
@@ -55,6 +56,19 @@ _TOL = 1e-9  # as outcomes.derive.tte: scores are compared with thresholds up to
 _FEW_EVENTS = 10  # events per coefficient below which outcomes.interval_model says few_events
 
 
+def full_result(rep: Replicate) -> np.ndarray:
+    """Per row: 1 if the visit shows a full result (the endpoint's percent improvement from
+    the unit's baseline), 0 if not, NaN at baseline or without a percent change (baseline 0)."""
+    base = np.full(rep.n_units, np.nan)
+    first = rep.visit == 0
+    base[rep.unit[first]] = rep.y[first]
+    b = base[rep.unit]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        pct = np.where((b > 0) & ~first, 100.0 * (b - rep.y) / b, np.nan)
+    threshold = float(ENDPOINT.threshold)  # type: ignore[arg-type]
+    return np.where(np.isnan(pct), np.nan, (pct >= threshold - _TOL).astype(float))
+
+
 def interval_bounds(rep: Replicate, design: Design) -> dict[str, np.ndarray]:
     """Per unit: ``lower``, ``upper`` (days from baseline; inf when censored), ``arm``, ``subject``.
 
@@ -63,22 +77,18 @@ def interval_bounds(rep: Replicate, design: Design) -> dict[str, np.ndarray]:
     """
     days = np.asarray(design.visit_days, dtype=float) - design.visit_days[0]
     units = np.arange(rep.n_units)
-    base = np.full(rep.n_units, np.nan)
-    first = rep.visit == 0
-    base[rep.unit[first]] = rep.y[first]
+    met = full_result(rep)
+    measurable = np.zeros(rep.n_units, dtype=bool)
+    measurable[rep.unit[~np.isnan(met)]] = True  # baseline above 0 and a later visit
     after = rep.visit > 0
-    unit, visit, y = rep.unit[after], rep.visit[after], rep.y[after]
-    b = base[unit]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        pct = np.where(b > 0, 100.0 * (b - y) / b, np.nan)
-    meets = pct >= ENDPOINT.threshold - _TOL  # type: ignore[operator]
+    unit, visit = rep.unit[after], rep.visit[after]
+    meets = met[after] == 1
     day = days[visit]
     event_day = np.full(rep.n_units, np.inf)
     np.minimum.at(event_day, unit[meets], day[meets])
     before = day < event_day[unit]
     last_without = np.zeros(rep.n_units)
     np.maximum.at(last_without, unit[before], day[before])
-    measurable = base > 0
     lower = np.where(measurable, last_without, 0.0)
     upper = np.where(measurable, event_day, np.inf)
     arm = np.zeros(rep.n_units)

@@ -50,7 +50,9 @@ def summarise(
     """One row per sample size: power, type I error, bias, coverage and model trouble.
 
     A failed fit counts as "not significant" (it is also counted in ``failed``); bias, coverage
-    and mean df are over the fits that succeeded (and have a true value: NaN otherwise).
+    and mean df are over the fits that succeeded (and have a true value: NaN otherwise); the
+    empirical and mean SE over those with a finite estimate and SE (an exact test's odds ratio
+    can be 0 or infinite).
     """
     rows = []
     for n, at in replicates.groupby("n", sort=True):
@@ -68,8 +70,9 @@ def summarise(
         known = alt[np.isfinite(alt["truth"].astype(float))]  # bias and coverage need a truth
         covered = (known["conf_low"] <= known["truth"]) & (known["truth"] <= known["conf_high"])
         row["bias"] = float((known["estimate"] - known["truth"]).mean()) if len(known) else np.nan
-        row["empirical_se"] = float(alt["estimate"].std(ddof=1)) if len(alt) > 1 else np.nan
-        row["mean_se"] = float(alt["std_error"].mean()) if len(alt) else np.nan
+        finite = alt[np.isfinite(alt["estimate"]) & np.isfinite(alt["std_error"])]
+        row["empirical_se"] = float(finite["estimate"].std(ddof=1)) if len(finite) > 1 else np.nan
+        row["mean_se"] = float(finite["std_error"].mean()) if len(finite) else np.nan
         row["coverage"] = float(covered.mean()) if len(known) else np.nan
         row["mean_df"] = float(alt["df"].mean()) if len(alt) else np.nan
         row["mean_n_obs"] = float(at["n_obs"].mean())
