@@ -753,9 +753,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sd-residual", type=float, help="residual SD (before rounding)")
     p.add_argument(
         "--analysis",
-        choices=["lmm", "t-test", "interval", "responder"],
+        choices=["lmm", "t-test", "mmrm", "interval", "responder"],
         default="lmm",
-        help="analysis of each trial: LMM contrast at the primary visit, t-test there, time to "
+        help="analysis of each trial: LMM contrast at the primary visit, t-test there, MMRM "
+        "(unstructured, baseline-adjusted, one outcomes.mmrm fit per trial), time to "
         "a full result (>= 50%% improvement) interval-censored on the visit grid (Weibull), or "
         "responders at the primary visit (exact McNemar for split-face, Fisher for parallel)",
     )
@@ -763,7 +764,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--ddf",
         choices=["satterthwaite", "kenward-roger"],
         default="satterthwaite",
-        help="LMM degrees of freedom",
+        help="LMM and MMRM degrees of freedom",
     )
     p.add_argument(
         "--time",

@@ -14,6 +14,9 @@ on the visit grid, and the arm's log time ratio in a Weibull AFT model
 (:mod:`~outcomes.planning.interval`); its estimate is on the log-time scale, not in score
 points, so no true value is set for bias and coverage (``truth`` is NaN under the alternative).
 
+``analysis="mmrm"``: the trial's declared MMRM through :func:`outcomes.mmrm`, LS-mean
+difference at the primary visit (:mod:`~outcomes.planning.mmrm`; one public call per trial).
+
 ``analysis="responder"``: a full result at the primary visit, exact McNemar test of the
 discordant pairs (split-face) or Fisher's exact test (parallel), log odds ratio
 (:mod:`~outcomes.planning.responder`; no true value set, as for ``"interval"``).
@@ -42,12 +45,13 @@ from outcomes.models.lmm.types import LmmProblem, RandomTerm
 from outcomes.planning.design import Design
 from outcomes.planning.generate import Replicate
 from outcomes.planning.interval import ENDPOINT, analyse_interval
+from outcomes.planning.mmrm import analyse_mmrm
 from outcomes.planning.responder import analyse_responder
 
 __all__ = ["ANALYSES", "Analysis", "analyse"]
 
 
-ANALYSES = ("lmm", "t-test", "interval", "responder")
+ANALYSES = ("lmm", "t-test", "mmrm", "interval", "responder")
 DDF = ("satterthwaite", "kenward-roger")
 TIMES = ("linear", "categorical")
 RANDOM = ("slope", "intercept")
@@ -60,11 +64,12 @@ class Analysis:
     Parameters
     ----------
     analysis
-        ``"lmm"``, ``"t-test"``, ``"interval"`` (time to a full result, interval-censored
-        Weibull model: :mod:`~outcomes.planning.interval`) or ``"responder"`` (full result at
-        the primary visit, exact McNemar or Fisher test: :mod:`~outcomes.planning.responder`).
+        ``"lmm"``, ``"t-test"``, ``"mmrm"`` (:mod:`~outcomes.planning.mmrm`), ``"interval"``
+        (time to a full result, interval-censored Weibull model:
+        :mod:`~outcomes.planning.interval`) or ``"responder"`` (full result at the primary
+        visit, exact McNemar or Fisher test: :mod:`~outcomes.planning.responder`).
     ddf
-        LMM degrees of freedom: ``"satterthwaite"`` or ``"kenward-roger"``.
+        LMM and MMRM degrees of freedom: ``"satterthwaite"`` or ``"kenward-roger"``.
     time
         LMM mean over time: ``"linear"`` in weeks (as the simulated truth) or
         ``"categorical"`` (one mean per visit and arm).
@@ -103,6 +108,12 @@ class Analysis:
 
     def estimand(self) -> str:
         """What the estimate is, in words, for reports."""
+        if self.analysis == "mmrm":
+            return (
+                "MMRM y ~ baseline + arm * visit (post-baseline visits, visit a factor), "
+                "unstructured covariance within a side [+ (1 | patient) in split-face], REML, "
+                f"{self.ddf} df; LS-mean difference at the primary visit"
+            )
         if self.analysis == "responder":
             return (
                 f"responders ({ENDPOINT.label.removeprefix('time to ')}) at the primary visit: "
@@ -122,12 +133,23 @@ class Analysis:
                 "conditional maximum likelihood); the score model fixes no true value on this "
                 "scale, so bias and coverage are not computed"
             )
+        if self.analysis == "mmrm":
+            return (
+                "the LS-mean difference in score points, combination minus control, at the "
+                "primary visit, adjusted for the side's baseline score"
+            )
         return "the difference in score points, combination minus control, at the primary visit"
 
     def label(self) -> str:
         """One line for tables and reports."""
         if self.analysis == "t-test":
             return "t-test at the primary visit (paired for split-face), patients seen then"
+        if self.analysis == "mmrm":
+            return (
+                "MMRM y ~ baseline + arm * visit (post-baseline visits, visit a factor), "
+                "unstructured covariance within a side [+ (1 | patient) in split-face], REML, "
+                f"{self.ddf} df; LS-mean difference at the primary visit"
+            )
         if self.analysis == "responder":
             return (
                 f"responders ({ENDPOINT.label.removeprefix('time to ')}) at the primary visit: "
@@ -276,4 +298,6 @@ def analyse(rep: Replicate, design: Design, analysis: Analysis) -> dict[str, Any
         return analyse_interval(rep, design, analysis.alpha)
     if analysis.analysis == "responder":
         return analyse_responder(rep, design, analysis.alpha)
+    if analysis.analysis == "mmrm":
+        return analyse_mmrm(rep, design, analysis.alpha, analysis.ddf)
     return _lmm(rep, design, analysis)
