@@ -169,13 +169,21 @@ def test_interval_failures_are_counted_and_never_significant():
     assert "interval-censored Weibull" in res.analysis.label()
 
 
-@pytest.mark.parametrize("analysis", ["interval", "responder"])
-def test_results_are_the_same_on_every_backend(analysis):
-    small = {"n": [6], "reps": 6, "seed": 3, "chunk_size": 2, "analysis": analysis}
-    small |= {"visit_days": MONTHLY, "progress": False}
-    serial = outcomes.power(**small)
-    joblib = outcomes.power(**small, backend="joblib", n_jobs=2)
-    pd.testing.assert_frame_equal(serial.replicates, joblib.replicates)
+def test_new_analyses_give_the_same_results_on_every_backend():
+    from dask.distributed import Client, LocalCluster
+
+    small = {"n": [6], "reps": 4, "seed": 3, "chunk_size": 2, "progress": False}
+    small |= {"visit_days": MONTHLY}
+    with (
+        LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=None) as cluster,
+        Client(cluster) as client,
+    ):
+        for analysis in ("interval", "responder", "mmrm"):
+            serial = outcomes.power(**small, analysis=analysis)
+            joblib = outcomes.power(**small, analysis=analysis, backend="joblib", n_jobs=2)
+            dask = outcomes.power(**small, analysis=analysis, client=client)
+            pd.testing.assert_frame_equal(serial.replicates, joblib.replicates)
+            pd.testing.assert_frame_equal(serial.replicates, dask.replicates)
 
 
 @pytest.mark.slow
@@ -322,7 +330,7 @@ def test_mmrm_type_one_error_large_run(design):
     res = outcomes.power(
         design,
         n=[10, 20],
-        reps=1000,
+        reps=400,
         seed=14,
         analysis="mmrm",
         ddf="kenward-roger",
