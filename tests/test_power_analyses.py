@@ -16,6 +16,7 @@ import pytest
 import scipy.stats
 
 import outcomes
+from outcomes.errors import InputError
 from outcomes.planning.analyse import Analysis, analyse
 from outcomes.planning.design import Design
 from outcomes.planning.generate import simulate_replicate
@@ -341,3 +342,9 @@ def test_mmrm_type_one_error_large_run(design):
         assert row.type1_low <= 0.05  # split-face: conservative (see outcomes.planning.mmrm)
         if design == "parallel":
             assert row.type1_low <= 0.05 <= row.type1_high
+
+
+@pytest.mark.parametrize("analysis", ["mmrm", "interval", "responder"])
+def test_analyses_of_change_from_baseline_need_a_later_primary_visit(analysis):
+    with pytest.raises(InputError, match="later primary_day"):
+        outcomes.power(n=[5], reps=2, analysis=analysis, visit_days=(168,), progress=False)

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from outcomes.errors import InputError, OutcomesError
+from outcomes.errors import OutcomesError
 from outcomes.planning.design import Design
 from outcomes.planning.generate import Replicate
 
@@ -53,8 +53,6 @@ def analyse_mmrm(rep: Replicate, design: Design, alpha: float, ddf: str) -> dict
     from outcomes.models.mmrm.fit import mmrm
 
     primary = design.visit_days.index(int(design.primary_day or 0))
-    if primary == 0:
-        raise InputError("analysis='mmrm' compares arms after baseline: give a later primary_day.")
     nan = float("nan")
     failed: dict[str, Any] = {"estimate": nan, "std_error": nan, "df": nan, "p_value": nan}
     failed |= {"conf_low": nan, "conf_high": nan, "warnings": ""}
