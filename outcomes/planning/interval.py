@@ -20,10 +20,11 @@ Standard errors: in a parallel trial, the model's (inverse observed information,
 :func:`outcomes.interval_model`); in a split-face trial the two sides of a patient share the
 patient's random effects, so the units are not independent and the standard error is the
 sandwich clustered by patient (R ``survreg(..., cluster = patient)``; a test checks it against
-R). Small trials give a conservative test (type I error below alpha: the Wald test of a
-Weibull model fitted to a few events), and a sparse visit grid (e.g. days 0, 28, 56, 84, 168,
-with most results between the last two visits) often has no maximum-likelihood estimate (the
-scale tends to 0): such fits are counted as failed, never as significant.
+R). A sparse visit grid (e.g. days 0, 28, 56, 84, 168, with most results between the last
+two visits) often has no maximum-likelihood estimate (the scale tends to 0): such fits are
+counted as failed, never as significant, and the test is conservative. On a monthly grid the
+type I error measured 3.5% to 6.6% for 10 to 60 patients (each within its Monte Carlo
+interval of 5%; the sandwich over few patients can be a little liberal).
 """
 
 from __future__ import annotations
