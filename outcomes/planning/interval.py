@@ -23,8 +23,8 @@ sandwich clustered by patient (R ``survreg(..., cluster = patient)``; a test che
 R). A sparse visit grid (e.g. days 0, 28, 56, 84, 168, with most results between the last
 two visits) often has no maximum-likelihood estimate (the scale tends to 0): such fits are
 counted as failed, never as significant, and the test is conservative. On a monthly grid the
-type I error measured 3.5% to 6.6% for 10 to 60 patients (each within its Monte Carlo
-interval of 5%; the sandwich over few patients can be a little liberal).
+type I error measured 3.5% to 6.6% in seven runs of 500 to 1,500 trials with 10 to 60
+patients; all but one Monte Carlo interval hold 5% (10 patients: 3.5%, 2.5% to 4.8%).
 """
 
 from __future__ import annotations
