@@ -760,13 +760,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sd-unit", type=float, help="SD of the side's random intercept (split-face)")
     p.add_argument("--sd-residual", type=float, help="residual SD (before rounding)")
     p.add_argument(
-        "--analysis", choices=["lmm", "t-test"], default="lmm", help="analysis of each trial"
+        "--analysis",
+        choices=["lmm", "t-test", "mmrm", "interval", "responder"],
+        default="lmm",
+        help="analysis of each trial: LMM contrast at the primary visit, t-test there, MMRM "
+        "(unstructured, baseline-adjusted, one outcomes.mmrm fit per trial), time to "
+        "a full result (>= 50%% improvement) interval-censored on the visit grid (Weibull), or "
+        "responders at the primary visit (exact McNemar for split-face, Fisher for parallel)",
     )
     p.add_argument(
         "--ddf",
         choices=["satterthwaite", "kenward-roger"],
         default="satterthwaite",
-        help="LMM degrees of freedom",
+        help="LMM and MMRM degrees of freedom",
     )
     p.add_argument(
         "--time",

@@ -9,6 +9,18 @@ built directly as arrays (no formula parsing) and fitted by the toolkit's engine
 (:func:`outcomes.models.lmm.engine.fit`) with lmerTest's Satterthwaite computation, so it gives
 the numbers :func:`outcomes.lmm` gives on the same data (a test checks this to 1e-8).
 
+``analysis="interval"``: the time to a full result (>= 50% improvement), interval-censored
+on the visit grid, and the arm's log time ratio in a Weibull AFT model
+(:mod:`~outcomes.planning.interval`); its estimate is on the log-time scale, not in score
+points, so no true value is set for bias and coverage (``truth`` is NaN under the alternative).
+
+``analysis="mmrm"``: the trial's declared MMRM through :func:`outcomes.mmrm`, LS-mean
+difference at the primary visit (:mod:`~outcomes.planning.mmrm`; one public call per trial).
+
+``analysis="responder"``: a full result at the primary visit, exact McNemar test of the
+discordant pairs (split-face) or Fisher's exact test (parallel), log odds ratio
+(:mod:`~outcomes.planning.responder`; no true value set, as for ``"interval"``).
+
 ``analysis="t-test"``: the paired t-test of the two sides at the primary visit (split-face) or
 the two-sample t-test (parallel), on patients seen at that visit: the textbook analysis, for
 comparison and for the closed-form check.
@@ -32,11 +44,14 @@ from outcomes.models.lmm.satterthwaite import satterthwaite
 from outcomes.models.lmm.types import LmmProblem, RandomTerm
 from outcomes.planning.design import Design
 from outcomes.planning.generate import Replicate
+from outcomes.planning.interval import ENDPOINT, analyse_interval
+from outcomes.planning.mmrm import analyse_mmrm
+from outcomes.planning.responder import analyse_responder
 
 __all__ = ["ANALYSES", "Analysis", "analyse"]
 
 
-ANALYSES = ("lmm", "t-test")
+ANALYSES = ("lmm", "t-test", "mmrm", "interval", "responder")
 DDF = ("satterthwaite", "kenward-roger")
 TIMES = ("linear", "categorical")
 RANDOM = ("slope", "intercept")
@@ -49,9 +64,12 @@ class Analysis:
     Parameters
     ----------
     analysis
-        ``"lmm"`` or ``"t-test"``.
+        ``"lmm"``, ``"t-test"``, ``"mmrm"`` (:mod:`~outcomes.planning.mmrm`), ``"interval"``
+        (time to a full result, interval-censored Weibull model:
+        :mod:`~outcomes.planning.interval`) or ``"responder"`` (full result at the primary
+        visit, exact McNemar or Fisher test: :mod:`~outcomes.planning.responder`).
     ddf
-        LMM degrees of freedom: ``"satterthwaite"`` or ``"kenward-roger"``.
+        LMM and MMRM degrees of freedom: ``"satterthwaite"`` or ``"kenward-roger"``.
     time
         LMM mean over time: ``"linear"`` in weeks (as the simulated truth) or
         ``"categorical"`` (one mean per visit and arm).
@@ -81,10 +99,68 @@ class Analysis:
         if not 0 < self.alpha < 0.5:
             raise InputError(f"alpha={self.alpha}: a significance level between 0 and 0.5.")
 
+    def truth(self, design: Design) -> float:
+        """The true value of the estimate: the effect in score points, or for ``"interval"``
+        0 under the null and NaN otherwise (a log time ratio the score model does not fix)."""
+        if self.analysis in ("interval", "responder"):
+            return 0.0 if design.effect == 0 else float("nan")
+        return design.effect
+
+    def estimand(self) -> str:
+        """What the estimate is, in words, for reports."""
+        if self.analysis == "mmrm":
+            return (
+                "MMRM y ~ baseline + arm * visit (post-baseline visits, visit a factor), "
+                "unstructured covariance within a side [+ (1 | patient) in split-face], REML, "
+                f"{self.ddf} df; LS-mean difference at the primary visit"
+            )
+        if self.analysis == "responder":
+            return (
+                f"responders ({ENDPOINT.label.removeprefix('time to ')}) at the primary visit: "
+                "exact McNemar test of the discordant pairs (split-face) or Fisher's exact test "
+                "(parallel), patients seen then"
+            )
+        if self.analysis == "interval":
+            return (
+                "the log of the ratio of times to a full result, combination over control "
+                "(negative: faster with the combination); the score model fixes no true value "
+                "on this scale, so bias and coverage are not computed"
+            )
+        if self.analysis == "responder":
+            return (
+                "the log odds ratio of a full result at the primary visit, combination over "
+                "control (split-face: within the patient, from the discordant pairs; parallel: "
+                "conditional maximum likelihood); the score model fixes no true value on this "
+                "scale, so bias and coverage are not computed"
+            )
+        if self.analysis == "mmrm":
+            return (
+                "the LS-mean difference in score points, combination minus control, at the "
+                "primary visit, adjusted for the side's baseline score"
+            )
+        return "the difference in score points, combination minus control, at the primary visit"
+
     def label(self) -> str:
         """One line for tables and reports."""
         if self.analysis == "t-test":
             return "t-test at the primary visit (paired for split-face), patients seen then"
+        if self.analysis == "mmrm":
+            return (
+                "MMRM y ~ baseline + arm * visit (post-baseline visits, visit a factor), "
+                "unstructured covariance within a side [+ (1 | patient) in split-face], REML, "
+                f"{self.ddf} df; LS-mean difference at the primary visit"
+            )
+        if self.analysis == "responder":
+            return (
+                f"responders ({ENDPOINT.label.removeprefix('time to ')}) at the primary visit: "
+                "exact McNemar test of the discordant pairs (split-face) or Fisher's exact test "
+                "(parallel), patients seen then"
+            )
+        if self.analysis == "interval":
+            return (
+                f"{ENDPOINT.label} on the visit grid, interval-censored Weibull AFT model "
+                "~ arm, Wald z of the log time ratio (split-face: SE clustered by patient)"
+            )
         mean = "week * arm" if self.time == "linear" else "C(visit) * arm"
         re = "(week | patient)" if self.random == "slope" else "(1 | patient)"
         return f"LMM y ~ {mean} + {re} [+ (1 | patient:side)], REML, {self.ddf} df"
@@ -218,4 +294,10 @@ def analyse(rep: Replicate, design: Design, analysis: Analysis) -> dict[str, Any
     """
     if analysis.analysis == "t-test":
         return _t_test(rep, design, analysis)
+    if analysis.analysis == "interval":
+        return analyse_interval(rep, design, analysis.alpha)
+    if analysis.analysis == "responder":
+        return analyse_responder(rep, design, analysis.alpha)
+    if analysis.analysis == "mmrm":
+        return analyse_mmrm(rep, design, analysis.alpha, analysis.ddf)
     return _lmm(rep, design, analysis)

@@ -50,7 +50,9 @@ def summarise(
     """One row per sample size: power, type I error, bias, coverage and model trouble.
 
     A failed fit counts as "not significant" (it is also counted in ``failed``); bias, coverage
-    and mean df are over the fits that succeeded.
+    and mean df are over the fits that succeeded (and have a true value: NaN otherwise); the
+    empirical and mean SE over those with a finite estimate and SE (an exact test's odds ratio
+    can be 0 or infinite).
     """
     rows = []
     for n, at in replicates.groupby("n", sort=True):
@@ -65,11 +67,13 @@ def summarise(
             row[f"{prefix}_low"] = float(low)
             row[f"{prefix}_high"] = float(high)
         alt = at[(at["scenario"] == "alternative") & (at["error"] == "")]
-        covered = (alt["conf_low"] <= alt["truth"]) & (alt["truth"] <= alt["conf_high"])
-        row["bias"] = float((alt["estimate"] - alt["truth"]).mean()) if len(alt) else np.nan
-        row["empirical_se"] = float(alt["estimate"].std(ddof=1)) if len(alt) > 1 else np.nan
-        row["mean_se"] = float(alt["std_error"].mean()) if len(alt) else np.nan
-        row["coverage"] = float(covered.mean()) if len(alt) else np.nan
+        known = alt[np.isfinite(alt["truth"].astype(float))]  # bias and coverage need a truth
+        covered = (known["conf_low"] <= known["truth"]) & (known["truth"] <= known["conf_high"])
+        row["bias"] = float((known["estimate"] - known["truth"]).mean()) if len(known) else np.nan
+        finite = alt[np.isfinite(alt["estimate"]) & np.isfinite(alt["std_error"])]
+        row["empirical_se"] = float(finite["estimate"].std(ddof=1)) if len(finite) > 1 else np.nan
+        row["mean_se"] = float(finite["std_error"].mean()) if len(finite) else np.nan
+        row["coverage"] = float(covered.mean()) if len(known) else np.nan
         row["mean_df"] = float(alt["df"].mean()) if len(alt) else np.nan
         row["mean_n_obs"] = float(at["n_obs"].mean())
         row["failed"] = int((at["error"] != "").sum())
@@ -158,7 +162,7 @@ class PowerResult:
             out["Type I error % (MC interval)"] = (
                 pct(s["type1"]) + " (" + pct(s["type1_low"]) + " to " + pct(s["type1_high"]) + ")"
             )
-        out["Bias"] = s["bias"].map(lambda v: f"{v:.3f}")
+        out["Bias"] = s["bias"].map(lambda v: "" if pd.isna(v) else f"{v:.3f}")
         out["CI coverage %"] = pct(s["coverage"])
         out["Fits with warnings %"] = pct(s["warnings_share"])
         out["Failed fits"] = s["failed"]

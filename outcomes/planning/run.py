@@ -98,7 +98,7 @@ def run_chunk(design: Design, analysis: Analysis, seed: int, chunk: Chunk) -> pd
                     "scenario": chunk.scenario,
                     "n": chunk.n,
                     "replicate": r,
-                    "truth": truth_design.effect,
+                    "truth": analysis.truth(truth_design),
                     **out,
                     "n_obs": len(rep.y),
                 }

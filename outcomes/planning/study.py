@@ -107,6 +107,13 @@ def power(
     else:
         the_design = Design.build(effect=effect, design=design, **design_options)
     the_analysis = Analysis(analysis=analysis, ddf=ddf, time=time, random=random, alpha=alpha)
+    if the_analysis.analysis in ("mmrm", "interval", "responder") and (
+        the_design.primary_day == the_design.visit_days[0]
+    ):
+        raise InputError(
+            f"analysis={analysis!r} compares change from the baseline visit (day "
+            f"{the_design.visit_days[0]}): give a later primary_day and visits after baseline."
+        )
     ns = sorted({int(x) for x in ([n] if isinstance(n, int) else n)})
     minimum = 3 if the_design.design == "split_body" else 2
     if not ns or ns[0] < minimum:
