@@ -259,3 +259,56 @@ def test_variant_renders_html_and_says_what_is_missing(name: str, tmp_path: Path
 def test_variant_renders_three_formats(name: str, tmp_path: Path) -> None:
     for text in render_variant(name, tmp_path, "html,pdf,docx").values():
         check(name, text)
+
+
+def three_arms(feeds: Feeds) -> Feeds:
+    """Every third participant of a parallel MN+PRP vs MN trial moved to a third arm, MN+RF."""
+    units, sessions = feeds.tables["units"], feeds.tables["sessions"]
+    moved = units["subject_id"].str[1:].astype(int) % 3 == 0
+    units.loc[moved, "modality"] = "MN+RF"
+    rf = sessions["unit_id"].isin(units.loc[moved, "unit_id"])
+    sessions.loc[rf, "modality"] = "MN+RF"
+    sessions.loc[rf, "prp_volume_ml"] = None
+    sessions.loc[rf, "rf_energy_mj"] = 20.0
+    feeds.tables["studies"]["title"] = "Three-arm trial"
+    return feeds
+
+
+def test_three_arm_trial_is_reported_one_comparison_at_a_time(tmp_path: Path) -> None:
+    write_feeds(three_arms(sim(design="parallel", n=60)), tmp_path / "trial")
+    store = tmp_path / "store.duckdb"
+    assert ingest([tmp_path / "trial"], store).exit_code == 0
+
+    def report(*params: str) -> tuple[int, str]:
+        stderr = io.StringIO()
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(stderr):
+            code = main(
+                [
+                    "report",
+                    str(REPORT),
+                    "-P",
+                    f"store={store}",
+                    *params,
+                    "--to",
+                    "html",
+                    "--out",
+                    str(tmp_path / "out"),
+                    "--engine",
+                    "builtin",
+                ]
+            )
+        return code, stderr.getvalue()
+
+    code, err = report()
+    assert code == 2
+    assert "has 3 arms (MN, MN+PRP, MN+RF)" in err and "-P treatment=MN+RF" in err
+    assert "Traceback" not in err
+    code, err = report("-P", "treatment=MN+RF")
+    assert code == 0, err
+    page = readers.Page()
+    page.feed((tmp_path / "out" / "trial.html").read_text(encoding="utf-8"))
+    text = readers.flat("".join(page.text))
+    assert "the study’s other arm (MN+PRP) is left out of this report" in text
+    assert text.count("MN+PRP") == 1  # named once, as left out; never compared
+    assert "MN+RF versus MN" in text
+    assert not LEAK.search(text), LEAK.search(text)

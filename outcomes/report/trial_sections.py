@@ -100,6 +100,43 @@ def control_arm(units: pd.DataFrame, control: str) -> str:
     return (named or found)[0]
 
 
+def two_arms(
+    t: Mapping[str, pd.DataFrame], control: str, treatment: str | None, study: str
+) -> tuple[dict[str, pd.DataFrame], list[str]]:
+    """The study's tables cut to ``control`` and ``treatment`` (the report compares two arms),
+    and the arms left out.
+
+    A study with more than two arms needs ``treatment``; without it, or with an arm the study
+    does not have, an InputError says which arms there are.
+    """
+    from outcomes.errors import InputError
+
+    units = t["units"]
+    found = sorted(units["modality"].dropna().unique())
+    others = [a for a in found if a != control]
+    if treatment is None and len(others) <= 1:
+        return dict(t), []
+    if treatment is None or treatment not in others:
+        how = " ".join(f"-P treatment={a}" for a in others)
+        raise InputError(
+            f"study {study} has {len(found)} arms ({', '.join(found)}); the trial report "
+            f"compares one with {control}: render it once per arm ({how})"
+            + ("" if treatment is None else f"; {treatment!r} is not one of them")
+        )
+    kept_units = units.loc[units["modality"].isin([control, treatment])]
+    subjects = set(kept_units["subject_id"])
+    unit_ids = set(kept_units["unit_id"])
+    cut = dict(t)
+    for name, df in t.items():
+        if "unit_id" in df.columns and name != "units":
+            cut[name] = df.loc[df["unit_id"].isna() | df["unit_id"].isin(unit_ids)]
+        if "subject_id" in df.columns:
+            cut[name] = cut[name].loc[cut[name]["subject_id"].isin(subjects)]
+    cut["units"] = kept_units
+    cut = {name: df.reset_index(drop=True) for name, df in cut.items()}
+    return cut, [a for a in others if a != treatment]
+
+
 # --------------------------------------------------------------------------------------------
 # participant flow (CONSORT)
 # --------------------------------------------------------------------------------------------
