@@ -303,6 +303,8 @@ def test_three_arm_trial_is_reported_one_comparison_at_a_time(tmp_path: Path) ->
     assert code == 2
     assert "has 3 arms (MN, MN+PRP, MN+RF)" in err and "-P treatment=MN+RF" in err
     assert "Traceback" not in err
+    code, err = report("-P", "study=TRIAL9")
+    assert code == 2 and "study 'TRIAL9' is not in snapshot 1" in err and "TRIAL1 (parallel)" in err
     code, err = report("-P", "treatment=MN+RF")
     assert code == 0, err
     page = readers.Page()

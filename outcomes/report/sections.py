@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from outcomes.data.store import Store
+from outcomes.errors import InputError
 from outcomes.report.tables import format_number, format_p
 from outcomes.report.theme import MODALITY_COLOURS
 
@@ -74,7 +75,17 @@ class Snapshot:
     tables: dict[str, pd.DataFrame]
 
     def study(self, study_id: str) -> dict[str, pd.DataFrame]:
-        """The tables restricted to one study (tables without ``study_id`` are kept whole)."""
+        """The tables restricted to one study (tables without ``study_id`` are kept whole).
+
+        Raises InputError naming the studies there are when ``study_id`` is not one of them.
+        """
+        studies = self.tables["studies"]
+        if study_id not in set(studies["study_id"]):
+            there = ", ".join(f"{r.study_id} ({r.design})" for r in studies.itertuples(index=False))
+            raise InputError(
+                f"study {study_id!r} is not in snapshot {self.snapshot_id} of {self.store}; "
+                f"it holds {there or 'no study'}: choose one with -P study=ID"
+            )
         return {
             name: (df.loc[df["study_id"] == study_id].reset_index(drop=True))
             if "study_id" in df.columns
