@@ -431,3 +431,24 @@ def test_older_redcap_dictionary_headers_still_decode(
     flagged = dd.replace("age,enrolment,text,Age,,integer,", "age,enrolment,text,Age,,integer,y")
     report = ingest([_export(tmp_path / "flagged", dd=flagged)], tmp_path / "f.duckdb")
     assert "marked as identifiers in the REDCap data dictionary" in report.files[0].message
+
+
+def test_join_takes_fixed_text_around_the_key(tmp_path: Path) -> None:
+    # a site numbering patients S001 whose trial treats the whole face: unit S001-W
+    (tmp_path / "site.csv").write_text("Code,Visit,Score\nS001,baseline,12\nS002,baseline,9\n")
+    (tmp_path / "site.csv.mapping.yaml").write_text(
+        "tables:\n"
+        "  assessments:\n"
+        "    columns: {Visit: visit, Score: value}\n"
+        "    compute:\n"
+        '      unit_id: {join: [Code], prefix: "U-", suffix: "-W"}\n'
+        "    constants: {study_id: T1, instrument: gb_quant, day: 0, rater_role: investigator,"
+        " rater_id: R1}\n"
+    )
+    [feed] = prepare_feed(tmp_path / "site.csv")
+    assert feed.data["unit_id"].tolist() == ["U-S001-W", "U-S002-W"]
+    (tmp_path / "site.csv.mapping.yaml").write_text(
+        'tables:\n  assessments:\n    compute:\n      day: {study_day: Visit, suffix: "-W"}\n'
+    )
+    with pytest.raises(InputError, match="`prefix` and `suffix` go with `join`"):
+        prepare_feed(tmp_path / "site.csv")

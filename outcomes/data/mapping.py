@@ -60,16 +60,21 @@ def _text(value: Any) -> str:
 
 
 class Compute(YamlModel):
-    """A target column computed from source columns: ``join`` or ``study_day`` (one of them)."""
+    """A target column computed from source columns: ``join`` (with ``sep``, and fixed
+    ``prefix``/``suffix`` text, as ``S001`` -> ``S001-W``) or ``study_day`` (one of them)."""
 
     join: list[StrictStr] | None = Field(default=None, min_length=1)
     sep: StrictStr = "-"
+    prefix: StrictStr = ""
+    suffix: StrictStr = ""
     study_day: StrictStr | None = None
 
     @model_validator(mode="after")
     def _one_kind(self) -> Compute:
         if (self.join is None) == (self.study_day is None):
             raise ValueError("give either `join: [columns]` or `study_day: date column`")
+        if self.join is None and (self.prefix or self.suffix):
+            raise ValueError("`prefix` and `suffix` go with `join`, not with `study_day`")
         return self
 
 

@@ -269,7 +269,7 @@ def build_table(
             for part in parts[1:]:
                 joined = joined + comp.sep + part
             missing = np.logical_or.reduce([(p == "").to_numpy(dtype=bool) for p in parts])
-            out[target] = joined.astype(TEXT).mask(missing)
+            out[target] = (comp.prefix + joined + comp.suffix).astype(TEXT).mask(missing)
         else:
             assert comp.study_day is not None and anchor is not None
             _require(m, df, [comp.study_day, *anchor.keys], key)
