@@ -348,3 +348,14 @@ def test_mmrm_type_one_error_large_run(design):
 def test_analyses_of_change_from_baseline_need_a_later_primary_visit(analysis):
     with pytest.raises(InputError, match="later primary_day"):
         outcomes.power(n=[5], reps=2, analysis=analysis, visit_days=(168,), progress=False)
+
+
+@pytest.mark.parametrize(
+    ("analysis", "words"),
+    [("mmrm", "LS-mean difference in score points"), ("responder", "log odds ratio")],
+)
+def test_estimand_says_what_the_estimate_is_not_how_it_is_tested(analysis, words):
+    from outcomes.planning.analyse import Analysis
+
+    a = Analysis(analysis=analysis)
+    assert words in a.estimand() and a.estimand() != a.label()

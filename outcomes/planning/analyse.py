@@ -108,18 +108,6 @@ class Analysis:
 
     def estimand(self) -> str:
         """What the estimate is, in words, for reports."""
-        if self.analysis == "mmrm":
-            return (
-                "MMRM y ~ baseline + arm * visit (post-baseline visits, visit a factor), "
-                "unstructured covariance within a side [+ (1 | patient) in split-face], REML, "
-                f"{self.ddf} df; LS-mean difference at the primary visit"
-            )
-        if self.analysis == "responder":
-            return (
-                f"responders ({ENDPOINT.label.removeprefix('time to ')}) at the primary visit: "
-                "exact McNemar test of the discordant pairs (split-face) or Fisher's exact test "
-                "(parallel), patients seen then"
-            )
         if self.analysis == "interval":
             return (
                 "the log of the ratio of times to a full result, combination over control "
