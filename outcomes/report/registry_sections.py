@@ -327,13 +327,13 @@ def durability_endpoint(table: pd.DataFrame, assessments: pd.DataFrame) -> str |
 
 
 def _wilson(k: int, n: int, level: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval of ``k / n`` (statsmodels', as the trial report's); NaN if n = 0."""
+    from statsmodels.stats.proportion import proportion_confint
+
     if n == 0:
         return float("nan"), float("nan")
-    z = float(stats.norm.isf((1 - level) / 2))
-    p = k / n
-    centre = (p + z**2 / (2 * n)) / (1 + z**2 / n)
-    half = z * np.sqrt(p * (1 - p) / n + z**2 / (4 * n**2)) / (1 + z**2 / n)
-    return float(centre - half), float(centre + half)
+    low, high = proportion_confint(k, n, alpha=1 - level, method="wilson")
+    return float(low), float(high)
 
 
 def _poisson(k: int, exposure: float, level: float = 0.95) -> tuple[float, float]:
