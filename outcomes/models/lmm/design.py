@@ -108,6 +108,64 @@ def _rank_deficient(x: np.ndarray) -> bool:
     return bool(np.linalg.matrix_rank(x) < x.shape[1])
 
 
+def _design_matrices(frame: pd.DataFrame, formula: str, re_formula: str) -> tuple[Any, Any, Any]:
+    """Patsy's response, fixed-effects and random-effects matrices of a frame without NAs.
+
+    Numeric columns that the formulas use as they are (``time``, not ``C(time)`` or
+    ``np.log(time)``) go to patsy as NumPy arrays, which it evaluates several times faster than
+    pandas Series; every other column stays a Series, so that patsy keeps its levels, their
+    order and their labels. The frame has no missing values, so patsy need not look for them;
+    values a formula makes non-finite (log(0), 1/0) are found by the caller.
+    """
+    descs = [patsy.ModelDesc.from_formula(f) for f in (formula, re_formula)]
+    codes = {
+        factor.code
+        for desc in descs
+        for term in [*desc.lhs_termlist, *desc.rhs_termlist]
+        for factor in term.factors
+    }
+    inside = set(_formula_variables(" + ".join(c for c in codes if c not in frame), frame.columns))
+    columns = {
+        name: values.to_numpy()
+        if name in codes
+        and name not in inside
+        and isinstance(values.dtype, np.dtype)
+        and values.dtype.kind in "fiu"
+        else values
+        for name, values in frame.items()
+    }
+    none_missing = patsy.NAAction(on_NA="raise", NA_types=[])
+    y_mat, x_mat = patsy.dmatrices(descs[0], columns, NA_action=none_missing)
+    # Patsy counts rows from a DataFrame or from a factor: "~1" has no factor.
+    has_factor = any(term.factors for term in descs[1].rhs_termlist)
+    z_mat = patsy.dmatrix(descs[1], columns if has_factor else frame, NA_action=none_missing)
+    return y_mat, x_mat, z_mat
+
+
+def _joined_codes(frame: pd.DataFrame, path: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Codes and labels (``"clinic:patient"``, sorted as text) of combinations of ``path``.
+
+    Each column is factorised once and only the distinct combinations are turned into text,
+    so long data cost no string operations per row.
+    """
+    parts = []
+    for name in path:
+        codes, uniques = pd.factorize(frame[name])
+        text_codes, text = pd.factorize(np.asarray(uniques).astype(str))
+        parts.append((text_codes[codes], np.asarray(text, dtype=object)))
+    combined = np.column_stack([codes for codes, _ in parts])
+    combos, codes = np.unique(combined, axis=0, return_inverse=True)
+    text = np.array(
+        ["\x1f".join(str(t[c]) for c, (_, t) in zip(row, parts, strict=True)) for row in combos],
+        dtype=object,
+    )
+    order = np.argsort(text, kind="stable")
+    rank = np.empty(len(order), dtype=np.intp)
+    rank[order] = np.arange(len(order))
+    levels = np.array([t.replace("\x1f", ":") for t in text[order]], dtype=object)
+    return rank[codes.reshape(-1)].astype(np.intp), levels
+
+
 @dataclass(frozen=True)
 class _Spec:
     """What :func:`build_problem` kept besides the arrays (for marginal means and tables)."""
@@ -155,8 +213,11 @@ def build_problem(
         raise InputError(f"The response {lhs!r} must name one column of the data.")
     response = responses[0]
     used = list(dict.fromkeys([*fixed_vars, *re_vars, groups, *nested]))
-    frame = data[used].dropna()
-    n_dropped = len(data) - len(frame)
+    missing = np.zeros(len(data), dtype=bool)
+    for name in used:
+        missing |= data[name].isna().to_numpy()
+    frame = data.loc[~missing, used] if missing.any() else data[used]
+    n_dropped = int(missing.sum())
     if not pd.api.types.is_numeric_dtype(frame[response]) or pd.api.types.is_bool_dtype(
         frame[response]
     ):
@@ -166,22 +227,20 @@ def build_problem(
         )
     labels = frame.index  # the data's row labels, for messages
     frame = frame.reset_index(drop=True)
-    # The frame has no missing values, so patsy need not look for them (on long data that
-    # search costs more than building the matrices); values a formula makes non-finite
-    # (log(0), 1/0) are found below.
-    keep_all = patsy.NAAction(NA_types=[])
     try:
-        y_mat, x_mat = patsy.dmatrices(formula, frame, return_type="dataframe", NA_action=keep_all)
-        z_mat = patsy.dmatrix(re_formula, frame, return_type="dataframe", NA_action=keep_all)
+        y_mat, x_mat, z_mat = _design_matrices(frame, formula, re_formula)
     except patsy.PatsyError as exc:
         raise InputError(f"Cannot build the model from the formula: {exc}") from None
     for mat, which in ((y_mat, formula), (x_mat, formula), (z_mat, re_formula)):
-        bad = ~np.isfinite(mat.to_numpy(dtype=float))
+        bad = ~np.isfinite(mat)
         if bad.any():
             rows = np.flatnonzero(bad.any(axis=1))
+            names = [
+                n for n, b in zip(mat.design_info.column_names, bad.any(axis=0), strict=True) if b
+            ]
             raise InputError(
                 f"The formula {which!r} gives missing or infinite values in column(s) "
-                f"{', '.join(map(repr, mat.columns[bad.any(axis=0)]))} in {len(rows)} row(s) "
+                f"{', '.join(map(repr, names))} in {len(rows)} row(s) "
                 f"(data index {', '.join(map(str, labels[rows[:5]]))}"
                 f"{', ...' if len(rows) > 5 else ''}); check transformations such as log() of "
                 "zero or negative values."
@@ -192,25 +251,24 @@ def build_problem(
             group=groups,
             codes=top_codes.astype(np.intp),
             levels=np.asarray(top_levels),
-            z=z_mat.to_numpy(dtype=float),
-            z_names=tuple(z_mat.columns),
+            z=np.asarray(z_mat, dtype=float),
+            z_names=tuple(z_mat.design_info.column_names),
         )
     ]
     path = [groups]
     for name in nested:
         path.append(name)
-        keys = frame[path].astype(str).agg("\x1f".join, axis=1)
-        codes, levels = pd.factorize(keys, sort=True)
+        codes, levels = _joined_codes(frame, path)
         terms.append(
             RandomTerm(
                 group=":".join(path),
-                codes=codes.astype(np.intp),
-                levels=np.array([lev.replace("\x1f", ":") for lev in levels], dtype=object),
+                codes=codes,
+                levels=levels,
                 z=np.ones((len(frame), 1)),
                 z_names=("Intercept",),
             )
         )
-    x = x_mat.to_numpy(dtype=float)
+    x = np.asarray(x_mat, dtype=float)
     n, p = x.shape
     if terms[0].n_groups < 2:
         raise InputError(f"The grouping column {groups!r} has fewer than 2 groups.")
@@ -222,9 +280,9 @@ def build_problem(
             "never occurs): simplify the formula."
         )
     problem = LmmProblem(
-        y=y_mat.to_numpy(dtype=float)[:, 0],
+        y=np.asarray(y_mat, dtype=float)[:, 0],
         x=x,
-        x_names=tuple(x_mat.columns),
+        x_names=tuple(x_mat.design_info.column_names),
         terms=tuple(terms),
         reml=reml,
     )
