@@ -285,3 +285,25 @@ def test_outcomes_engine_through_lmm_matches_lme4():
     con = fit.contrasts("arm", at={"week": 12}).set_index("contrast")
     rc = _r_emm(REF["week"]["contrast"], ["contrast"])
     rref.assert_rel(con.loc[rc.index, "df"], rc["df"], 1e-3, "contrast df")
+
+
+def test_nested_group_codes_are_sorted_text_combinations():
+    """Inner groups are the distinct (outer, inner) pairs, labelled "outer:inner" and sorted as
+    text, whatever the column types (the definition, computed row by row here)."""
+    from outcomes.models.lmm.design import _joined_codes
+
+    rng = np.random.default_rng(5)
+    frame = pd.DataFrame(
+        {
+            "clinic": rng.choice(["b", "a", "c10", "c9"], 400),
+            "patient": rng.integers(0, 40, 400),
+            "side": pd.Categorical(rng.choice(["right", "left"], 400)),
+            "dose": rng.choice([0.5, 1.0, 10.0], 400),
+        }
+    )
+    for path in (["clinic", "patient"], ["patient", "side"], ["clinic", "dose", "side"]):
+        text = frame[path].astype(str).agg("\x1f".join, axis=1)
+        want_codes, want_levels = pd.factorize(text, sort=True)
+        codes, levels = _joined_codes(frame, path)
+        np.testing.assert_array_equal(codes, want_codes)
+        assert list(levels) == [lev.replace("\x1f", ":") for lev in want_levels]
