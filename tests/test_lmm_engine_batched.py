@@ -50,7 +50,7 @@ def irregular_problem(seed: int, q: int, *, reml: bool = True) -> LmmProblem:
 
 def criterion(prob: LmmProblem) -> blocks._Criterion:
     a = np.column_stack([prob.x, prob.y])
-    return blocks._Criterion(prob, blocks._OneLevel(prob.terms[0], a), a)
+    return blocks._Criterion(prob, blocks._OneLevel(prob.terms[0], prob.x, prob.y), a.T @ a)
 
 
 def thetas(crit: blocks._Criterion, seed: int) -> np.ndarray:

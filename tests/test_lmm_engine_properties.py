@@ -153,10 +153,10 @@ def test_same_or_better_optimum_than_statsmodels_nested(
 def criterion(prob: LmmProblem) -> blocks._Criterion:
     a = np.column_stack([prob.x, prob.y])
     if len(prob.terms) == 1:
-        structure = blocks._OneLevel(prob.terms[0], a)
+        structure = blocks._OneLevel(prob.terms[0], prob.x, prob.y)
     else:
-        structure = blocks._TwoLevel(prob.terms[0], prob.terms[1], a)
-    return blocks._Criterion(prob, structure, a)
+        structure = blocks._TwoLevel(prob.terms[0], prob.terms[1], prob.x, prob.y)
+    return blocks._Criterion(prob, structure, a.T @ a)
 
 
 def clinic_problem(seed: int) -> LmmProblem:

@@ -156,38 +156,46 @@ def _gram(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 class _Groups:
-    """Row-to-group bookkeeping: per-group cross-products by sparse products over the rows."""
+    """One grouping factor's rows and design ``z``: per-group cross-products ``Z_i' R_i``.
 
-    def __init__(self, codes: np.ndarray, n_groups: int) -> None:
+    For each column of ``z``, the sparse (groups x rows) matrix whose row ``g`` holds that
+    column's values on group ``g``'s rows; a cross-product with ``R`` is one sparse product per
+    column of ``z``, with no (rows x columns) temporary. The matrices are built once, so the
+    products with a new response (a refit) cost one sparse product each.
+    """
+
+    def __init__(self, codes: np.ndarray, n_groups: int, z: np.ndarray) -> None:
         self.n_groups = n_groups
         n = len(codes)
         pattern = scipy.sparse.csr_matrix((np.ones(n), (codes, np.arange(n))), shape=(n_groups, n))
-        self.indices, self.indptr = pattern.indices, pattern.indptr
+        indices, indptr = pattern.indices, pattern.indptr
+        self._weights = [
+            scipy.sparse.csr_matrix((z[indices, a], indices, indptr), shape=(n_groups, n))
+            for a in range(z.shape[1])
+        ]
 
-    def crossprod(self, left: np.ndarray, right: np.ndarray) -> np.ndarray:
-        """Per-group ``left_i' right_i`` as a (a, b, G) array.
-
-        For each column of ``left``, the sparse matrix whose row ``g`` holds that column's
-        values on group ``g``'s rows, times ``right``: no (rows x a x b) temporary.
-        """
-        out = np.empty((left.shape[1], right.shape[1], self.n_groups))
-        shape = (self.n_groups, len(left))
-        for a in range(left.shape[1]):
-            weights = scipy.sparse.csr_matrix(
-                (left[self.indices, a], self.indices, self.indptr), shape=shape
-            )
+    def crossprod(self, right: np.ndarray) -> np.ndarray:
+        """Per-group ``Z_i' right_i`` as a (q, b, G) array."""
+        out = np.empty((len(self._weights), right.shape[1], self.n_groups))
+        for a, weights in enumerate(self._weights):
             out[a] = (weights @ right).T
         return out
 
 
-def _row_patterns(keys: np.ndarray) -> tuple[np.ndarray, int]:
-    """Integer label of each distinct row of ``keys`` (by hashing, not sorting)."""
+def _row_patterns(keys: np.ndarray, most: int) -> tuple[np.ndarray, int]:
+    """Integer label of each distinct row of ``keys`` (by hashing, not sorting).
+
+    Stops early, returning the labels so far, once there are more than ``most`` of them (the
+    caller then has no use for them).
+    """
     label = np.zeros(len(keys), dtype=np.int64)
     n_labels = 1
     for col in keys.T:
         codes, uniques = pd.factorize(col)
         label, labels = pd.factorize(label * len(uniques) + codes)
         n_labels = len(labels)
+        if n_labels > most:
+            break
     return label, n_labels
 
 
@@ -246,19 +254,19 @@ class _OneLevel:
     ``A'Z Lambda H^-1 Lambda' Z'A = sum_i V_i' H_i^-1 V_i`` with ``V_i = Lambda' Z_i'A_i``.
     """
 
-    def __init__(self, term: RandomTerm, a: np.ndarray) -> None:
+    def __init__(self, term: RandomTerm, x: np.ndarray, r: np.ndarray) -> None:
         self.block = _ThetaBlock(term.z.shape[1], 0)
         self.blocks = (self.block,)
         q = self.block.q
         g = term.n_groups
-        self._groups = _Groups(np.asarray(term.codes), g)
-        self._z = np.asarray(term.z, dtype=float)
-        ztz = self._groups.crossprod(self._z, self._z)
-        self._ztx = self._groups.crossprod(self._z, a[:, :-1])
-        self.p_a = a.shape[1]
+        z = np.asarray(term.z, dtype=float)
+        self._groups = _Groups(np.asarray(term.codes), g, z)
+        ztz = self._groups.crossprod(z)
+        self._ztx = self._groups.crossprod(x)
+        self.p_a = x.shape[1] + 1
         # Groups sharing Z_i'Z_i share everything but their cross-products with [X y].
         rows, cols = np.triu_indices(q)
-        self._pattern, k = _row_patterns(ztz[rows, cols].T)
+        self._pattern, k = _row_patterns(ztz[rows, cols].T, most=min(g // 4, 5_000))
         m = q * self.p_a
         self.compressed = 4 * k <= g and k <= 5_000 and k * m * m <= _TENSOR_BUDGET
         if self.compressed:
@@ -268,11 +276,11 @@ class _OneLevel:
         else:
             self.ztz = ztz
             self.weight = np.ones(g)
-        self._set_response(a[:, -1])
+        self._set_response(r)
 
     def _set_response(self, r: np.ndarray) -> None:
         """The cross-products with the response column of ``A = [X r]``."""
-        zta = np.concatenate([self._ztx, self._groups.crossprod(self._z, r[:, None])], axis=1)
+        zta = np.concatenate([self._ztx, self._groups.crossprod(r[:, None])], axis=1)
         if self.compressed:
             self.tensor = self._pattern_tensor(zta, self._pattern, len(self.weight))
         else:
@@ -413,7 +421,7 @@ class _OneLevel:
 class _TwoLevel:
     """Two nested grouping factors: an outer term (q1) and an inner term (q2) within it."""
 
-    def __init__(self, outer: RandomTerm, inner: RandomTerm, a: np.ndarray) -> None:
+    def __init__(self, outer: RandomTerm, inner: RandomTerm, x: np.ndarray, r: np.ndarray) -> None:
         self.outer_block = _ThetaBlock(outer.z.shape[1], 0)
         self.inner_block = _ThetaBlock(inner.z.shape[1], self.outer_block.size)
         self.blocks = (self.outer_block, self.inner_block)
@@ -430,17 +438,17 @@ class _TwoLevel:
         # Inner levels without rows contribute nothing (H = I); give them any parent.
         parent[parent < 0] = 0
         self.parent = parent
-        self.p_a = a.shape[1]
+        self.p_a = x.shape[1] + 1
         z1 = np.asarray(outer.z, dtype=float)
         z2 = np.asarray(inner.z, dtype=float)
-        self._inner = (_Groups(inner_codes, n_inner), z2)
-        self._outer = (_Groups(outer_codes, n_outer), z1)
-        self.ww = self._inner[0].crossprod(z2, z2)
-        self.wz = self._inner[0].crossprod(z2, z1)
-        self.zz = self._outer[0].crossprod(z1, z1)
-        self._wx = self._inner[0].crossprod(z2, a[:, :-1])
-        self._zx = self._outer[0].crossprod(z1, a[:, :-1])
-        self._set_response(a[:, -1])
+        self._inner = _Groups(inner_codes, n_inner, z2)
+        self._outer = _Groups(outer_codes, n_outer, z1)
+        self.ww = self._inner.crossprod(z2)
+        self.wz = self._inner.crossprod(z1)
+        self.zz = self._outer.crossprod(z1)
+        self._wx = self._inner.crossprod(x)
+        self._zx = self._outer.crossprod(x)
+        self._set_response(r)
         # sums over the inner groups of each outer group: (J, S) @ (S, ...)
         self.to_outer = scipy.sparse.csr_matrix(
             (np.ones(n_inner), (parent, np.arange(n_inner))), shape=(n_outer, n_inner)
@@ -448,9 +456,8 @@ class _TwoLevel:
 
     def _set_response(self, r: np.ndarray) -> None:
         """The cross-products with the response column of ``A = [X r]``."""
-        (inner, z2), (outer, z1) = self._inner, self._outer
-        self.wa = np.concatenate([self._wx, inner.crossprod(z2, r[:, None])], axis=1)
-        self.za = np.concatenate([self._zx, outer.crossprod(z1, r[:, None])], axis=1)
+        self.wa = np.concatenate([self._wx, self._inner.crossprod(r[:, None])], axis=1)
+        self.za = np.concatenate([self._zx, self._outer.crossprod(r[:, None])], axis=1)
 
     def with_response(self, r: np.ndarray) -> _TwoLevel:
         """The same structure for another response column (nothing else is recomputed)."""
@@ -561,12 +568,12 @@ class _Criterion:
     """lme4's profiled deviance (REML or ML) as a function of theta."""
 
     def __init__(
-        self, problem: LmmProblem, structure: _OneLevel | _TwoLevel, a: np.ndarray
+        self, problem: LmmProblem, structure: _OneLevel | _TwoLevel, ata: np.ndarray
     ) -> None:
         self.structure = structure
         self.reml = problem.reml
         self.n, self.p = problem.x.shape
-        self.ata = a.T @ a
+        self.ata = ata  # A'A for A = [X r]
         self.df = self.n - self.p if self.reml else self.n
         self.lower = np.concatenate([b.lower() for b in structure.blocks])
         self.n_evaluations = 0

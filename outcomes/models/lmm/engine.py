@@ -360,11 +360,10 @@ def _boundary_diagnostics(theta: np.ndarray, crit: _Criterion, problem: LmmProbl
     return out
 
 
-def _least_squares(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+def _least_squares(x: np.ndarray, y: np.ndarray, xtx: np.ndarray) -> np.ndarray:
     """Least-squares coefficients of ``y`` on ``x`` by the (column-scaled) normal equations
-    with one step of iterative refinement: as accurate as an SVD solve for any design that
-    passes :func:`_check`, at a fraction of its cost on long data."""
-    xtx = x.T @ x
+    (``xtx = x'x``) with one step of iterative refinement: as accurate as an SVD solve for any
+    design that passes :func:`_check`, at a fraction of its cost on long data."""
     scale = np.sqrt(np.diag(xtx))
     scaled = xtx / np.outer(scale, scale)
     coef = np.linalg.solve(scaled, (x.T @ y) / scale) / scale
@@ -443,24 +442,28 @@ class PreparedModel:
         _check(problem)
         self.problem = problem
         self._x = np.asarray(problem.x, dtype=float)
-        y = np.asarray(problem.y, dtype=float)
-        self._shift, a = self._shifted(y)
+        self._xtx = self._x.T @ self._x
+        self._shift, self._r = self._residual(np.asarray(problem.y, dtype=float))
         terms = problem.terms
         if len(terms) == 1:
-            self._structure: _OneLevel | _TwoLevel = _OneLevel(terms[0], a)
+            self._structure: _OneLevel | _TwoLevel = _OneLevel(terms[0], self._x, self._r)
         else:
-            self._structure = _TwoLevel(terms[0], terms[1], a)
-        self._a = a
+            self._structure = _TwoLevel(terms[0], terms[1], self._x, self._r)
 
-    def _shifted(self, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The least-squares coefficients of ``y`` on ``X`` and ``A = [X, residual]``.
+    def _residual(self, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The least-squares coefficients of ``y`` on ``X`` and the residual ``r``.
 
         The criterion only sees y through its residual from the span of X, so working with
-        the residual changes nothing but rounding: the cross-products no longer carry the
-        mean of y, which would cancel in A'V^-1 A.
+        the residual (``A = [X r]``) changes nothing but rounding: the cross-products no longer
+        carry the mean of y, which would cancel in A'V^-1 A.
         """
-        shift = _least_squares(self._x, y)
-        return shift, np.column_stack([self._x, y - self._x @ shift])
+        shift = _least_squares(self._x, y, self._xtx)
+        return shift, y - self._x @ shift
+
+    def _ata(self, r: np.ndarray) -> np.ndarray:
+        """``A'A`` for ``A = [X r]``."""
+        xtr = self._x.T @ r
+        return np.block([[self._xtx, xtr[:, None]], [xtr[None, :], np.array([[r @ r]])]])
 
     def fit(self, y: np.ndarray | None = None, *, start: np.ndarray | None = None) -> LmmFit:
         """Fit the model to ``y`` (default: the problem's response).
@@ -478,7 +481,7 @@ class PreparedModel:
         LmmFit
             As :func:`fit`; its ``refit`` fits another response with this prepared model.
         """
-        problem, structure, shift, a = self.problem, self._structure, self._shift, self._a
+        problem, structure, shift, r = self.problem, self._structure, self._shift, self._r
         if y is not None:
             y = np.asarray(y, dtype=float)
             if y.shape != (len(problem.y),) or not np.all(np.isfinite(y)):
@@ -489,9 +492,9 @@ class PreparedModel:
                     + "."
                 )
             problem = replace(problem, y=y)
-            shift, a = self._shifted(y)
-            structure = structure.with_response(a[:, -1])
-        crit = _Criterion(problem, structure, a)
+            shift, r = self._residual(y)
+            structure = structure.with_response(r)
+        crit = _Criterion(problem, structure, self._ata(r))
         if start is None:
             start_theta = np.concatenate([b.start_values() for b in structure.blocks])
         else:
