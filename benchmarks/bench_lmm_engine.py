@@ -12,9 +12,11 @@ shapes of data:
   early, so nearly every patient has a distinct design (the registry case, where the engine
   cannot share factorisations between patients).
 
-Timings on a shared machine are noisy: every fit is repeated (``REPEATS``, interleaved
-between packages so that they see the same load) and the minimum is reported, with the load
-average (``os.getloadavg``) in the note. mixedlm-rs is timed when it is installed (``nox -s
+Every fit runs in a fresh Python process (spawned, as a user's script or a loky/Dask worker
+runs), after a warm-up fit on tiny data in that process, and times itself; see
+:func:`measure.measure_fresh` for why a forked child is not used. Timings on a shared machine
+are noisy: every fit is repeated (``REPEATS``, interleaved between packages so that they see the
+same load) and the minimum is reported, with the load average (``os.getloadavg``) in the note. mixedlm-rs is timed when it is installed (``nox -s
 benchmark`` installs it in the benchmark session only). statsmodels is timed on the 30,000-row
 fixed-visit data only (15 s there and 208 s at 300,000 rows on the loaded development
 machine); set ``OUTCOMES_BENCH_STATSMODELS_ALL=1`` to time it on every data set. One more row
@@ -35,7 +37,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from measure import measure
+from measure import measure_fresh
 
 import outcomes
 
@@ -71,6 +73,7 @@ def make_data(n_patients: int, *, irregular: bool = False, seed: int = 20261125)
 
 FORMULA = "y ~ time * arm"
 REPEATS = 3
+MODULE = "bench_lmm_engine"
 
 
 def _quiet(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
@@ -113,30 +116,55 @@ def fit_mixedlm_rs(data: pd.DataFrame) -> dict:
     return {"loglik": float(result.llf), "converged": bool(result.converged)}
 
 
+def timed_fit(package: str, n_patients: int, irregular: bool) -> dict:
+    """In a fresh process: warm up on tiny data, then time one fit of ``package``.
+
+    The warm-up takes imports and first-call set-up out of the timing, for every package alike.
+    """
+    fit = FITTERS[package]
+    fit(make_data(30))
+    data = make_data(n_patients, irregular=irregular)
+    start = time.perf_counter()
+    extra = fit(data)
+    return {"seconds": time.perf_counter() - start, **extra}
+
+
+def timed_refit(n_patients: int, irregular: bool) -> dict:
+    """In a fresh process: fit once, then time :meth:`LmmResult.refit` with a new response."""
+    fit_outcomes(make_data(30))
+    extra = refit_outcomes(make_data(n_patients, irregular=irregular))
+    return {"seconds": extra.pop("refit_seconds"), **extra}
+
+
+FITTERS: dict[str, Callable[[pd.DataFrame], dict]] = {
+    "outcomes": fit_outcomes,
+    "mixedlm-rs": fit_mixedlm_rs,
+    "statsmodels MixedLM": fit_statsmodels,
+}
+
+
 def run(quick: bool) -> list[dict]:
     """Time every package on every data set; ratios are relative to outcomes.
 
-    Each package first fits a tiny data set in this process, so that the timed fits (in forked
-    children) measure a fit, not imports and first-call set-up.
+    Every fit runs in its own fresh Python process (:func:`measure_fresh`), after a warm-up fit
+    on tiny data there, so that the timing is of a fit, not of imports and first-call set-up.
     """
     sizes = [1_000] if quick else [5_000, 50_000]
     have_rs = importlib.util.find_spec("mixedlm_rs") is not None
-    tiny = make_data(30)
-    for warm_up in (fit_outcomes, fit_statsmodels, *([fit_mixedlm_rs] if have_rs else [])):
-        warm_up(tiny)
     rows: list[dict] = []
     for n_patients in sizes:
         for irregular in (False, True):
-            data = make_data(n_patients, irregular=irregular)
-            label = f"{len(data):,} rows, {'irregular' if irregular else 'fixed'} visits"
-            others = [("mixedlm-rs", fit_mixedlm_rs)] if have_rs else []
+            n_rows = len(make_data(n_patients, irregular=irregular))
+            label = f"{n_rows:,} rows, {'irregular' if irregular else 'fixed'} visits"
+            others = ["mixedlm-rs"] if have_rs else []
             if quick or (n_patients <= 5_000 and not irregular) or _STATSMODELS_ALL:
-                others.append(("statsmodels MixedLM", fit_statsmodels))
-            runs: dict[str, list[dict]] = {"outcomes": [], **{name: [] for name, _ in others}}
+                others.append("statsmodels MixedLM")
+            runs: dict[str, list[dict]] = {name: [] for name in ["outcomes", *others]}
             for _ in range(REPEATS):  # interleaved, so that every package sees the same load
-                runs["outcomes"].append(measure(fit_outcomes, data))
-                for name, fn in others:
-                    runs[name].append(measure(fn, data))
+                for name in runs:
+                    runs[name].append(
+                        measure_fresh(MODULE, "timed_fit", name, n_patients, irregular)
+                    )
             load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
             ours = min(runs["outcomes"], key=lambda r: r["seconds"])
             rows.append(
@@ -148,7 +176,7 @@ def run(quick: bool) -> list[dict]:
                     "note": f"min of {REPEATS}; logLik {ours['extra']['loglik']:.4f}; load {load}",
                 }
             )
-            for name, _ in others:
+            for name in others:
                 got = min(runs[name], key=lambda r: r["seconds"])
                 gap = got["extra"]["loglik"] - ours["extra"]["loglik"]
                 rows.append(
@@ -161,8 +189,11 @@ def run(quick: bool) -> list[dict]:
                     }
                 )
             if irregular and n_patients == max(sizes):
-                refits = [measure(refit_outcomes, data) for _ in range(REPEATS)]
-                best = min(r["extra"]["refit_seconds"] for r in refits)
+                refits = [
+                    measure_fresh(MODULE, "timed_refit", n_patients, irregular)
+                    for _ in range(REPEATS)
+                ]
+                best = min(r["seconds"] for r in refits)
                 rows.append(
                     {
                         "name": f"outcomes LmmResult.refit, {label}",

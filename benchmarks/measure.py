@@ -39,3 +39,42 @@ def measure(fn: Callable[..., Any], *args: Any) -> dict[str, Any]:
     result = parent.recv()
     proc.join()
     return result
+
+
+def _fresh_child(module: str, function: str, args: tuple, conn: Any) -> None:
+    import importlib
+
+    fn = getattr(importlib.import_module(module), function)
+    baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    extra = dict(fn(*args))
+    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    conn.send(
+        {
+            "seconds": extra.pop("seconds"),
+            "peak_mb": peak_kb / 1024,
+            "baseline_mb": baseline / 1024,
+            "extra": extra,
+        }
+    )
+    conn.close()
+
+
+def measure_fresh(module: str, function: str, *args: Any) -> dict[str, Any]:
+    """Run ``module.function(*args)`` in a new Python process (spawned, not forked).
+
+    The function times itself (after whatever warm-up it does) and returns a dict with
+    ``seconds``; the rest of its dict comes back as ``extra``, with the process's peak RSS (MB,
+    imports included; ``baseline_mb`` is the peak before the call).
+
+    A fresh process is how a user's script, notebook kernel or loky/Dask worker runs. A forked
+    child is not neutral for NumPy/SciPy code: OpenBLAS stops its thread pool before a fork and
+    the child's first BLAS or LAPACK call (or thread-count change) starts a new one, whose
+    threads busy-wait for about 0.1 s, a cost a package that does not use OpenBLAS never pays.
+    """
+    ctx = mp.get_context("spawn")
+    parent, child = ctx.Pipe(duplex=False)
+    proc = ctx.Process(target=_fresh_child, args=(module, function, args, child))
+    proc.start()
+    result = parent.recv()
+    proc.join()
+    return result
