@@ -138,8 +138,7 @@ def _rows_q2(lam: np.ndarray, g_rows: np.ndarray) -> tuple[np.ndarray, np.ndarra
     Both maps are linear in the rows, so each is one 3 x 3 matrix product over the groups.
     """
     l0, l1, l2 = lam[0, 0], lam[1, 0], lam[1, 1]
-    to_h = np.array([[l0 * l0, 2 * l0 * l1, l1 * l1], [0.0, l0 * l2, l1 * l2], [0.0, 0.0, l2 * l2]])
-    h = to_h @ g_rows
+    h = _congruence_q2(lam) @ g_rows
     h[0] += 1.0
     h[2] += 1.0
     det = h[0] * h[2] - h[1] * h[1]
@@ -148,6 +147,13 @@ def _rows_q2(lam: np.ndarray, g_rows: np.ndarray) -> tuple[np.ndarray, np.ndarra
         [[0.0, 0.0, l0 * l0], [0.0, -l0 * l2, l0 * l1], [l2 * l2, -2 * l1 * l2, l1 * l1]]
     )
     return h, det, to_m
+
+
+def _congruence_q2(lam: np.ndarray) -> np.ndarray:
+    """For q = 2: the 3 x 3 matrix taking the rows (0, 0), (0, 1), (1, 1) of a symmetric ``X``
+    to those of ``Lambda' X Lambda`` (``Lambda`` lower-triangular)."""
+    l0, l1, l2 = lam[0, 0], lam[1, 0], lam[1, 1]
+    return np.array([[l0 * l0, 2 * l0 * l1, l1 * l1], [0.0, l0 * l2, l1 * l2], [0.0, 0.0, l2 * l2]])
 
 
 def _gram(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -278,6 +284,8 @@ class _OneLevel:
         else:
             self.zta = zta
         self._products: np.ndarray | None = None  # of this response; made when first needed
+        self._work: dict[str, np.ndarray] | None = None  # q = 2 scratch of parts() and grad()
+        self._filled = 0  # parts() calls since; grad() checks the scratch holds its theta
 
     def with_response(self, r: np.ndarray) -> _OneLevel:
         """The same structure for another response column (nothing else is recomputed)."""
@@ -310,19 +318,87 @@ class _OneLevel:
     def parts(self, theta: np.ndarray) -> tuple[float, np.ndarray, dict]:
         """``log|L|^2`` and ``sum_i A_i'Z_i Lambda H_i^-1 Lambda' Z_i'A_i``."""
         lam = self.block.lam(theta)
-        q = lam.shape[0]
-        hinv, m, logdet = _relative_precision(lam, self.ztz)  # m = Lambda H^-1 Lambda'
-        ld_l2 = float(logdet @ self.weight)
         if self.compressed:
+            hinv, m, logdet = _relative_precision(lam, self.ztz)  # m = Lambda H^-1 Lambda'
             quad = (m.reshape(-1) @ self.tensor).reshape(self.p_a, self.p_a)
-        else:
-            # sum_i ZtA_i' M_i ZtA_i, one BLAS product per pair of random effects
-            quad = np.zeros((self.p_a, self.p_a))
-            for a in range(q):
-                for b in range(a, q):
-                    part = (self.zta[a] * m[a, b]) @ self.zta[b].T
-                    quad += part if a == b else part + part.T
-        return ld_l2, quad, {"lam": lam, "hinv": hinv}
+            return float(logdet @ self.weight), quad, {"lam": lam, "hinv": hinv}
+        if lam.shape[0] == 2:
+            ld_l2, m_rows = self._precision_q2(lam)
+            return ld_l2, self._quad(m_rows), {"lam": lam, "filled": self._filled}
+        hinv, m, logdet = _relative_precision(lam, self.ztz)
+        m_rows = m[np.triu_indices(lam.shape[0])]
+        return float(np.sum(logdet)), self._quad(m_rows), {"lam": lam, "hinv": hinv}
+
+    def _scratch(self) -> dict[str, np.ndarray]:
+        """(rows, G) arrays reused by every q = 2 evaluation: fresh temporaries this big cost
+        page faults. ``g_one`` holds the rows (0, 0), (0, 1), (1, 1) of ``Z_i'Z_i`` and ones."""
+        if self._work is None:
+            g = self.ztz.shape[-1]
+            g_one = np.vstack([self.ztz[(0, 0, 1), (0, 1, 1)], np.ones(g)])
+            self._work = {"g_one": g_one}
+            for name, rows in (("h", 3), ("m", 3), ("delta", 1), ("o", 3), ("dg", 3), ("t", 1)):
+                self._work[name] = np.empty((rows, g))
+        return self._work
+
+    def _precision_q2(self, lam: np.ndarray) -> tuple[float, np.ndarray]:
+        """For q = 2: ``log|L|^2`` and, in the scratch arrays, the rows (0, 0), (0, 1), (1, 1)
+        of each ``H_i`` (``h``) and ``M_i = Lambda H_i^-1 Lambda'`` (``m``), and ``1 / |H_i|``
+        (``delta``). ``H_i^-1 = adj(H_i) / |H_i|`` is left implicit."""
+        w = self._scratch()
+        h, delta, tmp = w["h"], w["delta"][0], w["t"][0]
+        to_h = np.column_stack([_congruence_q2(lam), [1.0, 0.0, 1.0]])  # + I
+        np.matmul(to_h, w["g_one"], out=h)
+        np.multiply(h[0], h[2], out=delta)
+        delta -= np.multiply(h[1], h[1], out=tmp)
+        ld_l2 = float(np.sum(np.log(delta, out=tmp)))
+        np.divide(1.0, delta, out=delta)
+        _, _, to_m = _rows_q2(lam, w["g_one"][:3, :1])
+        np.multiply(np.matmul(to_m, h, out=w["m"]), delta, out=w["m"])
+        self._filled += 1
+        return ld_l2, w["m"]
+
+    def _fits_budget(self) -> bool:
+        """Whether the pair products ``S_i`` of :meth:`parts_many` may be kept in memory."""
+        q, p_a, g = self.zta.shape
+        return q * (q + 1) // 2 * p_a * p_a * g <= _TENSOR_BUDGET
+
+    def _quad(self, m_rows: np.ndarray) -> np.ndarray:
+        """``sum_i ZtA_i' M_i ZtA_i`` from the rows ``a <= b`` of each ``M_i`` (pairs, G).
+
+        One product with the pair products ``S_i`` when they fit in memory, else one BLAS
+        product per pair of random effects.
+        """
+        q, p_a, _ = self.zta.shape
+        if self._fits_budget():
+            if self._products is None:
+                self._products = self._pair_products()
+            upper = self._products @ m_rows.reshape(-1)
+            rc, rd = np.triu_indices(p_a)
+            quad = np.empty((p_a, p_a))
+            quad[rc, rd] = upper
+            quad[rd, rc] = upper
+            return quad
+        quad = np.zeros((p_a, p_a))
+        for k, (a, b) in enumerate(zip(*np.triu_indices(q), strict=True)):
+            part = (self.zta[a] * m_rows[k]) @ self.zta[b].T
+            quad += part if a == b else part + part.T
+        return quad
+
+    def _omega_rows(self, omega: np.ndarray, out: np.ndarray) -> np.ndarray:
+        """Rows ``a <= b`` of each ``O_i = Z_i'A_i Omega_s A_i'Z_i`` (``Omega_s`` the symmetric
+        part of ``Omega``), into ``out`` (pairs, G); the rows ``a < b`` doubled (``O_i[a, b] +
+        O_i[b, a]``, as in the pair products)."""
+        q, p_a, _ = self.zta.shape
+        if self._fits_budget():
+            if self._products is None:
+                self._products = self._pair_products()
+            rc, rd = np.triu_indices(p_a)
+            weights = np.where(rc == rd, 0.5, 1.0) * (omega[rc, rd] + omega[rd, rc])
+            return np.matmul(weights, self._products, out=out.reshape(-1)).reshape(out.shape)
+        for k, (a, b) in enumerate(zip(*np.triu_indices(q), strict=True)):
+            weighted = (omega + omega.T) @ self.zta[a]
+            out[k] = np.einsum("cg,cg->g", weighted, self.zta[b]) / (2.0 if a == b else 1.0)
+        return out
 
     def parts_many(self, thetas: np.ndarray) -> list[tuple[float, np.ndarray]]:
         """``log|L|^2`` and the quadratic term at each row of ``thetas``, evaluated together.
@@ -387,27 +463,75 @@ class _OneLevel:
         Uses the q x q matrix ``D`` whose ``[r, c]`` element is the derivative with respect
         to ``Lambda[r, c]``: ``D = 2 sum_i w_i G_i Lambda H_i^-1 - 2 sum_i R_i Omega U_i'``,
         with ``U_i = P_i Z_i'A_i``, ``P_i = H_i^-1 Lambda'`` and ``R_i = Z_i'A_i - G_i Lambda
-        U_i``, so that ``R_i Omega U_i' = (I - G_i Lambda P_i) (Z_i'A_i Omega A_i'Z_i) P_i'``
-        (summed within patterns by the tensor).
+        U_i``, so that ``R_i Omega U_i' = (I - G_i Lambda P_i) O_i P_i'`` with ``O_i =
+        Z_i'A_i Omega A_i'Z_i`` (summed within patterns by the tensor). Per group (``w_i = 1``)
+        that is ``D / 2 = sum_i (G_i - O_i) Lambda H_i^-1 + sum_i G_i Lambda N_i`` with
+        ``N_i = P_i O_i P_i'``.
         """
-        lam, hinv = state["lam"], state["hinv"]
+        lam = state["lam"]
+        rows, cols = self.block.index
+        if not self.compressed:
+            return self._grad_groups(lam, omega, state)[rows, cols]
+        hinv = state["hinv"]
         q, _, u = hinv.shape
         g_lam = _right(self.ztz, lam)  # G Lambda
         d1 = _gram(g_lam * self.weight, _bt(hinv))
         p = _right(hinv, lam.T)  # P = H^-1 Lambda'
-        if self.compressed:
-            om = (self.tensor @ omega.reshape(-1)).reshape(q, q, u)
-        else:
-            om = np.empty((q, q, u))  # Z_i'A_i Omega A_i'Z_i
-            for a in range(q):
-                weighted = omega @ self.zta[a]
-                for b in range(a, q):
-                    om[a, b] = om[b, a] = np.einsum("cg,cg->g", weighted, self.zta[b])
+        om = (self.tensor @ omega.reshape(-1)).reshape(q, q, u)
         resid = _plus_identity(_bmm(g_lam, p), -1.0)  # I - G Lambda P
         d2 = _gram(_bmm(resid, om), p)
         full = 2.0 * d1 - 2.0 * d2
-        rows, cols = self.block.index
         return full[rows, cols]
+
+    def _grad_groups(self, lam: np.ndarray, omega: np.ndarray, state: dict) -> np.ndarray:
+        """``D`` of :meth:`grad` group by group (not compressed)."""
+        q, g = lam.shape[0], self.ztz.shape[-1]
+        ra, rb = np.triu_indices(q)
+        if q != 2:
+            pair = np.empty((q, q), dtype=int)
+            pair[ra, rb] = pair[rb, ra] = np.arange(len(ra))
+            om = self._omega_rows(omega, np.empty((len(ra), g)))
+            om[ra != rb] *= 0.5
+            om = om[pair]
+            hinv = state["hinv"]
+            p = _right(hinv, lam.T)  # P = H^-1 Lambda'
+            n = _bmm(_bmm(p, om), _bt(p))
+            return 2.0 * (_gram(_right(self.ztz - om, lam), hinv) + _gram(_right(self.ztz, lam), n))
+        return self._grad_q2(lam, omega, state)
+
+    def _grad_q2(self, lam: np.ndarray, omega: np.ndarray, state: dict) -> np.ndarray:
+        """``D`` for q = 2 by 2 x 2 identities, on the rows (0, 0), (0, 1), (1, 1).
+
+        With ``A_i = H_i^-1``, ``B_i = Lambda' O_i Lambda`` and ``t_i = tr(A_i B_i) =
+        tr(M_i O_i)``, ``N_i = A_i B_i A_i = t_i A_i - |A_i| adj(B_i)``, so ``D / 2 =
+        sum_i ((1 + t_i) G_i - O_i) Lambda A_i - sum_i |A_i| G_i Lambda adj(B_i)``. Both sums
+        are fixed 2 x 2 x 2 x 2 maps of the dot products of rows over the groups, and
+        ``adj(B_i) = J Lambda' O_i Lambda J'`` (``J`` the rotation by a right angle).
+        """
+        if state.get("filled") != self._filled:  # the scratch holds another theta's pieces
+            self._precision_q2(lam)
+        w = self._scratch()
+        g_rows, h, m, delta, t = w["g_one"][:3], w["h"], w["m"], w["delta"][0], w["t"][0]
+        o = self._omega_rows(omega, w["o"])
+        np.einsum("kg,kg->g", m, o, out=t)  # tr(M O): the row (0, 1) of o is doubled
+        o[1] *= 0.5
+        t += 1.0
+        x = np.multiply(g_rows, t, out=m)  # m is used up: ((1 + t) G - O) |A|
+        x -= o
+        x *= delta
+        dg = np.multiply(g_rows, delta, out=w["dg"])
+        self._filled += 1  # m is overwritten
+        # sums over groups of products of rows; adj(H) has the rows (h11, -h01, h00)
+        r1 = np.array([[np.dot(x[i], h[j]) for j in (2, 1, 0)] for i in range(3)])
+        r1[:, 1] *= -1.0
+        r2 = np.array([[np.dot(dg[i], o[j]) for j in range(3)] for i in range(3)])
+        index = np.array([[0, 1], [1, 2]])
+        k1 = r1[index[:, :, None, None], index[None, None, :, :]]
+        k2 = r2[index[:, :, None, None], index[None, None, :, :]]
+        turn = np.array([[0.0, 1.0], [-1.0, 0.0]])
+        term1 = np.einsum("st,rstc->rc", lam, k1)
+        term2 = np.einsum("rsuv,su,vc->rc", k2, lam @ turn @ lam.T, lam @ turn.T)
+        return 2.0 * (term1 - term2)
 
 
 class _TwoLevel:
