@@ -214,10 +214,11 @@ def test_gradient_per_group_matches_finite_differences(
     """Each non-compressed path: q = 1, 2 (closed forms), 3, with the pair products kept in
     memory and without (the per-pair BLAS products used beyond the tensor budget)."""
     crit = criterion(irregular_problem(q, 10 + q))
-    assert not crit.structure.compressed
+    structure = crit.structure
+    assert isinstance(structure, blocks._OneLevel) and not structure.compressed
     if not products_fit:
         monkeypatch.setattr(blocks, "_TENSOR_BUDGET", 0)
-    assert crit.structure._fits_budget() is products_fit
+    assert structure._fits_budget() is products_fit
     theta = np.linspace(0.4, 1.1, len(crit.lower)) * np.where(crit.lower == 0, 1, -0.3)
     for point in (theta, 0.5 * theta):  # a second theta: the scratch arrays are refilled
         _, grad = crit.value_and_grad(point)
