@@ -7,6 +7,7 @@ structures, and the profiled REML/ML criterion with its analytic gradient (:clas
 from __future__ import annotations
 
 import copy
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -137,23 +138,30 @@ def _rows_q2(lam: np.ndarray, g_rows: np.ndarray) -> tuple[np.ndarray, np.ndarra
 
     Both maps are linear in the rows, so each is one 3 x 3 matrix product over the groups.
     """
-    l0, l1, l2 = lam[0, 0], lam[1, 0], lam[1, 1]
-    h = _congruence_q2(lam) @ g_rows
+    to_h, to_m = _maps_q2(lam)
+    h = to_h @ g_rows
     h[0] += 1.0
     h[2] += 1.0
     det = h[0] * h[2] - h[1] * h[1]
-    # det(H) H^-1 has rows (h11, -h01, h00); Lambda (.) Lambda' row by row
-    to_m = np.array(
-        [[0.0, 0.0, l0 * l0], [0.0, -l0 * l2, l0 * l1], [l2 * l2, -2 * l1 * l2, l1 * l1]]
-    )
     return h, det, to_m
 
 
-def _congruence_q2(lam: np.ndarray) -> np.ndarray:
-    """For q = 2: the 3 x 3 matrix taking the rows (0, 0), (0, 1), (1, 1) of a symmetric ``X``
-    to those of ``Lambda' X Lambda`` (``Lambda`` lower-triangular)."""
+def _maps_q2(lam: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For q = 2, on the rows (0, 0), (0, 1), (1, 1) of symmetric 2 x 2 matrices: the 3 x 3
+    maps ``G -> Lambda' G Lambda`` and ``H -> Lambda adj(H) Lambda'`` (``Lambda`` lower
+    triangular; ``adj(H) = det(H) H^-1`` has the rows ``(h11, -h01, h00)``)."""
     l0, l1, l2 = lam[0, 0], lam[1, 0], lam[1, 1]
-    return np.array([[l0 * l0, 2 * l0 * l1, l1 * l1], [0.0, l0 * l2, l1 * l2], [0.0, 0.0, l2 * l2]])
+    to_h = np.array([[l0 * l0, 2 * l0 * l1, l1 * l1], [0.0, l0 * l2, l1 * l2], [0.0, 0.0, l2 * l2]])
+    to_m = np.array(
+        [[0.0, 0.0, l0 * l0], [0.0, -l0 * l2, l0 * l1], [l2 * l2, -2 * l1 * l2, l1 * l1]]
+    )
+    return to_h, to_m
+
+
+@functools.cache
+def _upper(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """``np.triu_indices(n)``, made once per size (it costs more than a small product)."""
+    return np.triu_indices(n)
 
 
 def _gram(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -326,7 +334,7 @@ class _OneLevel:
             ld_l2, m_rows = self._precision_q2(lam)
             return ld_l2, self._quad(m_rows), {"lam": lam, "filled": self._filled}
         hinv, m, logdet = _relative_precision(lam, self.ztz)
-        m_rows = m[np.triu_indices(lam.shape[0])]
+        m_rows = m[_upper(lam.shape[0])]
         return float(np.sum(logdet)), self._quad(m_rows), {"lam": lam, "hinv": hinv}
 
     def _scratch(self) -> dict[str, np.ndarray]:
@@ -336,26 +344,27 @@ class _OneLevel:
             g = self.ztz.shape[-1]
             g_one = np.vstack([self.ztz[(0, 0, 1), (0, 1, 1)], np.ones(g)])
             self._work = {"g_one": g_one}
-            for name, rows in (("h", 3), ("m", 3), ("delta", 1), ("o", 3), ("dg", 3), ("t", 1)):
+            for name, rows in (("hm", 6), ("delta", 1), ("o", 3), ("t", 1)):
                 self._work[name] = np.empty((rows, g))
         return self._work
 
     def _precision_q2(self, lam: np.ndarray) -> tuple[float, np.ndarray]:
         """For q = 2: ``log|L|^2`` and, in the scratch arrays, the rows (0, 0), (0, 1), (1, 1)
-        of each ``H_i`` (``h``) and ``M_i = Lambda H_i^-1 Lambda'`` (``m``), and ``1 / |H_i|``
-        (``delta``). ``H_i^-1 = adj(H_i) / |H_i|`` is left implicit."""
+        of each ``H_i`` (``hm[:3]``) and ``M_i = Lambda H_i^-1 Lambda'`` (``hm[3:]``), and
+        ``1 / |H_i|`` (``delta``). ``H_i^-1 = adj(H_i) / |H_i|`` is left implicit."""
         w = self._scratch()
-        h, delta, tmp = w["h"], w["delta"][0], w["t"][0]
-        to_h = np.column_stack([_congruence_q2(lam), [1.0, 0.0, 1.0]])  # + I
-        np.matmul(to_h, w["g_one"], out=h)
+        hm, delta, tmp = w["hm"], w["delta"][0], w["t"][0]
+        to_h, to_m = _maps_q2(lam)
+        to_h = np.column_stack([to_h, [1.0, 0.0, 1.0]])  # + I, on the rows of g_one
+        np.matmul(np.vstack([to_h, to_m @ to_h]), w["g_one"], out=hm)
+        h, m = hm[:3], hm[3:]
         np.multiply(h[0], h[2], out=delta)
         delta -= np.multiply(h[1], h[1], out=tmp)
         ld_l2 = float(np.sum(np.log(delta, out=tmp)))
         np.divide(1.0, delta, out=delta)
-        _, _, to_m = _rows_q2(lam, w["g_one"][:3, :1])
-        np.multiply(np.matmul(to_m, h, out=w["m"]), delta, out=w["m"])
+        m *= delta
         self._filled += 1
-        return ld_l2, w["m"]
+        return ld_l2, m
 
     def _fits_budget(self) -> bool:
         """Whether the pair products ``S_i`` of :meth:`parts_many` may be kept in memory."""
@@ -373,13 +382,13 @@ class _OneLevel:
             if self._products is None:
                 self._products = self._pair_products()
             upper = self._products @ m_rows.reshape(-1)
-            rc, rd = np.triu_indices(p_a)
+            rc, rd = _upper(p_a)
             quad = np.empty((p_a, p_a))
             quad[rc, rd] = upper
             quad[rd, rc] = upper
             return quad
         quad = np.zeros((p_a, p_a))
-        for k, (a, b) in enumerate(zip(*np.triu_indices(q), strict=True)):
+        for k, (a, b) in enumerate(zip(*_upper(q), strict=True)):
             part = (self.zta[a] * m_rows[k]) @ self.zta[b].T
             quad += part if a == b else part + part.T
         return quad
@@ -392,10 +401,10 @@ class _OneLevel:
         if self._fits_budget():
             if self._products is None:
                 self._products = self._pair_products()
-            rc, rd = np.triu_indices(p_a)
+            rc, rd = _upper(p_a)
             weights = np.where(rc == rd, 0.5, 1.0) * (omega[rc, rd] + omega[rd, rc])
             return np.matmul(weights, self._products, out=out.reshape(-1)).reshape(out.shape)
-        for k, (a, b) in enumerate(zip(*np.triu_indices(q), strict=True)):
+        for k, (a, b) in enumerate(zip(*_upper(q), strict=True)):
             weighted = (omega + omega.T) @ self.zta[a]
             out[k] = np.einsum("cg,cg->g", weighted, self.zta[b]) / (2.0 if a == b else 1.0)
         return out
@@ -486,7 +495,7 @@ class _OneLevel:
     def _grad_groups(self, lam: np.ndarray, omega: np.ndarray, state: dict) -> np.ndarray:
         """``D`` of :meth:`grad` group by group (not compressed)."""
         q, g = lam.shape[0], self.ztz.shape[-1]
-        ra, rb = np.triu_indices(q)
+        ra, rb = _upper(q)
         if q != 2:
             pair = np.empty((q, q), dtype=int)
             pair[ra, rb] = pair[rb, ra] = np.arange(len(ra))
@@ -504,14 +513,14 @@ class _OneLevel:
 
         With ``A_i = H_i^-1``, ``B_i = Lambda' O_i Lambda`` and ``t_i = tr(A_i B_i) =
         tr(M_i O_i)``, ``N_i = A_i B_i A_i = t_i A_i - |A_i| adj(B_i)``, so ``D / 2 =
-        sum_i ((1 + t_i) G_i - O_i) Lambda A_i - sum_i |A_i| G_i Lambda adj(B_i)``. Both sums
+        sum_i ((1 + t_i) G_i - O_i) Lambda A_i - sum_i G_i Lambda |A_i| adj(B_i)``. Both sums
         are fixed 2 x 2 x 2 x 2 maps of the dot products of rows over the groups, and
         ``adj(B_i) = J Lambda' O_i Lambda J'`` (``J`` the rotation by a right angle).
         """
         if state.get("filled") != self._filled:  # the scratch holds another theta's pieces
             self._precision_q2(lam)
         w = self._scratch()
-        g_rows, h, m, delta, t = w["g_one"][:3], w["h"], w["m"], w["delta"][0], w["t"][0]
+        g_rows, h, m, delta, t = w["g_one"][:3], w["hm"][:3], w["hm"][3:], w["delta"][0], w["t"][0]
         o = self._omega_rows(omega, w["o"])
         np.einsum("kg,kg->g", m, o, out=t)  # tr(M O): the row (0, 1) of o is doubled
         o[1] *= 0.5
@@ -519,12 +528,12 @@ class _OneLevel:
         x = np.multiply(g_rows, t, out=m)  # m is used up: ((1 + t) G - O) |A|
         x -= o
         x *= delta
-        dg = np.multiply(g_rows, delta, out=w["dg"])
+        o *= delta
         self._filled += 1  # m is overwritten
         # sums over groups of products of rows; adj(H) has the rows (h11, -h01, h00)
         r1 = np.array([[np.dot(x[i], h[j]) for j in (2, 1, 0)] for i in range(3)])
         r1[:, 1] *= -1.0
-        r2 = np.array([[np.dot(dg[i], o[j]) for j in range(3)] for i in range(3)])
+        r2 = np.array([[np.dot(g_rows[i], o[j]) for j in range(3)] for i in range(3)])
         index = np.array([[0, 1], [1, 2]])
         k1 = r1[index[:, :, None, None], index[None, None, :, :]]
         k2 = r2[index[:, :, None, None], index[None, None, :, :]]
