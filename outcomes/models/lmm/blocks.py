@@ -480,6 +480,8 @@ class _OneLevel:
         lam = state["lam"]
         rows, cols = self.block.index
         if not self.compressed:
+            if lam.shape[0] == 2:
+                return self._grad_q2(lam, omega, state)
             return self._grad_groups(lam, omega, state)[rows, cols]
         hinv = state["hinv"]
         q, _, u = hinv.shape
@@ -493,29 +495,30 @@ class _OneLevel:
         return full[rows, cols]
 
     def _grad_groups(self, lam: np.ndarray, omega: np.ndarray, state: dict) -> np.ndarray:
-        """``D`` of :meth:`grad` group by group (not compressed)."""
+        """``D`` of :meth:`grad` group by group (not compressed; q = 1 or q >= 3)."""
         q, g = lam.shape[0], self.ztz.shape[-1]
         ra, rb = _upper(q)
-        if q != 2:
-            pair = np.empty((q, q), dtype=int)
-            pair[ra, rb] = pair[rb, ra] = np.arange(len(ra))
-            om = self._omega_rows(omega, np.empty((len(ra), g)))
-            om[ra != rb] *= 0.5
-            om = om[pair]
-            hinv = state["hinv"]
-            p = _right(hinv, lam.T)  # P = H^-1 Lambda'
-            n = _bmm(_bmm(p, om), _bt(p))
-            return 2.0 * (_gram(_right(self.ztz - om, lam), hinv) + _gram(_right(self.ztz, lam), n))
-        return self._grad_q2(lam, omega, state)
+        pair = np.empty((q, q), dtype=int)
+        pair[ra, rb] = pair[rb, ra] = np.arange(len(ra))
+        om = self._omega_rows(omega, np.empty((len(ra), g)))
+        om[ra != rb] *= 0.5
+        om = om[pair]
+        hinv = state["hinv"]
+        p = _right(hinv, lam.T)  # P = H^-1 Lambda'
+        n = _bmm(_bmm(p, om), _bt(p))
+        return 2.0 * (_gram(_right(self.ztz - om, lam), hinv) + _gram(_right(self.ztz, lam), n))
 
     def _grad_q2(self, lam: np.ndarray, omega: np.ndarray, state: dict) -> np.ndarray:
-        """``D`` for q = 2 by 2 x 2 identities, on the rows (0, 0), (0, 1), (1, 1).
+        """The gradient for q = 2 (not compressed), by 2 x 2 identities on the rows (0, 0),
+        (0, 1), (1, 1).
 
         With ``A_i = H_i^-1``, ``B_i = Lambda' O_i Lambda`` and ``t_i = tr(A_i B_i) =
         tr(M_i O_i)``, ``N_i = A_i B_i A_i = t_i A_i - |A_i| adj(B_i)``, so ``D / 2 =
-        sum_i ((1 + t_i) G_i - O_i) Lambda A_i - sum_i G_i Lambda |A_i| adj(B_i)``. Both sums
-        are fixed 2 x 2 x 2 x 2 maps of the dot products of rows over the groups, and
-        ``adj(B_i) = J Lambda' O_i Lambda J'`` (``J`` the rotation by a right angle).
+        sum_i ((1 + t_i) G_i - O_i) Lambda A_i - sum_i G_i Lambda |A_i| adj(B_i)``, and
+        ``Lambda adj(B_i) = |Lambda| adj(O_i) adj(Lambda)'``. The elements of ``D`` below the
+        diagonal are then sums of 11 dot products over the groups of rows of ``X_i = ((1 +
+        t_i) G_i - O_i) |A_i|`` with those of ``adj(H_i)`` (``A_i = |A_i| adj(H_i)``), and of
+        rows of ``G_i`` with those of ``|A_i| O_i``.
         """
         if state.get("filled") != self._filled:  # the scratch holds another theta's pieces
             self._precision_q2(lam)
@@ -525,22 +528,29 @@ class _OneLevel:
         np.einsum("kg,kg->g", m, o, out=t)  # tr(M O): the row (0, 1) of o is doubled
         o[1] *= 0.5
         t += 1.0
-        x = np.multiply(g_rows, t, out=m)  # m is used up: ((1 + t) G - O) |A|
+        x = np.multiply(g_rows, t, out=m)  # m is used up
         x -= o
         x *= delta
         o *= delta
         self._filled += 1  # m is overwritten
-        # sums over groups of products of rows; adj(H) has the rows (h11, -h01, h00)
-        r1 = np.array([[np.dot(x[i], h[j]) for j in (2, 1, 0)] for i in range(3)])
-        r1[:, 1] *= -1.0
-        r2 = np.array([[np.dot(g_rows[i], o[j]) for j in range(3)] for i in range(3)])
-        index = np.array([[0, 1], [1, 2]])
-        k1 = r1[index[:, :, None, None], index[None, None, :, :]]
-        k2 = r2[index[:, :, None, None], index[None, None, :, :]]
-        turn = np.array([[0.0, 1.0], [-1.0, 0.0]])
-        term1 = np.einsum("st,rstc->rc", lam, k1)
-        term2 = np.einsum("rsuv,su,vc->rc", k2, lam @ turn @ lam.T, lam @ turn.T)
-        return 2.0 * (term1 - term2)
+        # X Lambda A: adj(H) has the rows (h11, -h01, h00)
+        x0h2, x1h2, x1h1, x2h2, x2h1, x2h0 = (
+            np.dot(x[i], h[j]) for i, j in ((0, 2), (1, 2), (1, 1), (2, 2), (2, 1), (2, 0))
+        )
+        # G adj(O) with |A| O in o
+        g0o2, g1o1, g1o2, g2o1, g2o0 = (
+            np.dot(g_rows[i], o[j]) for i, j in ((0, 2), (1, 1), (1, 2), (2, 1), (2, 0))
+        )
+        l0, l1, l2 = lam[0, 0], lam[1, 0], lam[1, 1]
+        det = l0 * l2
+        half = np.array(
+            [
+                l0 * x0h2 + l1 * x1h2 - l2 * x1h1 - det * l2 * (g0o2 - g1o1),
+                l0 * x1h2 + l1 * x2h2 - l2 * x2h1 - det * l2 * (g1o2 - g2o1),
+                l2 * x2h0 - l0 * x1h1 - l1 * x2h1 + det * (l0 * (g1o1 - g2o0) + l1 * (g1o2 - g2o1)),
+            ]
+        )
+        return 2.0 * half
 
 
 class _TwoLevel:
