@@ -160,8 +160,19 @@ def _maps_q2(lam: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 @functools.cache
 def _upper(n: int) -> tuple[np.ndarray, np.ndarray]:
-    """``np.triu_indices(n)``, made once per size (it costs more than a small product)."""
+    """``np.triu_indices(n)``, made once per size (it costs more than a small product).
+
+    The arrays are shared: read them, never write to them.
+    """
     return np.triu_indices(n)
+
+
+@functools.cache
+def _lower_by_columns(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Rows and columns of the lower triangle of an n x n matrix, column by column (shared
+    arrays, as :func:`_upper`)."""
+    cols, rows = np.triu_indices(n)
+    return rows, cols
 
 
 def _gram(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -224,12 +235,7 @@ class _ThetaBlock:
     @property
     def index(self) -> tuple[np.ndarray, np.ndarray]:
         """Rows and columns of Lambda's non-zero elements, column by column (lme4's order)."""
-        rows, cols = [], []
-        for c in range(self.q):
-            for r in range(c, self.q):
-                rows.append(r)
-                cols.append(c)
-        return np.array(rows), np.array(cols)
+        return _lower_by_columns(self.q)
 
     def lam(self, theta: np.ndarray) -> np.ndarray:
         out = np.zeros((self.q, self.q))
@@ -355,8 +361,11 @@ class _OneLevel:
         w = self._scratch()
         hm, delta, tmp = w["hm"], w["delta"][0], w["t"][0]
         to_h, to_m = _maps_q2(lam)
-        to_h = np.column_stack([to_h, [1.0, 0.0, 1.0]])  # + I, on the rows of g_one
-        np.matmul(np.vstack([to_h, to_m @ to_h]), w["g_one"], out=hm)
+        coef = np.empty((6, 4))  # to H (+ I, on the ones of g_one), then to |H| M
+        coef[:3, :3] = to_h
+        coef[:3, 3] = (1.0, 0.0, 1.0)
+        np.matmul(to_m, coef[:3], out=coef[3:])
+        np.matmul(coef, w["g_one"], out=hm)
         h, m = hm[:3], hm[3:]
         np.multiply(h[0], h[2], out=delta)
         delta -= np.multiply(h[1], h[1], out=tmp)
@@ -402,7 +411,8 @@ class _OneLevel:
             if self._products is None:
                 self._products = self._pair_products()
             rc, rd = _upper(p_a)
-            weights = np.where(rc == rd, 0.5, 1.0) * (omega[rc, rd] + omega[rd, rc])
+            weights = omega[rc, rd] + omega[rd, rc]
+            weights[rc == rd] *= 0.5
             return np.matmul(weights, self._products, out=out.reshape(-1)).reshape(out.shape)
         for k, (a, b) in enumerate(zip(*_upper(q), strict=True)):
             weighted = (omega + omega.T) @ self.zta[a]
@@ -478,10 +488,10 @@ class _OneLevel:
         ``N_i = P_i O_i P_i'``.
         """
         lam = state["lam"]
+        if not self.compressed and lam.shape[0] == 2:
+            return self._grad_q2(lam, omega, state)
         rows, cols = self.block.index
         if not self.compressed:
-            if lam.shape[0] == 2:
-                return self._grad_q2(lam, omega, state)
             return self._grad_groups(lam, omega, state)[rows, cols]
         hinv = state["hinv"]
         q, _, u = hinv.shape
