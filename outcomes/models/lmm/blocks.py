@@ -160,18 +160,18 @@ def _maps_q2(lam: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 @functools.cache
 def _upper(n: int) -> tuple[np.ndarray, np.ndarray]:
-    """``np.triu_indices(n)``, made once per size (it costs more than a small product).
-
-    The arrays are shared: read them, never write to them.
-    """
-    return np.triu_indices(n)
+    """``np.triu_indices(n)``, made once per size (it costs more than a small product);
+    the arrays are shared, so read-only."""
+    rows, cols = np.triu_indices(n)
+    rows.flags.writeable = cols.flags.writeable = False
+    return rows, cols
 
 
 @functools.cache
 def _lower_by_columns(n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Rows and columns of the lower triangle of an n x n matrix, column by column (shared
-    arrays, as :func:`_upper`)."""
-    cols, rows = np.triu_indices(n)
+    """Rows and columns of the lower triangle of an n x n matrix, column by column (shared,
+    read-only arrays, as :func:`_upper`)."""
+    cols, rows = _upper(n)
     return rows, cols
 
 
@@ -264,6 +264,10 @@ class _OneLevel:
     For each group ``i`` (or each pattern of groups sharing ``G_i = Z_i'Z_i``, weight
     ``w_i`` groups), ``H_i = Lambda' G_i Lambda + I``; ``log|L|^2 = sum_i w_i log|H_i|`` and
     ``A'Z Lambda H^-1 Lambda' Z'A = sum_i V_i' H_i^-1 V_i`` with ``V_i = Lambda' Z_i'A_i``.
+
+    Per group (not compressed) with q = 2, :meth:`parts` and :meth:`grad` reuse scratch
+    arrays of the structure: one structure serves one fit at a time (:meth:`with_response`
+    gives each response its own).
     """
 
     def __init__(self, term: RandomTerm, a: np.ndarray) -> None:
@@ -299,7 +303,7 @@ class _OneLevel:
             self.zta = zta
         self._products: np.ndarray | None = None  # of this response; made when first needed
         self._work: dict[str, np.ndarray] | None = None  # q = 2 scratch of parts() and grad()
-        self._filled = 0  # parts() calls since; grad() checks the scratch holds its theta
+        self._filled = 0  # fillings of the scratch: grad() checks it still holds its theta's
 
     def with_response(self, r: np.ndarray) -> _OneLevel:
         """The same structure for another response column (nothing else is recomputed)."""
@@ -407,6 +411,7 @@ class _OneLevel:
         part of ``Omega``), into ``out`` (pairs, G); the rows ``a < b`` doubled (``O_i[a, b] +
         O_i[b, a]``, as in the pair products)."""
         q, p_a, _ = self.zta.shape
+        ra, rb = _upper(q)
         if self._fits_budget():
             if self._products is None:
                 self._products = self._pair_products()
@@ -414,9 +419,12 @@ class _OneLevel:
             weights = omega[rc, rd] + omega[rd, rc]
             weights[rc == rd] *= 0.5
             return np.matmul(weights, self._products, out=out.reshape(-1)).reshape(out.shape)
-        for k, (a, b) in enumerate(zip(*_upper(q), strict=True)):
-            weighted = (omega + omega.T) @ self.zta[a]
-            out[k] = np.einsum("cg,cg->g", weighted, self.zta[b]) / (2.0 if a == b else 1.0)
+        both = omega + omega.T
+        for a in range(q):
+            weighted = both @ self.zta[a]
+            for k in np.flatnonzero(ra == a):
+                out[k] = np.einsum("cg,cg->g", weighted, self.zta[rb[k]])
+        out[ra == rb] *= 0.5
         return out
 
     def parts_many(self, thetas: np.ndarray) -> list[tuple[float, np.ndarray]]:
