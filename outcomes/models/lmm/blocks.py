@@ -543,10 +543,12 @@ class _OneLevel:
         w = self._scratch()
         g_rows, h, m, delta, t = w["g_one"][:3], w["hm"][:3], w["hm"][3:], w["delta"][0], w["t"][0]
         o = self._omega_rows(omega, w["o"])
-        np.einsum("kg,kg->g", m, o, out=t)  # tr(M O): the row (0, 1) of o is doubled
+        m *= o  # m is used up: tr(M O) is the sum of its rows (the row (0, 1) of o is doubled)
+        np.add(m[0], m[1], out=t)
+        t += m[2]
         o[1] *= 0.5
         t += 1.0
-        x = np.multiply(g_rows, t, out=m)  # m is used up
+        x = np.multiply(g_rows, t, out=m)
         x -= o
         x *= delta
         o *= delta
