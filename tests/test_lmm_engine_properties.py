@@ -189,6 +189,60 @@ def test_gradient_matches_finite_differences(
     np.testing.assert_allclose(grad, numeric, rtol=1e-5, atol=1e-5 * np.abs(grad).max())
 
 
+def with_z(prob: LmmProblem, z: np.ndarray, names: tuple[str, ...]) -> LmmProblem:
+    """``prob`` with another random-effects design for its one grouping factor."""
+    term = prob.terms[0]
+    return LmmProblem(
+        prob.y, prob.x, prob.x_names, (RandomTerm("id", term.codes, term.levels, z, names),)
+    )
+
+
+def irregular_problem(q: int, seed: int) -> LmmProblem:
+    """Irregular visit times (every group its own Z'Z) with q = 1, 2 or 3 random effects."""
+    prob = problem(simulate(seed, 30, 5, jitter=0.3, drop=0.1))
+    time = prob.x[:, 1]
+    columns = {1: [time], 2: [np.ones_like(time), time], 3: [np.ones_like(time), time, time**2]}
+    names = {1: ("time",), 2: ("(Intercept)", "time"), 3: ("(Intercept)", "time", "time^2")}
+    return with_z(prob, np.column_stack(columns[q]), names[q])
+
+
+@pytest.mark.parametrize("q", [1, 2, 3])
+@pytest.mark.parametrize("products_fit", [True, False])
+def test_gradient_per_group_matches_finite_differences(
+    monkeypatch, q: int, products_fit: bool
+) -> None:
+    """Each non-compressed path: q = 1, 2 (closed forms), 3, with the pair products kept in
+    memory and without (the per-pair BLAS products used beyond the tensor budget)."""
+    crit = criterion(irregular_problem(q, 10 + q))
+    structure = crit.structure
+    assert isinstance(structure, blocks._OneLevel) and not structure.compressed
+    if not products_fit:
+        monkeypatch.setattr(blocks, "_TENSOR_BUDGET", 0)
+    assert structure._fits_budget() is products_fit
+    theta = np.linspace(0.4, 1.1, len(crit.lower)) * np.where(crit.lower == 0, 1, -0.3)
+    for point in (theta, 0.5 * theta):  # a second theta: the scratch arrays are refilled
+        _, grad = crit.value_and_grad(point)
+        h = 1e-5
+        numeric = [
+            (crit(point + h * e) - crit(point - h * e)) / (2 * h) for e in np.eye(len(point))
+        ]
+        np.testing.assert_allclose(grad, numeric, rtol=1e-5, atol=1e-5 * np.abs(grad).max())
+
+
+def test_gradient_after_other_evaluations_is_of_its_own_theta() -> None:
+    """grad() gets the state of its theta even when parts() ran at another theta since."""
+    crit = criterion(irregular_problem(2, 14))
+    structure = crit.structure
+    theta = np.array([0.8, -0.2, 0.5])
+    pieces = crit.pieces(theta)
+    w = np.append(-pieces.beta, 1.0)
+    omega = (crit.df / pieces.r2) * np.outer(w, w)
+    omega[: crit.p, : crit.p] += np.linalg.inv(pieces.xtvx)
+    expected = structure.grad(theta, omega, crit.pieces(theta).state)
+    structure.parts(2.0 * theta)  # overwrites the scratch arrays
+    np.testing.assert_allclose(structure.grad(theta, omega, pieces.state), expected, rtol=1e-12)
+
+
 def test_pattern_sharing_gives_the_same_fit_as_per_group_algebra(monkeypatch) -> None:
     prob = problem(simulate(5, 40, 5, drop=0.1))
     shared = fit(prob)

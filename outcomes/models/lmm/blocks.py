@@ -7,6 +7,7 @@ structures, and the profiled REML/ML criterion with its analytic gradient (:clas
 from __future__ import annotations
 
 import copy
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -137,17 +138,41 @@ def _rows_q2(lam: np.ndarray, g_rows: np.ndarray) -> tuple[np.ndarray, np.ndarra
 
     Both maps are linear in the rows, so each is one 3 x 3 matrix product over the groups.
     """
-    l0, l1, l2 = lam[0, 0], lam[1, 0], lam[1, 1]
-    to_h = np.array([[l0 * l0, 2 * l0 * l1, l1 * l1], [0.0, l0 * l2, l1 * l2], [0.0, 0.0, l2 * l2]])
+    to_h, to_m = _maps_q2(lam)
     h = to_h @ g_rows
     h[0] += 1.0
     h[2] += 1.0
     det = h[0] * h[2] - h[1] * h[1]
-    # det(H) H^-1 has rows (h11, -h01, h00); Lambda (.) Lambda' row by row
+    return h, det, to_m
+
+
+def _maps_q2(lam: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For q = 2, on the rows (0, 0), (0, 1), (1, 1) of symmetric 2 x 2 matrices: the 3 x 3
+    maps ``G -> Lambda' G Lambda`` and ``H -> Lambda adj(H) Lambda'`` (``Lambda`` lower
+    triangular; ``adj(H) = det(H) H^-1`` has the rows ``(h11, -h01, h00)``)."""
+    l0, l1, l2 = lam[0, 0], lam[1, 0], lam[1, 1]
+    to_h = np.array([[l0 * l0, 2 * l0 * l1, l1 * l1], [0.0, l0 * l2, l1 * l2], [0.0, 0.0, l2 * l2]])
     to_m = np.array(
         [[0.0, 0.0, l0 * l0], [0.0, -l0 * l2, l0 * l1], [l2 * l2, -2 * l1 * l2, l1 * l1]]
     )
-    return h, det, to_m
+    return to_h, to_m
+
+
+@functools.cache
+def _upper(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """``np.triu_indices(n)``, made once per size (it costs more than a small product);
+    the arrays are shared, so read-only."""
+    rows, cols = np.triu_indices(n)
+    rows.flags.writeable = cols.flags.writeable = False
+    return rows, cols
+
+
+@functools.cache
+def _lower_by_columns(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Rows and columns of the lower triangle of an n x n matrix, column by column (shared,
+    read-only arrays, as :func:`_upper`)."""
+    cols, rows = _upper(n)
+    return rows, cols
 
 
 def _gram(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -218,12 +243,7 @@ class _ThetaBlock:
     @property
     def index(self) -> tuple[np.ndarray, np.ndarray]:
         """Rows and columns of Lambda's non-zero elements, column by column (lme4's order)."""
-        rows, cols = [], []
-        for c in range(self.q):
-            for r in range(c, self.q):
-                rows.append(r)
-                cols.append(c)
-        return np.array(rows), np.array(cols)
+        return _lower_by_columns(self.q)
 
     def lam(self, theta: np.ndarray) -> np.ndarray:
         out = np.zeros((self.q, self.q))
@@ -252,6 +272,10 @@ class _OneLevel:
     For each group ``i`` (or each pattern of groups sharing ``G_i = Z_i'Z_i``, weight
     ``w_i`` groups), ``H_i = Lambda' G_i Lambda + I``; ``log|L|^2 = sum_i w_i log|H_i|`` and
     ``A'Z Lambda H^-1 Lambda' Z'A = sum_i V_i' H_i^-1 V_i`` with ``V_i = Lambda' Z_i'A_i``.
+
+    Per group (not compressed) with q = 2, :meth:`parts` and :meth:`grad` reuse scratch
+    arrays of the structure: one structure serves one fit at a time (:meth:`with_response`
+    gives each response its own).
     """
 
     def __init__(self, term: RandomTerm, x: np.ndarray, r: np.ndarray) -> None:
@@ -286,6 +310,8 @@ class _OneLevel:
         else:
             self.zta = zta
         self._products: np.ndarray | None = None  # of this response; made when first needed
+        self._work: dict[str, np.ndarray] | None = None  # q = 2 scratch of parts() and grad()
+        self._filled = 0  # fillings of the scratch: grad() checks it still holds its theta's
 
     def with_response(self, r: np.ndarray) -> _OneLevel:
         """The same structure for another response column (nothing else is recomputed)."""
@@ -318,19 +344,96 @@ class _OneLevel:
     def parts(self, theta: np.ndarray) -> tuple[float, np.ndarray, dict]:
         """``log|L|^2`` and ``sum_i A_i'Z_i Lambda H_i^-1 Lambda' Z_i'A_i``."""
         lam = self.block.lam(theta)
-        q = lam.shape[0]
-        hinv, m, logdet = _relative_precision(lam, self.ztz)  # m = Lambda H^-1 Lambda'
-        ld_l2 = float(logdet @ self.weight)
         if self.compressed:
+            hinv, m, logdet = _relative_precision(lam, self.ztz)  # m = Lambda H^-1 Lambda'
             quad = (m.reshape(-1) @ self.tensor).reshape(self.p_a, self.p_a)
-        else:
-            # sum_i ZtA_i' M_i ZtA_i, one BLAS product per pair of random effects
-            quad = np.zeros((self.p_a, self.p_a))
-            for a in range(q):
-                for b in range(a, q):
-                    part = (self.zta[a] * m[a, b]) @ self.zta[b].T
-                    quad += part if a == b else part + part.T
-        return ld_l2, quad, {"lam": lam, "hinv": hinv}
+            return float(logdet @ self.weight), quad, {"lam": lam, "hinv": hinv}
+        if lam.shape[0] == 2:
+            ld_l2, m_rows = self._precision_q2(lam)
+            return ld_l2, self._quad(m_rows), {"lam": lam, "filled": self._filled}
+        hinv, m, logdet = _relative_precision(lam, self.ztz)
+        m_rows = m[_upper(lam.shape[0])]
+        return float(np.sum(logdet)), self._quad(m_rows), {"lam": lam, "hinv": hinv}
+
+    def _scratch(self) -> dict[str, np.ndarray]:
+        """(rows, G) arrays reused by every q = 2 evaluation: fresh temporaries this big cost
+        page faults. ``g_one`` holds the rows (0, 0), (0, 1), (1, 1) of ``Z_i'Z_i`` and ones."""
+        if self._work is None:
+            g = self.ztz.shape[-1]
+            g_one = np.vstack([self.ztz[(0, 0, 1), (0, 1, 1)], np.ones(g)])
+            self._work = {"g_one": g_one}
+            for name, rows in (("hm", 6), ("delta", 1), ("o", 3), ("t", 1)):
+                self._work[name] = np.empty((rows, g))
+        return self._work
+
+    def _precision_q2(self, lam: np.ndarray) -> tuple[float, np.ndarray]:
+        """For q = 2: ``log|L|^2`` and, in the scratch arrays, the rows (0, 0), (0, 1), (1, 1)
+        of each ``H_i`` (``hm[:3]``) and ``M_i = Lambda H_i^-1 Lambda'`` (``hm[3:]``), and
+        ``1 / |H_i|`` (``delta``). ``H_i^-1 = adj(H_i) / |H_i|`` is left implicit."""
+        w = self._scratch()
+        hm, delta, tmp = w["hm"], w["delta"][0], w["t"][0]
+        to_h, to_m = _maps_q2(lam)
+        coef = np.empty((6, 4))  # to H (+ I, on the ones of g_one), then to |H| M
+        coef[:3, :3] = to_h
+        coef[:3, 3] = (1.0, 0.0, 1.0)
+        np.matmul(to_m, coef[:3], out=coef[3:])
+        np.matmul(coef, w["g_one"], out=hm)
+        h, m = hm[:3], hm[3:]
+        np.multiply(h[0], h[2], out=delta)
+        delta -= np.multiply(h[1], h[1], out=tmp)
+        ld_l2 = float(np.sum(np.log(delta, out=tmp)))
+        np.divide(1.0, delta, out=delta)
+        m *= delta
+        self._filled += 1
+        return ld_l2, m
+
+    def _fits_budget(self) -> bool:
+        """Whether the pair products ``S_i`` of :meth:`parts_many` may be kept in memory."""
+        q, p_a, g = self.zta.shape
+        return q * (q + 1) // 2 * p_a * p_a * g <= _TENSOR_BUDGET
+
+    def _quad(self, m_rows: np.ndarray) -> np.ndarray:
+        """``sum_i ZtA_i' M_i ZtA_i`` from the rows ``a <= b`` of each ``M_i`` (pairs, G).
+
+        One product with the pair products ``S_i`` when they fit in memory, else one BLAS
+        product per pair of random effects.
+        """
+        q, p_a, _ = self.zta.shape
+        if self._fits_budget():
+            if self._products is None:
+                self._products = self._pair_products()
+            upper = self._products @ m_rows.reshape(-1)
+            rc, rd = _upper(p_a)
+            quad = np.empty((p_a, p_a))
+            quad[rc, rd] = upper
+            quad[rd, rc] = upper
+            return quad
+        quad = np.zeros((p_a, p_a))
+        for k, (a, b) in enumerate(zip(*_upper(q), strict=True)):
+            part = (self.zta[a] * m_rows[k]) @ self.zta[b].T
+            quad += part if a == b else part + part.T
+        return quad
+
+    def _omega_rows(self, omega: np.ndarray, out: np.ndarray) -> np.ndarray:
+        """Rows ``a <= b`` of each ``O_i = Z_i'A_i Omega_s A_i'Z_i`` (``Omega_s`` the symmetric
+        part of ``Omega``), into ``out`` (pairs, G); the rows ``a < b`` doubled (``O_i[a, b] +
+        O_i[b, a]``, as in the pair products)."""
+        q, p_a, _ = self.zta.shape
+        ra, rb = _upper(q)
+        if self._fits_budget():
+            if self._products is None:
+                self._products = self._pair_products()
+            rc, rd = _upper(p_a)
+            weights = omega[rc, rd] + omega[rd, rc]
+            weights[rc == rd] *= 0.5
+            return np.matmul(weights, self._products, out=out.reshape(-1)).reshape(out.shape)
+        both = omega + omega.T
+        for a in range(q):
+            weighted = both @ self.zta[a]
+            for k in np.flatnonzero(ra == a):
+                out[k] = np.einsum("cg,cg->g", weighted, self.zta[rb[k]])
+        out[ra == rb] *= 0.5
+        return out
 
     def parts_many(self, thetas: np.ndarray) -> list[tuple[float, np.ndarray]]:
         """``log|L|^2`` and the quadratic term at each row of ``thetas``, evaluated together.
@@ -395,27 +498,87 @@ class _OneLevel:
         Uses the q x q matrix ``D`` whose ``[r, c]`` element is the derivative with respect
         to ``Lambda[r, c]``: ``D = 2 sum_i w_i G_i Lambda H_i^-1 - 2 sum_i R_i Omega U_i'``,
         with ``U_i = P_i Z_i'A_i``, ``P_i = H_i^-1 Lambda'`` and ``R_i = Z_i'A_i - G_i Lambda
-        U_i``, so that ``R_i Omega U_i' = (I - G_i Lambda P_i) (Z_i'A_i Omega A_i'Z_i) P_i'``
-        (summed within patterns by the tensor).
+        U_i``, so that ``R_i Omega U_i' = (I - G_i Lambda P_i) O_i P_i'`` with ``O_i =
+        Z_i'A_i Omega A_i'Z_i`` (summed within patterns by the tensor). Per group (``w_i = 1``)
+        that is ``D / 2 = sum_i (G_i - O_i) Lambda H_i^-1 + sum_i G_i Lambda N_i`` with
+        ``N_i = P_i O_i P_i'``.
         """
-        lam, hinv = state["lam"], state["hinv"]
+        lam = state["lam"]
+        if not self.compressed and lam.shape[0] == 2:
+            return self._grad_q2(lam, omega, state)
+        rows, cols = self.block.index
+        if not self.compressed:
+            return self._grad_groups(lam, omega, state)[rows, cols]
+        hinv = state["hinv"]
         q, _, u = hinv.shape
         g_lam = _right(self.ztz, lam)  # G Lambda
         d1 = _gram(g_lam * self.weight, _bt(hinv))
         p = _right(hinv, lam.T)  # P = H^-1 Lambda'
-        if self.compressed:
-            om = (self.tensor @ omega.reshape(-1)).reshape(q, q, u)
-        else:
-            om = np.empty((q, q, u))  # Z_i'A_i Omega A_i'Z_i
-            for a in range(q):
-                weighted = omega @ self.zta[a]
-                for b in range(a, q):
-                    om[a, b] = om[b, a] = np.einsum("cg,cg->g", weighted, self.zta[b])
+        om = (self.tensor @ omega.reshape(-1)).reshape(q, q, u)
         resid = _plus_identity(_bmm(g_lam, p), -1.0)  # I - G Lambda P
         d2 = _gram(_bmm(resid, om), p)
         full = 2.0 * d1 - 2.0 * d2
-        rows, cols = self.block.index
         return full[rows, cols]
+
+    def _grad_groups(self, lam: np.ndarray, omega: np.ndarray, state: dict) -> np.ndarray:
+        """``D`` of :meth:`grad` group by group (not compressed; q = 1 or q >= 3)."""
+        q, g = lam.shape[0], self.ztz.shape[-1]
+        ra, rb = _upper(q)
+        pair = np.empty((q, q), dtype=int)
+        pair[ra, rb] = pair[rb, ra] = np.arange(len(ra))
+        om = self._omega_rows(omega, np.empty((len(ra), g)))
+        om[ra != rb] *= 0.5
+        om = om[pair]
+        hinv = state["hinv"]
+        p = _right(hinv, lam.T)  # P = H^-1 Lambda'
+        n = _bmm(_bmm(p, om), _bt(p))
+        return 2.0 * (_gram(_right(self.ztz - om, lam), hinv) + _gram(_right(self.ztz, lam), n))
+
+    def _grad_q2(self, lam: np.ndarray, omega: np.ndarray, state: dict) -> np.ndarray:
+        """The gradient for q = 2 (not compressed), by 2 x 2 identities on the rows (0, 0),
+        (0, 1), (1, 1).
+
+        With ``A_i = H_i^-1``, ``B_i = Lambda' O_i Lambda`` and ``t_i = tr(A_i B_i) =
+        tr(M_i O_i)``, ``N_i = A_i B_i A_i = t_i A_i - |A_i| adj(B_i)``, so ``D / 2 =
+        sum_i ((1 + t_i) G_i - O_i) Lambda A_i - sum_i G_i Lambda |A_i| adj(B_i)``, and
+        ``Lambda adj(B_i) = |Lambda| adj(O_i) adj(Lambda)'``. The elements of ``D`` below the
+        diagonal are then sums of 11 dot products over the groups of rows of ``X_i = ((1 +
+        t_i) G_i - O_i) |A_i|`` with those of ``adj(H_i)`` (``A_i = |A_i| adj(H_i)``), and of
+        rows of ``G_i`` with those of ``|A_i| O_i``.
+        """
+        if state.get("filled") != self._filled:  # the scratch holds another theta's pieces
+            self._precision_q2(lam)
+        w = self._scratch()
+        g_rows, h, m, delta, t = w["g_one"][:3], w["hm"][:3], w["hm"][3:], w["delta"][0], w["t"][0]
+        o = self._omega_rows(omega, w["o"])
+        m *= o  # m is used up: tr(M O) is the sum of its rows (the row (0, 1) of o is doubled)
+        np.add(m[0], m[1], out=t)
+        t += m[2]
+        o[1] *= 0.5
+        t += 1.0
+        x = np.multiply(g_rows, t, out=m)
+        x -= o
+        x *= delta
+        o *= delta
+        self._filled += 1  # m is overwritten
+        # X Lambda A: adj(H) has the rows (h11, -h01, h00)
+        x0h2, x1h2, x1h1, x2h2, x2h1, x2h0 = (
+            np.dot(x[i], h[j]) for i, j in ((0, 2), (1, 2), (1, 1), (2, 2), (2, 1), (2, 0))
+        )
+        # G adj(O) with |A| O in o
+        g0o2, g1o1, g1o2, g2o1, g2o0 = (
+            np.dot(g_rows[i], o[j]) for i, j in ((0, 2), (1, 1), (1, 2), (2, 1), (2, 0))
+        )
+        l0, l1, l2 = lam[0, 0], lam[1, 0], lam[1, 1]
+        det = l0 * l2
+        half = np.array(
+            [
+                l0 * x0h2 + l1 * x1h2 - l2 * x1h1 - det * l2 * (g0o2 - g1o1),
+                l0 * x1h2 + l1 * x2h2 - l2 * x2h1 - det * l2 * (g1o2 - g2o1),
+                l2 * x2h0 - l0 * x1h1 - l1 * x2h1 + det * (l0 * (g1o1 - g2o0) + l1 * (g1o2 - g2o1)),
+            ]
+        )
+        return 2.0 * half
 
 
 class _TwoLevel:
