@@ -176,15 +176,8 @@ def _relative_precision_many(lams: np.ndarray, ztz: np.ndarray) -> tuple[np.ndar
         h[:, 0] += 1.0
         h[:, 2] += 1.0
         det = h[:, 0] * h[:, 2] - h[:, 1] * h[:, 1]
-        rows = np.matmul(to_m, h) / det[:, None, :]
-        m = np.empty((n, 2, 2, ztz.shape[-1]))
-        m[:, 0, 0], m[:, 0, 1], m[:, 1, 0], m[:, 1, 1] = (
-            rows[:, 0],
-            rows[:, 1],
-            rows[:, 1],
-            rows[:, 2],
-        )
-        return m, np.log(det)
+        rows = np.matmul(to_m, h) / det[:, None, :]  # M[0, 0], M[0, 1], M[1, 1]
+        return rows[:, (0, 1, 1, 2)].reshape(n, 2, 2, -1), np.log(det)
     each = [_relative_precision(lam, ztz) for lam in lams]
     return np.array([m for _, m, _ in each]), np.array([logdet for _, _, logdet in each])
 
