@@ -397,14 +397,12 @@ class _OneLevel:
         with ``d = det(Lambda)`` and ``Psi = Lambda Lambda'``. The quadratic term
         ``sum_i sum_{a <= b} M_i[a, b] S_i[a, b]`` is then
         ``sum_i (d^2 Q_i + Psi_00 S_i[0, 0] + Psi_01 S_i[0, 1] + Psi_11 S_i[1, 1]) / det(H_i)``
-        with the fixed ``Q_i = sum_{a <= b} adj(G_i)[a, b] S_i[a, b]``: per theta and group only
-        ``det(H_i)``, then one product of the reciprocals (thetas x groups) with the fixed
-        products (groups x 4 upper triangles), group block by group block (cache-sized).
+        with ``Q_i = sum_{a <= b} adj(G_i)[a, b] S_i[a, b]``: per theta and group only
+        ``det(H_i)``, then one product of the reciprocals (thetas x groups) with the products
+        of :meth:`_adjugate_products` (groups x 4 upper triangles), block by block of groups
+        (cache-sized, so nothing of the size of the data is allocated).
         """
-        if self._products is None:
-            self._products = self._adjugate_products()
-        g_rows, products = self._products[:4], self._products[4:]
-        n, g = len(lams), g_rows.shape[1]
+        n, g = len(lams), self.ztz.shape[-1]
         l0, l1, l2 = lams[:, 0, 0], lams[:, 1, 0], lams[:, 1, 1]
         d2 = (l0 * l2) ** 2
         psi = (l0 * l0, l0 * l1, l1 * l1 + l2 * l2)
@@ -412,27 +410,57 @@ class _OneLevel:
         block = min(g, max(1, _CACHE_BUDGET // n))
         det_buffer, recip_buffer = np.empty((n, block)), np.empty((n, block))
         ld_l2 = np.zeros(n)
-        sums = np.zeros((n, products.shape[0]))
+        n_products = 2 * self.p_a * (self.p_a + 1)  # 4 upper triangles
+        sums = np.zeros((n, n_products))
+        scratch = np.empty((4 + 2 * n_products, block))
         for start in range(0, g, block):
             stop = min(g, start + block)
-            det = np.matmul(to_det, g_rows[:, start:stop], out=det_buffer[:, : stop - start])
+            features = self._adjugate_products(start, stop, scratch)
+            g_rows, products = features[:4], features[4:]
+            det = np.matmul(to_det, g_rows, out=det_buffer[:, : stop - start])
             det += 1.0
             recip = np.divide(1.0, det, out=recip_buffer[:, : stop - start])
             ld_l2 += np.sum(np.log(det, out=det), axis=1)
-            sums += recip @ products[:, start:stop].T
+            sums += recip @ products.T
         coef = np.column_stack([d2, *psi])
         return ld_l2, self._symmetric(np.einsum("tk,tke->te", coef, sums.reshape(n, 4, -1)))
+
+    def _adjugate_products(self, start: int, stop: int, out: np.ndarray) -> np.ndarray:
+        """For :meth:`_parts_many_q2` and groups ``start:stop``, into ``out`` (at least
+        (4 + 8 x elements, stop - start)): the rows ``(det G_i, G_i[0, 0], G_i[0, 1], G_i[1, 1])``,
+        then the upper triangles of ``Q_i``, ``S_i[0, 0]``, ``S_i[0, 1]`` and ``S_i[1, 1]``
+        (one row per element, groups along the columns; the rest is scratch space)."""
+        n = stop - start
+        rc, rd = np.triu_indices(self.p_a)
+        e = len(rc)
+        g00, g01, g11 = (self.ztz[a, b, start:stop] for a, b in ((0, 0), (0, 1), (1, 1)))
+        np.multiply(g00, g11, out=out[0, :n])
+        out[0, :n] -= g01 * g01
+        out[1:4, :n] = g00, g01, g11
+        q_rows, s00, s01, s11 = (out[4 + k * e : 4 + (k + 1) * e, :n] for k in range(4))
+        z0c, z0d, z1c, z1d = (out[4 + k * e : 4 + (k + 1) * e, :n] for k in range(4, 8))
+        for z, rows, scratch in ((0, rc, z0c), (0, rd, z0d), (1, rc, z1c), (1, rd, z1d)):
+            np.take(self.zta[z, :, start:stop], rows, axis=0, out=scratch)
+        np.multiply(z0c, z0d, out=s00)
+        np.multiply(z0c, z1d, out=s01)
+        s01 += np.multiply(z1c, z0d, out=z0d)
+        np.multiply(z1c, z1d, out=s11)
+        # Q = adj(G)[0, 0] S[0, 0] + adj(G)[0, 1] S[0, 1] + adj(G)[1, 1] S[1, 1]
+        np.multiply(s00, g11, out=q_rows)
+        q_rows -= np.multiply(s01, g01, out=z0c)
+        q_rows += np.multiply(s11, g00, out=z0c)
+        return out[: 4 + 4 * e, :n]
 
     def _parts_many_chunked(self, lams: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """:meth:`parts_many` without patterns for any q.
 
         Per group, the quadratic term is ``sum_{a <= b} M_i[a, b] S_i[a, b]`` with the fixed
-        :meth:`_pair_products` ``S``: for a chunk of thetas, one product of the ``M``
+        products ``S_i[a, b] = Z_i'A_i[a]' Z_i'A_i[b]`` (plus its transpose when ``a != b``,
+        :meth:`_pair_products`): for a chunk of thetas, one product of the ``M``
         (thetas x groups, at most ``_BATCH_BUDGET`` elements) with the ``S``.
         """
         if self._products is None:
-            p_a = self.p_a
-            self._products = self._pair_products().reshape(p_a * (p_a + 1) // 2, -1)
+            self._products = self._pair_products()
         products = self._products
         ra, rb = np.triu_indices(self.block.q)
         g = self.ztz.shape[-1]
@@ -452,38 +480,19 @@ class _OneLevel:
         out[:, rd, rc] = rows
         return out
 
-    def _pair_products(self, out: np.ndarray | None = None) -> np.ndarray:
-        """``S_i[a, b] = Z_i'A_i[a]' Z_i'A_i[b]`` (plus its transpose when ``a != b``): upper
-        triangles, shape (elements, pairs a <= b, G), written into ``out`` when given."""
+    def _pair_products(self) -> np.ndarray:
+        """The ``S_i[a, b]`` of :meth:`_parts_many_chunked`: upper triangles, shape
+        (elements, pairs x G)."""
         q, p_a, g = self.zta.shape
         pairs = list(zip(*np.triu_indices(q), strict=True))
         elements = list(zip(*np.triu_indices(p_a), strict=True))
-        if out is None:
-            out = np.empty((len(elements), len(pairs), g))
+        out = np.empty((len(elements), len(pairs), g))
         for e, (c, d) in enumerate(elements):
             for k, (a, b) in enumerate(pairs):
                 np.multiply(self.zta[a, c], self.zta[b, d], out=out[e, k])
                 if a != b:
                     out[e, k] += self.zta[b, c] * self.zta[a, d]
-        return out
-
-    def _adjugate_products(self) -> np.ndarray:
-        """For :meth:`_parts_many_q2`, in one (4 + 4 x elements, G) array: the rows
-        ``(det G_i, G_i[0, 0], G_i[0, 1], G_i[1, 1])``, then the upper triangles of ``Q_i``,
-        ``S_i[0, 0]``, ``S_i[0, 1]`` and ``S_i[1, 1]``."""
-        g00, g01, g11 = self.ztz[0, 0], self.ztz[0, 1], self.ztz[1, 1]
-        n_elements, g = self.p_a * (self.p_a + 1) // 2, len(g00)
-        out = np.empty((4 + 4 * n_elements, g))
-        np.multiply(g00, g11, out=out[0])
-        out[0] -= g01 * g01
-        out[1:4] = g00, g01, g11
-        products = out[4:].reshape(4, n_elements, g)
-        s = self._pair_products(out=products[1:].transpose(1, 0, 2))
-        # Q = adj(G)[0, 0] S[0, 0] + adj(G)[0, 1] S[0, 1] + adj(G)[1, 1] S[1, 1]
-        np.multiply(s[:, 0], g11, out=products[0])
-        products[0] -= s[:, 1] * g01
-        products[0] += s[:, 2] * g00
-        return out
+        return out.reshape(len(elements), len(pairs) * g)
 
     def grad(self, theta: np.ndarray, omega: np.ndarray, state: dict) -> np.ndarray:
         """Gradient of the profiled criterion with respect to theta.
