@@ -2,7 +2,8 @@
 
 * ``parts_many`` (all of Satterthwaite's evaluation points together) equals ``parts`` (one
   theta at a time), with and without shared Z'Z patterns: subjects with one observation, very
-  unbalanced sizes, singular (boundary) thetas, one, two and three random effects;
+  unbalanced sizes, singular (boundary) thetas, one, two and three random effects, and two
+  nested levels;
 * the batched deviance and vcov(beta) equal the independent implementation in
   :mod:`outcomes.models.lmm.deviance`;
 * the closed forms of ``H^-1`` and ``Lambda H^-1 Lambda'`` for q <= 2 equal the general
@@ -25,6 +26,7 @@ import pytest
 from outcomes.errors import InputError
 from outcomes.models import numderiv
 from outcomes.models.lmm import blocks
+from outcomes.models.lmm.design import build_problem
 from outcomes.models.lmm.deviance import ProfiledDeviance
 from outcomes.models.lmm.engine import PreparedModel, fit
 from outcomes.models.lmm.fit import lmm
@@ -126,6 +128,33 @@ def test_batched_deviance_and_vcov_equal_the_independent_implementation(
     )
     np.testing.assert_allclose(crit.deviance_at(varpars[3]), prof.deviance(varpars[3]), rtol=1e-10)
     np.testing.assert_allclose(crit.vcov_at(varpars[3]), prof.vcov_at(varpars[3]), rtol=1e-10)
+
+
+@pytest.mark.parametrize("re_formula", ["~1", "~week"])
+def test_nested_batched_parts_equal_one_theta_at_a_time(re_formula: str, monkeypatch) -> None:
+    """Two nested levels (split-face sides within subjects), a random slope or not."""
+    data = split_face(7).iloc[:-3]  # one side of the last subject with a single visit
+    prob, _ = build_problem(
+        data, "score ~ week", groups="subject", re_formula=re_formula, nested=["side"]
+    )
+    a = np.column_stack([prob.x, prob.y])
+    structure = blocks._TwoLevel(prob.terms[0], prob.terms[1], a)
+    crit = blocks._Criterion(prob, structure, a)
+    points = thetas(crit, 7)
+    monkeypatch.setattr(blocks, "_CACHE_BUDGET", 4 * 3 * 40 * 3)  # chunks of 3 thetas
+    ld_many, quad_many = structure.parts_many(points)
+    for theta, ld_l2, quad in zip(points, ld_many, quad_many, strict=True):
+        ld_single, quad_single, _ = structure.parts(theta)
+        np.testing.assert_allclose(ld_l2, ld_single, rtol=1e-12, atol=1e-10)
+        np.testing.assert_allclose(quad, quad_single, rtol=1e-10, atol=1e-10 * np.abs(quad).max())
+    prof = ProfiledDeviance(prob)
+    varpars = np.column_stack([points, np.linspace(0.7, 1.2, len(points))])
+    np.testing.assert_allclose(
+        crit.deviance_many(varpars), [prof.deviance(v) for v in varpars], rtol=1e-10
+    )
+    np.testing.assert_allclose(
+        crit.vcov_many(varpars), [prof.vcov_at(v) for v in varpars], rtol=1e-10, atol=0
+    )
 
 
 @pytest.mark.parametrize("q", [1, 2])

@@ -20,7 +20,7 @@ from outcomes.models.lmm.types import LmmProblem, RandomTerm
 _LOG_2PI = np.log(2.0 * np.pi)
 _TENSOR_BUDGET = 20_000_000  # max elements of the pattern tensor (160 MB) before falling back
 _BATCH_BUDGET = 2_000_000  # elements of M (thetas x groups) per batched product (16 MB)
-_CACHE_BUDGET = 100_000  # elements (thetas x groups) per block of the q = 2 batched path (0.8 MB)
+_CACHE_BUDGET = 100_000  # elements (thetas x groups) per block of the other batched paths (0.8 MB)
 _THETA_CACHE = 128  # pieces kept for deviance_at / vcov_at (Satterthwaite needs about 75)
 
 
@@ -611,6 +611,49 @@ class _TwoLevel:
         f1 = c1.transpose(1, 0, 2).reshape(self.p_a, -1)
         state = {"linv2": linv2, "linv1": linv1, "bt": bt, "c2": c2, "c1": c1}
         return ld_l2, f2 @ f2.T + f1 @ f1.T, state
+
+    def parts_many(self, thetas: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``log|L|^2`` (T,) and the quadratic term (T, p_A, p_A) of :meth:`parts` at each of
+        the ``T`` rows of ``thetas``: the same algebra with the thetas as one more batch axis
+        before the groups, in cache-sized chunks of thetas."""
+        thetas = np.atleast_2d(np.asarray(thetas, dtype=float))
+        q1, q2 = self.outer_block.q, self.inner_block.q
+        # several arrays of this size are alive at once: a quarter of the budget each
+        size = self.ww.shape[-1] * q2 * max(q1, self.p_a)
+        per_chunk = max(1, _CACHE_BUDGET // (4 * size))
+        chunks = [
+            self._parts_stacked(thetas[start : start + per_chunk])
+            for start in range(0, len(thetas), per_chunk)
+        ]
+        return np.concatenate([c[0] for c in chunks]), np.concatenate([c[1] for c in chunks])
+
+    def _parts_stacked(self, thetas: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`parts_many` for one chunk: batches of shape (q, r, T, groups)."""
+        # Lambda and Lambda' of each theta (q, q, T, 1); the data (q, r, 1, groups)
+        lam1, lam2 = (b.lams(thetas).transpose(1, 2, 0)[..., None] for b in self.blocks)
+        lam1t, lam2t = lam1.swapaxes(0, 1), lam2.swapaxes(0, 1)
+        ww, wz, wa, zz, za = (
+            x[:, :, None, :] for x in (self.ww, self.wz, self.wa, self.zz, self.za)
+        )
+        h2 = _plus_identity(_bmm(_bmm(lam2t, ww), lam2))
+        low2 = _chol(h2)
+        linv2 = _tril_inv(low2)
+        bt = _bmm(linv2, _bmm(_bmm(lam2t, wz), lam1))  # B_s'
+        c2 = _bmm(linv2, _bmm(lam2t, wa))
+        bb = self._sum_to_outer(_bmm(bt.swapaxes(0, 1), bt))
+        h1 = _plus_identity(_bmm(_bmm(lam1t, zz), lam1) - bb)
+        low1 = _chol(h1)
+        linv1 = _tril_inv(low1)
+        rhs = _bmm(lam1t, za) - self._sum_to_outer(_bmm(bt.swapaxes(0, 1), c2))
+        c1 = _bmm(linv1, rhs)
+        d1, d2 = np.arange(low1.shape[0]), np.arange(low2.shape[0])
+        ld_l2 = 2.0 * (
+            np.sum(np.log(low2[d2, d2]), axis=(0, 2)) + np.sum(np.log(low1[d1, d1]), axis=(0, 2))
+        )
+        n = len(thetas)
+        f2 = c2.transpose(2, 1, 0, 3).reshape(n, self.p_a, -1)
+        f1 = c1.transpose(2, 1, 0, 3).reshape(n, self.p_a, -1)
+        return ld_l2, f2 @ f2.transpose(0, 2, 1) + f1 @ f1.transpose(0, 2, 1)
 
     def grad(self, theta: np.ndarray, omega: np.ndarray, state: dict) -> np.ndarray:
         """Gradient of the profiled criterion with respect to theta.
