@@ -439,8 +439,10 @@ class _OneLevel:
         out[1:4, :n] = g00, g01, g11
         q_rows, s00, s01, s11 = (out[4 + k * e : 4 + (k + 1) * e, :n] for k in range(4))
         z0c, z0d, z1c, z1d = (out[4 + k * e : 4 + (k + 1) * e, :n] for k in range(4, 8))
+        # the rows c and d of each element (c, d); mode "clip" (the indices are valid) writes
+        # straight into out, where the default mode goes through a buffer
         for z, rows, scratch in ((0, rc, z0c), (0, rd, z0d), (1, rc, z1c), (1, rd, z1d)):
-            np.take(self.zta[z, :, start:stop], rows, axis=0, out=scratch)
+            np.take(self.zta[z, :, start:stop], rows, axis=0, out=scratch, mode="clip")
         np.multiply(z0c, z0d, out=s00)
         np.multiply(z0c, z1d, out=s01)
         s01 += np.multiply(z1c, z0d, out=z0d)
