@@ -35,12 +35,17 @@ def _richardson(approx: np.ndarray) -> np.ndarray:
 def _evaluate(
     func: Callable[[np.ndarray], object],
     many: Callable[[np.ndarray], np.ndarray] | None,
-    points: list[np.ndarray],
-) -> list:
-    """``func`` at every point, or ``many`` at all of them at once (a ``(k, n)`` array)."""
+    points: np.ndarray,
+) -> np.ndarray:
+    """``func`` at every row of ``points``, or ``many`` at all of them at once, stacked."""
     if many is None:
-        return [func(point) for point in points]
-    return list(many(np.array(points)))
+        return np.array([np.asarray(func(point), dtype=float) for point in points])
+    return np.asarray(many(points), dtype=float)
+
+
+def _halved(h: np.ndarray) -> np.ndarray:
+    """``h, h / 2, h / 4, ...``: the ``_STEPS`` step vectors, shape ``(_STEPS, len(h))``."""
+    return h / 2.0 ** np.arange(_STEPS)[:, None]
 
 
 def jacobian(
@@ -62,26 +67,16 @@ def jacobian(
         Shape ``(*func(x).shape, len(x))``.
     """
     x = np.asarray(x, dtype=float)
-    h = _steps(x, d)
-    points = []
-    for i in range(len(x)):
-        hi = h[i]
-        for _ in range(_STEPS):
-            e = np.zeros_like(x)
-            e[i] = hi
-            points += [x + e, x - e]
-            hi /= 2
-    values = [np.asarray(v) for v in _evaluate(func, many, points)]
-    out = np.empty((*values[0].shape, len(x)))
-    at = iter(values)
-    for i in range(len(x)):
-        approx = []
-        hi = h[i]
-        for _ in range(_STEPS):
-            approx.append((next(at) - next(at)) / (2 * hi))
-            hi /= 2
-        out[..., i] = _richardson(np.array(approx))
-    return out
+    n = len(x)
+    steps = _halved(_steps(x, d))  # (_STEPS, n)
+    # for each coordinate i and step k: x + h_ik e_i, then x - h_ik e_i
+    shift = np.eye(n)[:, None, :] * steps.T[:, :, None]  # (n, _STEPS, n)
+    points = np.stack([x + shift, x - shift], axis=2).reshape(-1, n)
+    values = _evaluate(func, many, points)
+    values = values.reshape(n, _STEPS, 2, *values.shape[1:])
+    width = (2 * steps.T).reshape(n, _STEPS, *([1] * (values.ndim - 3)))
+    approx = (values[:, :, 0] - values[:, :, 1]) / width  # (n, _STEPS, ...)
+    return np.moveaxis(_richardson(np.moveaxis(approx, 1, 0)), 0, -1)
 
 
 def hessian(
@@ -97,43 +92,20 @@ def hessian(
     """
     x = np.asarray(x, dtype=float)
     n = len(x)
-    h0 = _steps(x, d)
-    unit = np.eye(n)
-    points = [x]
-    for i in range(n):
-        h = h0.copy()
-        for _ in range(_STEPS):
-            points += [x + unit[i] * h, x - unit[i] * h]
-            h /= 2
-    for i in range(n):
-        for j in range(i):
-            h = h0.copy()
-            for _ in range(_STEPS):
-                step = unit[i] * h + unit[j] * h
-                points += [x + step, x - step]
-                h /= 2
-    values = iter(_evaluate(func, many, points))
-    f0 = next(values)
-    diag = np.empty(n)
-    for i in range(n):
-        approx = []
-        h = h0.copy()
-        for _ in range(_STEPS):
-            f1, f2 = next(values), next(values)
-            approx.append((f1 - 2 * f0 + f2) / h[i] ** 2)
-            h /= 2
-        diag[i] = _richardson(np.array(approx))
+    steps = _halved(_steps(x, d)).T  # (n, _STEPS): h[i] halved each step
+    rows, cols = np.tril_indices(n, -1)
+    # directions e_i, then e_i + e_j for i > j; for each and each step: x + h * dir, x - h * dir
+    directions = np.vstack([np.eye(n), np.eye(n)[rows] + np.eye(n)[cols]])
+    shift = directions[:, None, :] * steps.T[None, :, :]  # (directions, _STEPS, n)
+    points = np.vstack([x[None, :], np.stack([x + shift, x - shift], axis=2).reshape(-1, n)])
+    values = _evaluate(func, many, points)
+    f0 = values[0]
+    f1, f2 = values[1:].reshape(-1, _STEPS, 2).transpose(2, 0, 1)  # (directions, _STEPS)
+    diag = _richardson(((f1[:n] - 2 * f0 + f2[:n]) / steps**2).T)
+    h_i, h_j = steps[rows], steps[cols]
+    cross = (f1[n:] - 2 * f0 + f2[n:] - diag[rows, None] * h_i**2 - diag[cols, None] * h_j**2) / (
+        2 * h_i * h_j
+    )
     out = np.diag(diag)
-    for i in range(n):
-        for j in range(i):
-            approx = []
-            h = h0.copy()
-            for _ in range(_STEPS):
-                f1, f2 = next(values), next(values)
-                approx.append(
-                    (f1 - 2 * f0 + f2 - diag[i] * h[i] ** 2 - diag[j] * h[j] ** 2)
-                    / (2 * h[i] * h[j])
-                )
-                h /= 2
-            out[i, j] = out[j, i] = _richardson(np.array(approx))
+    out[rows, cols] = out[cols, rows] = _richardson(cross.T)
     return out

@@ -21,6 +21,7 @@ from outcomes.models.lmm.types import LmmProblem, RandomTerm
 _LOG_2PI = np.log(2.0 * np.pi)
 _TENSOR_BUDGET = 20_000_000  # max elements of the pattern tensor (160 MB) before falling back
 _BATCH_BUDGET = 2_000_000  # elements of M (thetas x groups) per batched product (16 MB)
+_CACHE_BUDGET = 100_000  # elements (thetas x groups) per block of the other batched paths (0.8 MB)
 _THETA_CACHE = 128  # pieces kept for deviance_at / vcov_at (Satterthwaite needs about 75)
 
 
@@ -175,6 +176,37 @@ def _lower_by_columns(n: int) -> tuple[np.ndarray, np.ndarray]:
     return rows, cols
 
 
+def _relative_precision_many(lams: np.ndarray, ztz: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``Lambda H^-1 Lambda'`` (T, q, q, G) and ``log|H|`` (T, G) of :func:`_relative_precision`
+    for a stack of ``Lambda`` (T, q, q), all at once for q <= 2 with the same arithmetic (the
+    same numbers: stacked matrix products run per matrix, and ``float_power`` is the ``**`` of
+    a scalar), one ``Lambda`` at a time otherwise."""
+    n, q = lams.shape[:2]
+    if q == 1:
+        lam2 = np.float_power(lams[:, 0, 0], 2.0)[:, None, None, None]
+        h = lam2 * ztz + 1.0
+        return lam2 * (1.0 / h), np.log(h[:, 0, 0])
+    if q == 2:
+        l0, l1, l2 = lams[:, 0, 0], lams[:, 1, 0], lams[:, 1, 1]
+        zero = np.zeros(n)
+        to_h = np.array(
+            [[l0 * l0, 2 * l0 * l1, l1 * l1], [zero, l0 * l2, l1 * l2], [zero, zero, l2 * l2]]
+        )
+        to_m = np.array(
+            [[zero, zero, l0 * l0], [zero, -l0 * l2, l0 * l1], [l2 * l2, -2 * l1 * l2, l1 * l1]]
+        )
+        # contiguous (T, 3, 3) stacks, so that matmul takes the BLAS path of a single matrix
+        to_h, to_m = (np.ascontiguousarray(x.transpose(2, 0, 1)) for x in (to_h, to_m))
+        h = np.matmul(to_h, ztz[(0, 0, 1), (0, 1, 1)])
+        h[:, 0] += 1.0
+        h[:, 2] += 1.0
+        det = h[:, 0] * h[:, 2] - h[:, 1] * h[:, 1]
+        rows = np.matmul(to_m, h) / det[:, None, :]  # M[0, 0], M[0, 1], M[1, 1]
+        return rows[:, (0, 1, 1, 2)].reshape(n, 2, 2, -1), np.log(det)
+    each = [_relative_precision(lam, ztz) for lam in lams]
+    return np.array([m for _, m, _ in each]), np.array([logdet for _, _, logdet in each])
+
+
 def _gram(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """``sum_g a[i, k, g] b[j, k, g]`` for (i, k, G) and (j, k, G) batches: one BLAS product."""
     return a.reshape(a.shape[0], -1) @ b.reshape(b.shape[0], -1).T
@@ -249,6 +281,13 @@ class _ThetaBlock:
         out = np.zeros((self.q, self.q))
         rows, cols = self.index
         out[rows, cols] = theta[self.start : self.start + self.size]
+        return out
+
+    def lams(self, thetas: np.ndarray) -> np.ndarray:
+        """:meth:`lam` for each row of ``thetas``, shape (T, q, q)."""
+        out = np.zeros((len(thetas), self.q, self.q))
+        rows, cols = self.index
+        out[:, rows, cols] = thetas[:, self.start : self.start + self.size]
         return out
 
     def lower(self) -> np.ndarray:
@@ -435,52 +474,128 @@ class _OneLevel:
         out[ra == rb] *= 0.5
         return out
 
-    def parts_many(self, thetas: np.ndarray) -> list[tuple[float, np.ndarray]]:
-        """``log|L|^2`` and the quadratic term at each row of ``thetas``, evaluated together.
+    def parts_many(self, thetas: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``log|L|^2`` (shape ``(T,)``) and the quadratic term (``(T, p_A, p_A)``) of
+        :meth:`parts` at each of the ``T`` rows of ``thetas``, evaluated together.
 
-        Per group, the quadratic term is ``sum_{a <= b} M_i[a, b] S_i[a, b]`` with
-        ``M_i = Lambda H_i^-1 Lambda'`` and the fixed products ``S_i[a, b] = Z_i'A_i[a]' Z_i'A_i[b]
-        (+ its transpose when a != b)``: for a batch of thetas that is one matrix product of the
-        ``M`` (thetas x groups) with the ``S`` (groups x elements), far faster than one
-        evaluation at a time. Used by Satterthwaite's numerical derivatives.
+        Used by Satterthwaite's numerical derivatives (about 75 thetas). With patterns:
+        ``M = Lambda H^-1 Lambda'`` for every theta and pattern at once, then the product of
+        :meth:`parts` with the pattern tensor, theta by theta (the same numbers as
+        :meth:`parts`). Without: :meth:`_parts_many_q2` for q = 2, else
+        :meth:`_parts_many_chunked`.
         """
-        q, p_a = self.block.q, self.p_a
-        ra, rb = np.triu_indices(q)
-        g = self.ztz.shape[-1]
-        if self.compressed or len(ra) * p_a * p_a * g > _TENSOR_BUDGET:
-            return [self.parts(theta)[:2] for theta in thetas]
+        thetas = np.atleast_2d(np.asarray(thetas, dtype=float))
+        n, q, p_a, g = len(thetas), self.block.q, self.p_a, self.ztz.shape[-1]
+        lams = self.block.lams(thetas)
+        if self.compressed:
+            m, logdet = _relative_precision_many(lams, self.ztz)
+            # vector-matrix products, one per theta, as in parts
+            ld_l2 = np.matmul(logdet[:, None, :], self.weight[:, None])[:, 0, 0]
+            quad = np.matmul(m.reshape(n, 1, -1), self.tensor)
+            return ld_l2, quad.reshape(n, p_a, p_a)
+        if q * (q + 1) // 2 * p_a * p_a * g > _TENSOR_BUDGET:
+            parts = [self.parts(theta) for theta in thetas]
+            return np.array([part[0] for part in parts]), np.array([part[1] for part in parts])
+        if q == 2:
+            return self._parts_many_q2(lams)
+        return self._parts_many_chunked(lams)
+
+    def _parts_many_q2(self, lams: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`parts_many` without patterns for q = 2, by the adjugate.
+
+        For 2 x 2 matrices ``adj`` is linear and ``Lambda adj(Lambda) = det(Lambda) I``, so
+        ``det(H_i) M_i = d^2 adj(G_i) + Psi`` and ``det(H_i) = d^2 det(G_i) + tr(G_i Psi) + 1``
+        with ``d = det(Lambda)`` and ``Psi = Lambda Lambda'``. The quadratic term
+        ``sum_i sum_{a <= b} M_i[a, b] S_i[a, b]`` is then
+        ``sum_i (d^2 Q_i + Psi_00 S_i[0, 0] + Psi_01 S_i[0, 1] + Psi_11 S_i[1, 1]) / det(H_i)``
+        with ``Q_i = sum_{a <= b} adj(G_i)[a, b] S_i[a, b]``: per theta and group only
+        ``det(H_i)``, then one product of the reciprocals (thetas x groups) with the products
+        of :meth:`_adjugate_products` (groups x 4 upper triangles), block by block of groups
+        (cache-sized, so nothing of the size of the data is allocated).
+        """
+        n, g = len(lams), self.ztz.shape[-1]
+        l0, l1, l2 = lams[:, 0, 0], lams[:, 1, 0], lams[:, 1, 1]
+        d2 = (l0 * l2) ** 2
+        psi = (l0 * l0, l0 * l1, l1 * l1 + l2 * l2)
+        to_det = np.column_stack([d2, psi[0], 2.0 * psi[1], psi[2]])  # on (det G, G rows)
+        block = min(g, max(1, _CACHE_BUDGET // n))
+        det_buffer, recip_buffer = np.empty((n, block)), np.empty((n, block))
+        ld_l2 = np.zeros(n)
+        n_products = 2 * self.p_a * (self.p_a + 1)  # 4 upper triangles
+        sums = np.zeros((n, n_products))
+        scratch = np.empty((4 + 2 * n_products, block))
+        for start in range(0, g, block):
+            stop = min(g, start + block)
+            features = self._adjugate_products(start, stop, scratch)
+            g_rows, products = features[:4], features[4:]
+            det = np.matmul(to_det, g_rows, out=det_buffer[:, : stop - start])
+            det += 1.0
+            recip = np.divide(1.0, det, out=recip_buffer[:, : stop - start])
+            ld_l2 += np.sum(np.log(det, out=det), axis=1)
+            sums += recip @ products.T
+        coef = np.column_stack([d2, *psi])
+        return ld_l2, self._symmetric(np.einsum("tk,tke->te", coef, sums.reshape(n, 4, -1)))
+
+    def _adjugate_products(self, start: int, stop: int, out: np.ndarray) -> np.ndarray:
+        """For :meth:`_parts_many_q2` and groups ``start:stop``, into ``out`` (at least
+        (4 + 8 x elements, stop - start)): the rows ``(det G_i, G_i[0, 0], G_i[0, 1], G_i[1, 1])``,
+        then the upper triangles of ``Q_i``, ``S_i[0, 0]``, ``S_i[0, 1]`` and ``S_i[1, 1]``
+        (one row per element, groups along the columns; the rest is scratch space)."""
+        n = stop - start
+        rc, rd = np.triu_indices(self.p_a)
+        e = len(rc)
+        g00, g01, g11 = (self.ztz[a, b, start:stop] for a, b in ((0, 0), (0, 1), (1, 1)))
+        np.multiply(g00, g11, out=out[0, :n])
+        out[0, :n] -= g01 * g01
+        out[1:4, :n] = g00, g01, g11
+        q_rows, s00, s01, s11 = (out[4 + k * e : 4 + (k + 1) * e, :n] for k in range(4))
+        z0c, z0d, z1c, z1d = (out[4 + k * e : 4 + (k + 1) * e, :n] for k in range(4, 8))
+        # the rows c and d of each element (c, d); mode "clip" (the indices are valid) writes
+        # straight into out, where the default mode goes through a buffer
+        for z, rows, scratch in ((0, rc, z0c), (0, rd, z0d), (1, rc, z1c), (1, rd, z1d)):
+            np.take(self.zta[z, :, start:stop], rows, axis=0, out=scratch, mode="clip")
+        np.multiply(z0c, z0d, out=s00)
+        np.multiply(z0c, z1d, out=s01)
+        s01 += np.multiply(z1c, z0d, out=z0d)
+        np.multiply(z1c, z1d, out=s11)
+        # Q = adj(G)[0, 0] S[0, 0] + adj(G)[0, 1] S[0, 1] + adj(G)[1, 1] S[1, 1]
+        np.multiply(s00, g11, out=q_rows)
+        q_rows -= np.multiply(s01, g01, out=z0c)
+        q_rows += np.multiply(s11, g00, out=z0c)
+        return out[: 4 + 4 * e, :n]
+
+    def _parts_many_chunked(self, lams: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`parts_many` without patterns for any q.
+
+        Per group, the quadratic term is ``sum_{a <= b} M_i[a, b] S_i[a, b]`` with the fixed
+        products ``S_i[a, b] = Z_i'A_i[a]' Z_i'A_i[b]`` (plus its transpose when ``a != b``,
+        :meth:`_pair_products`): for a chunk of thetas, one product of the ``M``
+        (thetas x groups, at most ``_BATCH_BUDGET`` elements) with the ``S``.
+        """
         if self._products is None:
             self._products = self._pair_products()
         products = self._products
-        g_rows = self.ztz[ra, rb]
-        rc, rd = np.triu_indices(p_a)
+        ra, rb = np.triu_indices(self.block.q)
+        g = self.ztz.shape[-1]
         per_chunk = max(1, _BATCH_BUDGET // (len(ra) * g))
-        buffer = np.empty((min(per_chunk, len(thetas)), len(ra), g))
-        out = []
-        for start in range(0, len(thetas), per_chunk):
-            chunk = thetas[start : start + per_chunk]
-            m = buffer[: len(chunk)]
-            logdets = []
-            for k, theta in enumerate(chunk):
-                lam = self.block.lam(theta)
-                if q == 2:
-                    h, det, to_m = _rows_q2(lam, g_rows)
-                    np.divide(np.matmul(to_m, h, out=m[k]), det, out=m[k])
-                    logdets.append(float(np.sum(np.log(det))))
-                    continue
-                _, m_k, logdet = _relative_precision(lam, self.ztz)
-                m[k] = m_k[ra, rb]
-                logdets.append(float(np.sum(logdet)))
-            flat = m.reshape(len(chunk), -1) @ products.T
-            for k in range(len(chunk)):
-                quad = np.empty((p_a, p_a))
-                quad[rc, rd] = flat[k]
-                quad[rd, rc] = flat[k]
-                out.append((logdets[k], quad))
+        ld_l2, rows = [], []
+        for start in range(0, len(lams), per_chunk):
+            m, logdet = _relative_precision_many(lams[start : start + per_chunk], self.ztz)
+            ld_l2.append(np.sum(logdet, axis=1))
+            rows.append(m[:, ra, rb].reshape(len(m), -1) @ products.T)
+        return np.concatenate(ld_l2), self._symmetric(np.concatenate(rows))
+
+    def _symmetric(self, rows: np.ndarray) -> np.ndarray:
+        """(T, p_A, p_A) symmetric matrices from their upper triangles (T, elements)."""
+        rc, rd = np.triu_indices(self.p_a)
+        out = np.empty((len(rows), self.p_a, self.p_a))
+        out[:, rc, rd] = rows
+        out[:, rd, rc] = rows
         return out
 
     def _pair_products(self) -> np.ndarray:
-        """The ``S_i[a, b]`` of :meth:`parts_many`: upper triangles, shape (elements, pairs x G)."""
+        """The ``S_i[a, b]`` of :meth:`_parts_many_chunked`: upper triangles, shape
+        (elements, pairs x G)."""
         q, p_a, g = self.zta.shape
         pairs = list(zip(*np.triu_indices(q), strict=True))
         elements = list(zip(*np.triu_indices(p_a), strict=True))
@@ -669,6 +784,49 @@ class _TwoLevel:
         state = {"linv2": linv2, "linv1": linv1, "bt": bt, "c2": c2, "c1": c1}
         return ld_l2, f2 @ f2.T + f1 @ f1.T, state
 
+    def parts_many(self, thetas: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``log|L|^2`` (T,) and the quadratic term (T, p_A, p_A) of :meth:`parts` at each of
+        the ``T`` rows of ``thetas``: the same algebra with the thetas as one more batch axis
+        before the groups, in cache-sized chunks of thetas."""
+        thetas = np.atleast_2d(np.asarray(thetas, dtype=float))
+        q1, q2 = self.outer_block.q, self.inner_block.q
+        # several arrays of this size are alive at once: a quarter of the budget each
+        size = self.ww.shape[-1] * q2 * max(q1, self.p_a)
+        per_chunk = max(1, _CACHE_BUDGET // (4 * size))
+        chunks = [
+            self._parts_stacked(thetas[start : start + per_chunk])
+            for start in range(0, len(thetas), per_chunk)
+        ]
+        return np.concatenate([c[0] for c in chunks]), np.concatenate([c[1] for c in chunks])
+
+    def _parts_stacked(self, thetas: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`parts_many` for one chunk: batches of shape (q, r, T, groups)."""
+        # Lambda and Lambda' of each theta (q, q, T, 1); the data (q, r, 1, groups)
+        lam1, lam2 = (b.lams(thetas).transpose(1, 2, 0)[..., None] for b in self.blocks)
+        lam1t, lam2t = lam1.swapaxes(0, 1), lam2.swapaxes(0, 1)
+        ww, wz, wa, zz, za = (
+            x[:, :, None, :] for x in (self.ww, self.wz, self.wa, self.zz, self.za)
+        )
+        h2 = _plus_identity(_bmm(_bmm(lam2t, ww), lam2))
+        low2 = _chol(h2)
+        linv2 = _tril_inv(low2)
+        bt = _bmm(linv2, _bmm(_bmm(lam2t, wz), lam1))  # B_s'
+        c2 = _bmm(linv2, _bmm(lam2t, wa))
+        bb = self._sum_to_outer(_bmm(bt.swapaxes(0, 1), bt))
+        h1 = _plus_identity(_bmm(_bmm(lam1t, zz), lam1) - bb)
+        low1 = _chol(h1)
+        linv1 = _tril_inv(low1)
+        rhs = _bmm(lam1t, za) - self._sum_to_outer(_bmm(bt.swapaxes(0, 1), c2))
+        c1 = _bmm(linv1, rhs)
+        d1, d2 = np.arange(low1.shape[0]), np.arange(low2.shape[0])
+        ld_l2 = 2.0 * (
+            np.sum(np.log(low2[d2, d2]), axis=(0, 2)) + np.sum(np.log(low1[d1, d1]), axis=(0, 2))
+        )
+        n = len(thetas)
+        f2 = c2.transpose(2, 1, 0, 3).reshape(n, self.p_a, -1)
+        f1 = c1.transpose(2, 1, 0, 3).reshape(n, self.p_a, -1)
+        return ld_l2, f2 @ f2.transpose(0, 2, 1) + f1 @ f1.transpose(0, 2, 1)
+
     def grad(self, theta: np.ndarray, omega: np.ndarray, state: dict) -> np.ndarray:
         """Gradient of the profiled criterion with respect to theta.
 
@@ -751,14 +909,28 @@ class _Criterion:
 
     def _finish(self, ld_l2: float, quad: np.ndarray, state: dict) -> _Pieces:
         """Pieces from ``log|L|^2`` and ``A'Z Lambda H^-1 Lambda' Z'A``."""
+        r, ld_rx2, xtvx, beta = self._factor(quad)
+        return _Pieces(ld_l2, float(ld_rx2), float(r) ** 2, beta, xtvx, state)
+
+    def _finish_many(self, ld_l2: np.ndarray, quad: np.ndarray) -> list[_Pieces]:
+        """:meth:`_finish` for stacked ``log|L|^2`` (T,) and quadratic terms (T, p_A, p_A)
+        (LAPACK runs matrix by matrix, so each theta gets the numbers of :meth:`_finish`)."""
+        r, ld_rx2, xtvx, beta = self._factor(quad)
+        return [
+            _Pieces(float(a), float(b), float(c) ** 2, d, e, {})
+            for a, b, c, d, e in zip(ld_l2, ld_rx2, r, beta, xtvx, strict=True)
+        ]
+
+    def _factor(self, quad: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """From ``A'Z Lambda H^-1 Lambda' Z'A`` (or a stack of them): ``r`` (``r^2`` is the
+        penalised residual sum of squares), ``log|X'V0^-1 X|``, ``X'V0^-1 X`` and beta."""
         m = self.ata - quad  # A' V0^-1 A
         p = self.p
         chol = np.linalg.cholesky(m)  # raises LinAlgError if not positive definite
-        r2 = float(chol[p, p] ** 2)
-        ld_rx2 = 2.0 * float(np.sum(np.log(np.diag(chol)[:p])))
-        xtvx = m[:p, :p]
-        beta = np.linalg.solve(xtvx, m[:p, p])
-        return _Pieces(ld_l2, ld_rx2, r2, beta, xtvx, state)
+        ld_rx2 = 2.0 * np.sum(np.log(np.diagonal(chol, axis1=-2, axis2=-1)[..., :p]), axis=-1)
+        xtvx = m[..., :p, :p]
+        beta = np.linalg.solve(xtvx, m[..., :p, p:])[..., 0]
+        return chol[..., p, p], ld_rx2, xtvx, beta
 
     def profiled(self, pieces: _Pieces) -> float:
         dev = pieces.ld_l2 + self.df * (1.0 + _LOG_2PI + np.log(pieces.r2 / self.df))
@@ -804,14 +976,15 @@ class _Criterion:
         new = {k: t for k, t in zip(keys, thetas, strict=True) if k not in self._by_theta}
         found = {k: self._by_theta[k] for k in keys if k in self._by_theta}
         if new:
+            points = np.array(list(new.values()))
             parts_many = getattr(self.structure, "parts_many", None)
             if parts_many is None:
-                computed = [self.structure.parts(t)[:2] for t in new.values()]
+                parts = [self.structure.parts(t) for t in points]
+                ld_l2, quad = np.array([p[0] for p in parts]), np.array([p[1] for p in parts])
             else:
-                computed = parts_many(np.array(list(new.values())))
+                ld_l2, quad = parts_many(points)
             self.n_evaluations += len(new)
-            for key, (ld_l2, quad) in zip(new, computed, strict=True):
-                found[key] = self._finish(ld_l2, quad, {})
+            found.update(zip(new, self._finish_many(ld_l2, quad), strict=True))
         for key, pieces in found.items():
             self._by_theta.pop(key, None)
             self._by_theta[key] = pieces
@@ -828,37 +1001,27 @@ class _Criterion:
             )
         return varpars
 
-    def _deviance(self, pieces: _Pieces, s2: float) -> float:
-        """-2 log-likelihood at ``(theta, sigma^2)`` with beta profiled (lmerTest's devfun_vp)."""
-        dev = pieces.ld_l2 + pieces.r2 / s2 + self.df * np.log(2.0 * np.pi * s2)
-        return float(dev + pieces.ld_rx2 if self.reml else dev)
-
     def deviance_at(self, varpar: np.ndarray) -> float:
-        """-2 log-likelihood at ``varpar = (*theta, sigma)`` with beta profiled."""
-        varpar = self._varpars(varpar)
-        return self._deviance(self._remembered(varpar[None, :-1])[0], float(varpar[-1]) ** 2)
+        """-2 log-likelihood at ``varpar = (*theta, sigma)`` with beta profiled (lmerTest's
+        devfun_vp)."""
+        return float(self.deviance_many(self._varpars(varpar)[None])[0])
 
     def deviance_many(self, varpars: np.ndarray) -> np.ndarray:
         """:meth:`deviance_at` at each row of ``varpars``, the new thetas evaluated together."""
         varpars = self._varpars(varpars)
         pieces = self._remembered(varpars[:, :-1])
-        return np.array(
-            [self._deviance(p, v[-1] ** 2) for p, v in zip(pieces, varpars, strict=True)]
-        )
+        ld_l2, ld_rx2, r2 = np.array([(p.ld_l2, p.ld_rx2, p.r2) for p in pieces]).T
+        s2 = np.array([float(s) ** 2 for s in varpars[:, -1]])
+        dev = ld_l2 + r2 / s2 + self.df * np.log(2.0 * np.pi * s2)
+        return dev + ld_rx2 if self.reml else dev
 
     def vcov_at(self, varpar: np.ndarray) -> np.ndarray:
         """``sigma^2 (X' V0^-1 X)^-1`` at ``varpar = (*theta, sigma)``."""
-        varpar = self._varpars(varpar)
-        pieces = self._remembered(varpar[None, :-1])[0]
-        return float(varpar[-1]) ** 2 * np.linalg.inv(pieces.xtvx)
+        return self.vcov_many(self._varpars(varpar)[None])[0]
 
     def vcov_many(self, varpars: np.ndarray) -> np.ndarray:
         """:meth:`vcov_at` at each row of ``varpars``, stacked."""
         varpars = self._varpars(varpars)
         pieces = self._remembered(varpars[:, :-1])
-        return np.array(
-            [
-                float(v[-1]) ** 2 * np.linalg.inv(p.xtvx)
-                for p, v in zip(pieces, varpars, strict=True)
-            ]
-        )
+        s2 = np.array([float(s) ** 2 for s in varpars[:, -1]])
+        return s2[:, None, None] * np.linalg.inv(np.array([p.xtvx for p in pieces]))
