@@ -138,8 +138,8 @@ def test_nested_batched_parts_equal_one_theta_at_a_time(re_formula: str, monkeyp
         data, "score ~ week", groups="subject", re_formula=re_formula, nested=["side"]
     )
     a = np.column_stack([prob.x, prob.y])
-    structure = blocks._TwoLevel(prob.terms[0], prob.terms[1], a)
-    crit = blocks._Criterion(prob, structure, a)
+    structure = blocks._TwoLevel(prob.terms[0], prob.terms[1], prob.x, prob.y)
+    crit = blocks._Criterion(prob, structure, a.T @ a)
     points = thetas(crit, 7)
     monkeypatch.setattr(blocks, "_CACHE_BUDGET", 4 * 3 * 40 * 3)  # chunks of 3 thetas
     ld_many, quad_many = structure.parts_many(points)

@@ -124,7 +124,9 @@ def _design_matrices(frame: pd.DataFrame, formula: str, re_formula: str) -> tupl
         for term in [*desc.lhs_termlist, *desc.rhs_termlist]
         for factor in term.factors
     }
-    inside = set(_formula_variables(" + ".join(c for c in codes if c not in frame), frame.columns))
+    inside = set(
+        _formula_variables(" + ".join(c for c in codes if c not in frame), list(frame.columns))
+    )
     columns = {
         name: values.to_numpy()
         if name in codes
