@@ -25,7 +25,8 @@ import pytest
 
 from outcomes.errors import InputError
 from outcomes.models import numderiv
-from outcomes.models.lmm import blocks
+from outcomes.models.lmm import batched, blocks
+from outcomes.models.lmm.criterion import _Criterion
 from outcomes.models.lmm.design import build_problem
 from outcomes.models.lmm.deviance import ProfiledDeviance
 from outcomes.models.lmm.engine import PreparedModel, fit
@@ -73,12 +74,12 @@ def problem(q: int, compressed: bool, seed: int) -> LmmProblem:
     return regular_problem(seed, q) if compressed else irregular_problem(seed, q)
 
 
-def criterion(prob: LmmProblem) -> blocks._Criterion:
+def criterion(prob: LmmProblem) -> _Criterion:
     a = np.column_stack([prob.x, prob.y])
-    return blocks._Criterion(prob, blocks._OneLevel(prob.terms[0], prob.x, prob.y), a.T @ a)
+    return _Criterion(prob, blocks._OneLevel(prob.terms[0], prob.x, prob.y), a.T @ a)
 
 
-def thetas(crit: blocks._Criterion, seed: int) -> np.ndarray:
+def thetas(crit: _Criterion, seed: int) -> np.ndarray:
     """Interior points, and boundary points with each diagonal element of Lambda at zero."""
     rng = np.random.default_rng(seed)
     inside = rng.uniform(0.05, 1.5, (6, len(crit.lower))) * np.where(crit.lower == 0, 1, 0.4)
@@ -139,7 +140,7 @@ def test_nested_batched_parts_equal_one_theta_at_a_time(re_formula: str, monkeyp
     )
     a = np.column_stack([prob.x, prob.y])
     structure = blocks._TwoLevel(prob.terms[0], prob.terms[1], prob.x, prob.y)
-    crit = blocks._Criterion(prob, structure, a.T @ a)
+    crit = _Criterion(prob, structure, a.T @ a)
     points = thetas(crit, 7)
     monkeypatch.setattr(blocks, "_CACHE_BUDGET", 4 * 3 * 40 * 3)  # chunks of 3 thetas
     ld_many, quad_many = structure.parts_many(points)
@@ -162,21 +163,21 @@ def test_closed_forms_equal_the_general_path(q: int) -> None:
     crit = criterion(irregular_problem(10 + q, q))
     lam = crit.structure.block.lam(thetas(crit, q)[0])
     ztz = crit.structure.ztz
-    hinv, m, logdet = blocks._relative_precision(lam, ztz)
-    h = blocks._plus_identity(blocks._right(blocks._left(lam.T, ztz), lam))
-    hinv_ref, logdet_ref = blocks._spd_inverse(h.copy()) if q == 1 else _cholesky_inverse(h)
-    m_ref = blocks._right(blocks._left(lam, hinv_ref), lam.T)
+    hinv, m, logdet = batched._relative_precision(lam, ztz)
+    h = batched._plus_identity(batched._right(batched._left(lam.T, ztz), lam))
+    hinv_ref, logdet_ref = batched._spd_inverse(h.copy()) if q == 1 else _cholesky_inverse(h)
+    m_ref = batched._right(batched._left(lam, hinv_ref), lam.T)
     np.testing.assert_allclose(hinv, hinv_ref, rtol=1e-12)
     np.testing.assert_allclose(m, m_ref, rtol=1e-11, atol=1e-14)
     np.testing.assert_allclose(logdet, logdet_ref, rtol=1e-12, atol=1e-13)
 
 
 def _cholesky_inverse(h: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The general path of :func:`blocks._spd_inverse` (batched Cholesky) for any q."""
-    low = blocks._chol(h)
-    linv = blocks._tril_inv(low)
+    """The general path of :func:`batched._spd_inverse` (batched Cholesky) for any q."""
+    low = batched._chol(h)
+    linv = batched._tril_inv(low)
     diag = np.arange(h.shape[0])
-    return blocks._bmm(blocks._bt(linv), linv), 2.0 * np.sum(np.log(low[diag, diag]), axis=0)
+    return batched._bmm(batched._bt(linv), linv), 2.0 * np.sum(np.log(low[diag, diag]), axis=0)
 
 
 @pytest.mark.parametrize("reml", [True, False])

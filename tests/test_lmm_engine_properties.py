@@ -16,6 +16,7 @@ from statsmodels.regression.mixed_linear_model import MixedLM
 
 from outcomes.errors import InputError, ModelError
 from outcomes.models.lmm import blocks, engine
+from outcomes.models.lmm.criterion import _Criterion
 from outcomes.models.lmm.engine import fit
 from outcomes.models.lmm.types import LmmProblem, RandomTerm
 
@@ -150,13 +151,13 @@ def test_same_or_better_optimum_than_statsmodels_nested(
 # ----------------------------------------------------------------------------------------------
 
 
-def criterion(prob: LmmProblem) -> blocks._Criterion:
+def criterion(prob: LmmProblem) -> _Criterion:
     a = np.column_stack([prob.x, prob.y])
     if len(prob.terms) == 1:
         structure = blocks._OneLevel(prob.terms[0], prob.x, prob.y)
     else:
         structure = blocks._TwoLevel(prob.terms[0], prob.terms[1], prob.x, prob.y)
-    return blocks._Criterion(prob, structure, a.T @ a)
+    return _Criterion(prob, structure, a.T @ a)
 
 
 def clinic_problem(seed: int) -> LmmProblem:

@@ -1,215 +1,40 @@
-"""The profiled criterion of :mod:`outcomes.models.lmm.engine` as batched per-group algebra.
+"""The random-effects structures of :mod:`outcomes.models.lmm.engine` as per-group algebra.
 
-Batched small-matrix helpers, ``theta`` <-> ``Lambda``, the one-level and two-level nested
-structures, and the profiled REML/ML criterion with its analytic gradient (:class:`_Criterion`).
+Per-group cross-products, ``theta`` <-> ``Lambda``, and the one-level and two-level nested
+structures: each gives ``log|L|^2`` and the quadratic term of the profiled criterion
+(:mod:`.criterion`) at one theta or many, and the criterion's gradient.
 """
 
 from __future__ import annotations
 
 import copy
-import functools
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-import scipy.optimize
 import scipy.sparse
 
 from outcomes.errors import InputError
-from outcomes.models.lmm.types import LmmProblem, RandomTerm
+from outcomes.models.lmm.batched import (
+    _bmm,
+    _bt,
+    _chol,
+    _gram,
+    _left,
+    _lower_by_columns,
+    _maps_q2,
+    _plus_identity,
+    _relative_precision,
+    _relative_precision_many,
+    _right,
+    _tril_inv,
+    _upper,
+)
+from outcomes.models.lmm.types import RandomTerm
 
-_LOG_2PI = np.log(2.0 * np.pi)
 _TENSOR_BUDGET = 20_000_000  # max elements of the pattern tensor (160 MB) before falling back
 _BATCH_BUDGET = 2_000_000  # elements of M (thetas x groups) per batched product (16 MB)
 _CACHE_BUDGET = 100_000  # elements (thetas x groups) per block of the other batched paths (0.8 MB)
-_THETA_CACHE = 128  # pieces kept for deviance_at / vcov_at (Satterthwaite needs about 75)
-
-
-# --------------------------------------------------------------------------------------------
-# Batched small-matrix algebra. A batch of q x r matrices is an array of shape (q, r, G): the
-# group is the last, contiguous axis, and loops run over the tiny q, never over groups.
-# --------------------------------------------------------------------------------------------
-
-
-def _bmm(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Batched product ``a @ b`` of (q, r, G) and (r, s, G) arrays."""
-    out = a[:, 0, None, :] * b[None, 0, :, :]
-    for j in range(1, a.shape[1]):
-        out += a[:, j, None, :] * b[None, j, :, :]
-    return out
-
-
-def _bt(a: np.ndarray) -> np.ndarray:
-    """Batched transpose of a (q, r, G) array."""
-    return a.transpose(1, 0, 2)
-
-
-def _left(m: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """``m @ b_g`` for one fixed (q, r) matrix and a (r, s, G) batch."""
-    r, s, g = b.shape
-    return (m @ b.reshape(r, s * g)).reshape(m.shape[0], s, g)
-
-
-def _right(b: np.ndarray, m: np.ndarray) -> np.ndarray:
-    """``b_g @ m`` for a (q, r, G) batch and one fixed (r, s) matrix."""
-    return np.einsum("rsg,st->rtg", b, m)
-
-
-def _chol(h: np.ndarray) -> np.ndarray:
-    """Batched lower Cholesky factor of symmetric positive definite (q, q, G) matrices."""
-    q = h.shape[0]
-    low = np.zeros_like(h)
-    for j in range(q):
-        d = h[j, j] - np.sum(low[j, :j] ** 2, axis=0)
-        low[j, j] = np.sqrt(d)
-        for i in range(j + 1, q):
-            low[i, j] = (h[i, j] - np.sum(low[i, :j] * low[j, :j], axis=0)) / low[j, j]
-    return low
-
-
-def _tril_inv(low: np.ndarray) -> np.ndarray:
-    """Batched inverse of lower-triangular (q, q, G) matrices."""
-    q = low.shape[0]
-    inv = np.zeros_like(low)
-    for j in range(q):
-        inv[j, j] = 1.0 / low[j, j]
-        for i in range(j + 1, q):
-            inv[i, j] = -np.sum(low[i, j:i] * inv[j:i, j], axis=0) / low[i, i]
-    return inv
-
-
-def _plus_identity(h: np.ndarray, sign: float = 1.0) -> np.ndarray:
-    """``I + sign * h`` for a (q, q, G) batch, in place."""
-    if sign != 1.0:
-        h *= sign
-    for j in range(h.shape[0]):
-        h[j, j] += 1.0
-    return h
-
-
-def _spd_inverse(h: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Inverse and log-determinant of a (q, q, G) batch of symmetric positive definite
-    matrices: closed forms for q <= 2 (the common case), Cholesky otherwise."""
-    q = h.shape[0]
-    if q == 1:
-        return 1.0 / h, np.log(h[0, 0])
-    if q == 2:
-        det = h[0, 0] * h[1, 1] - h[0, 1] * h[1, 0]
-        inv = np.empty_like(h)
-        inv[0, 0] = h[1, 1] / det
-        inv[1, 1] = h[0, 0] / det
-        inv[0, 1] = inv[1, 0] = -h[0, 1] / det
-        return inv, np.log(det)
-    low = _chol(h)
-    linv = _tril_inv(low)
-    return _bmm(_bt(linv), linv), 2.0 * np.sum(np.log(low[np.arange(q), np.arange(q)]), axis=0)
-
-
-def _relative_precision(
-    lam: np.ndarray, ztz: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``H^-1``, ``Lambda H^-1 Lambda'`` and ``log|H|`` for ``H = Lambda' G Lambda + I``, for
-    one fixed lower-triangular ``Lambda`` (q, q) and a (q, q, G) batch of symmetric ``G``.
-
-    Closed forms on the (G,) element arrays for q <= 2 (the common case: a random intercept,
-    or intercept and slope); batched products and Cholesky otherwise.
-    """
-    q = lam.shape[0]
-    if q == 1:
-        h = lam[0, 0] ** 2 * ztz + 1.0
-        hinv = 1.0 / h
-        return hinv, lam[0, 0] ** 2 * hinv, np.log(h[0, 0])
-    if q == 2:
-        h, det, to_m = _rows_q2(lam, ztz[(0, 0, 1), (0, 1, 1)])
-        hinv = np.empty_like(ztz)
-        hinv[0, 0] = h[2] / det
-        hinv[1, 1] = h[0] / det
-        hinv[0, 1] = hinv[1, 0] = -h[1] / det
-        rows = to_m @ h / det
-        m = np.empty_like(ztz)
-        m[0, 0], m[0, 1], m[1, 0], m[1, 1] = rows[0], rows[1], rows[1], rows[2]
-        return hinv, m, np.log(det)
-    hinv, logdet = _spd_inverse(_plus_identity(_right(_left(lam.T, ztz), lam)))
-    return hinv, _right(_left(lam, hinv), lam.T), logdet
-
-
-def _rows_q2(lam: np.ndarray, g_rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """For q = 2: the rows (0, 0), (0, 1), (1, 1) of ``H = Lambda' G Lambda + I``, ``det(H)``
-    and the 3 x 3 matrix taking the rows of ``H`` to those of ``det(H) Lambda H^-1 Lambda'``.
-
-    Both maps are linear in the rows, so each is one 3 x 3 matrix product over the groups.
-    """
-    to_h, to_m = _maps_q2(lam)
-    h = to_h @ g_rows
-    h[0] += 1.0
-    h[2] += 1.0
-    det = h[0] * h[2] - h[1] * h[1]
-    return h, det, to_m
-
-
-def _maps_q2(lam: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """For q = 2, on the rows (0, 0), (0, 1), (1, 1) of symmetric 2 x 2 matrices: the 3 x 3
-    maps ``G -> Lambda' G Lambda`` and ``H -> Lambda adj(H) Lambda'`` (``Lambda`` lower
-    triangular; ``adj(H) = det(H) H^-1`` has the rows ``(h11, -h01, h00)``)."""
-    l0, l1, l2 = lam[0, 0], lam[1, 0], lam[1, 1]
-    to_h = np.array([[l0 * l0, 2 * l0 * l1, l1 * l1], [0.0, l0 * l2, l1 * l2], [0.0, 0.0, l2 * l2]])
-    to_m = np.array(
-        [[0.0, 0.0, l0 * l0], [0.0, -l0 * l2, l0 * l1], [l2 * l2, -2 * l1 * l2, l1 * l1]]
-    )
-    return to_h, to_m
-
-
-@functools.cache
-def _upper(n: int) -> tuple[np.ndarray, np.ndarray]:
-    """``np.triu_indices(n)``, made once per size (it costs more than a small product);
-    the arrays are shared, so read-only."""
-    rows, cols = np.triu_indices(n)
-    rows.flags.writeable = cols.flags.writeable = False
-    return rows, cols
-
-
-@functools.cache
-def _lower_by_columns(n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Rows and columns of the lower triangle of an n x n matrix, column by column (shared,
-    read-only arrays, as :func:`_upper`)."""
-    cols, rows = _upper(n)
-    return rows, cols
-
-
-def _relative_precision_many(lams: np.ndarray, ztz: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``Lambda H^-1 Lambda'`` (T, q, q, G) and ``log|H|`` (T, G) of :func:`_relative_precision`
-    for a stack of ``Lambda`` (T, q, q), all at once for q <= 2 with the same arithmetic (the
-    same numbers: stacked matrix products run per matrix, and ``float_power`` is the ``**`` of
-    a scalar), one ``Lambda`` at a time otherwise."""
-    n, q = lams.shape[:2]
-    if q == 1:
-        lam2 = np.float_power(lams[:, 0, 0], 2.0)[:, None, None, None]
-        h = lam2 * ztz + 1.0
-        return lam2 * (1.0 / h), np.log(h[:, 0, 0])
-    if q == 2:
-        l0, l1, l2 = lams[:, 0, 0], lams[:, 1, 0], lams[:, 1, 1]
-        zero = np.zeros(n)
-        to_h = np.array(
-            [[l0 * l0, 2 * l0 * l1, l1 * l1], [zero, l0 * l2, l1 * l2], [zero, zero, l2 * l2]]
-        )
-        to_m = np.array(
-            [[zero, zero, l0 * l0], [zero, -l0 * l2, l0 * l1], [l2 * l2, -2 * l1 * l2, l1 * l1]]
-        )
-        # contiguous (T, 3, 3) stacks, so that matmul takes the BLAS path of a single matrix
-        to_h, to_m = (np.ascontiguousarray(x.transpose(2, 0, 1)) for x in (to_h, to_m))
-        h = np.matmul(to_h, ztz[(0, 0, 1), (0, 1, 1)])
-        h[:, 0] += 1.0
-        h[:, 2] += 1.0
-        det = h[:, 0] * h[:, 2] - h[:, 1] * h[:, 1]
-        rows = np.matmul(to_m, h) / det[:, None, :]  # M[0, 0], M[0, 1], M[1, 1]
-        return rows[:, (0, 1, 1, 2)].reshape(n, 2, 2, -1), np.log(det)
-    each = [_relative_precision(lam, ztz) for lam in lams]
-    return np.array([m for _, m, _ in each]), np.array([logdet for _, _, logdet in each])
-
-
-def _gram(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """``sum_g a[i, k, g] b[j, k, g]`` for (i, k, G) and (j, k, G) batches: one BLAS product."""
-    return a.reshape(a.shape[0], -1) @ b.reshape(b.shape[0], -1).T
 
 
 class _Groups:
@@ -485,7 +310,7 @@ class _OneLevel:
         :meth:`_parts_many_chunked`.
         """
         thetas = np.atleast_2d(np.asarray(thetas, dtype=float))
-        n, q, p_a, g = len(thetas), self.block.q, self.p_a, self.ztz.shape[-1]
+        n, q, p_a = len(thetas), self.block.q, self.p_a
         lams = self.block.lams(thetas)
         if self.compressed:
             m, logdet = _relative_precision_many(lams, self.ztz)
@@ -493,7 +318,7 @@ class _OneLevel:
             ld_l2 = np.matmul(logdet[:, None, :], self.weight[:, None])[:, 0, 0]
             quad = np.matmul(m.reshape(n, 1, -1), self.tensor)
             return ld_l2, quad.reshape(n, p_a, p_a)
-        if q * (q + 1) // 2 * p_a * p_a * g > _TENSOR_BUDGET:
+        if not self._fits_budget():
             parts = [self.parts(theta) for theta in thetas]
             return np.array([part[0] for part in parts]), np.array([part[1] for part in parts])
         if q == 2:
@@ -868,160 +693,3 @@ class _TwoLevel:
         rows1, cols1 = self.outer_block.index
         rows2, cols2 = self.inner_block.index
         return np.concatenate([d1[rows1, cols1], d2[rows2, cols2]])
-
-
-# --------------------------------------------------------------------------------------------
-# Profiled criterion on top of a structure
-# --------------------------------------------------------------------------------------------
-
-
-@dataclass
-class _Pieces:
-    ld_l2: float
-    ld_rx2: float
-    r2: float
-    beta: np.ndarray
-    xtvx: np.ndarray  # X' V0^-1 X = R_X' R_X
-    state: dict
-
-
-class _Criterion:
-    """lme4's profiled deviance (REML or ML) as a function of theta."""
-
-    def __init__(
-        self, problem: LmmProblem, structure: _OneLevel | _TwoLevel, ata: np.ndarray
-    ) -> None:
-        self.structure = structure
-        self.reml = problem.reml
-        self.n, self.p = problem.x.shape
-        self.ata = ata  # A'A for A = [X r]
-        self.df = self.n - self.p if self.reml else self.n
-        self.lower = np.concatenate([b.lower() for b in structure.blocks])
-        self.n_evaluations = 0
-        self._last: tuple[bytes, float, np.ndarray] | None = None  # the latest value_and_grad
-        # Pieces by theta for deviance_at and vcov_at: numerical derivatives over
-        # varpar = (*theta, sigma) revisit the same theta with other sigmas.
-        self._by_theta: dict[bytes, _Pieces] = {}
-
-    def pieces(self, theta: np.ndarray) -> _Pieces:
-        self.n_evaluations += 1
-        return self._finish(*self.structure.parts(theta))
-
-    def _finish(self, ld_l2: float, quad: np.ndarray, state: dict) -> _Pieces:
-        """Pieces from ``log|L|^2`` and ``A'Z Lambda H^-1 Lambda' Z'A``."""
-        r, ld_rx2, xtvx, beta = self._factor(quad)
-        return _Pieces(ld_l2, float(ld_rx2), float(r) ** 2, beta, xtvx, state)
-
-    def _finish_many(self, ld_l2: np.ndarray, quad: np.ndarray) -> list[_Pieces]:
-        """:meth:`_finish` for stacked ``log|L|^2`` (T,) and quadratic terms (T, p_A, p_A)
-        (LAPACK runs matrix by matrix, so each theta gets the numbers of :meth:`_finish`)."""
-        r, ld_rx2, xtvx, beta = self._factor(quad)
-        return [
-            _Pieces(float(a), float(b), float(c) ** 2, d, e, {})
-            for a, b, c, d, e in zip(ld_l2, ld_rx2, r, beta, xtvx, strict=True)
-        ]
-
-    def _factor(self, quad: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """From ``A'Z Lambda H^-1 Lambda' Z'A`` (or a stack of them): ``r`` (``r^2`` is the
-        penalised residual sum of squares), ``log|X'V0^-1 X|``, ``X'V0^-1 X`` and beta."""
-        m = self.ata - quad  # A' V0^-1 A
-        p = self.p
-        chol = np.linalg.cholesky(m)  # raises LinAlgError if not positive definite
-        ld_rx2 = 2.0 * np.sum(np.log(np.diagonal(chol, axis1=-2, axis2=-1)[..., :p]), axis=-1)
-        xtvx = m[..., :p, :p]
-        beta = np.linalg.solve(xtvx, m[..., :p, p:])[..., 0]
-        return chol[..., p, p], ld_rx2, xtvx, beta
-
-    def profiled(self, pieces: _Pieces) -> float:
-        dev = pieces.ld_l2 + self.df * (1.0 + _LOG_2PI + np.log(pieces.r2 / self.df))
-        return dev + pieces.ld_rx2 if self.reml else dev
-
-    def __call__(self, theta: np.ndarray) -> float:
-        try:
-            return self.profiled(self.pieces(theta))
-        except np.linalg.LinAlgError:
-            return np.inf
-
-    def value_and_grad(self, theta: np.ndarray) -> tuple[float, np.ndarray]:
-        """The profiled deviance and its analytic gradient.
-
-        The derivative of ``log|L|^2 + log|X'V0^-1 X|`` (REML) ``+ df log r^2`` with respect
-        to ``Lambda`` is ``2 tr(H^-1 Lambda'Z'Z dLambda) - 2 tr(Omega (Z'R)' dLambda U)``
-        with ``U = H^-1 Lambda'Z'A``, ``Z'R = Z'A - Z'Z Lambda U`` and
-        ``Omega = (df / r^2) w w' + [[C, 0], [0, 0]]`` (``w = (-beta, 1)``,
-        ``C = (X'V0^-1 X)^-1``, REML only): the envelope theorem on the profiled ``beta``
-        and ``d V0^-1 = -V0^-1 Z (dLambda Lambda' + Lambda dLambda') Z' V0^-1``.
-        """
-        key = np.asarray(theta, dtype=float).tobytes()
-        if self._last is not None and self._last[0] == key:
-            return self._last[1], self._last[2].copy()
-        pieces = self.pieces(theta)
-        value = self.profiled(pieces)
-        w = np.append(-pieces.beta, 1.0)
-        omega = (self.df / pieces.r2) * np.outer(w, w)
-        if self.reml:
-            omega[: self.p, : self.p] += np.linalg.inv(pieces.xtvx)
-        grad = self.structure.grad(theta, omega, pieces.state)
-        self._last = (key, value, grad)
-        return value, grad.copy()
-
-    def _remembered(self, thetas: np.ndarray) -> list[_Pieces]:
-        """Pieces at each row of ``thetas``, remembered by the exact bits of theta.
-
-        Numerical derivatives over ``varpar = (*theta, sigma)`` revisit the same theta with
-        other sigmas (those cost nothing and give identical numbers). New thetas are evaluated
-        together when the structure can batch them (``parts_many``).
-        """
-        keys = [t.tobytes() for t in thetas]
-        new = {k: t for k, t in zip(keys, thetas, strict=True) if k not in self._by_theta}
-        found = {k: self._by_theta[k] for k in keys if k in self._by_theta}
-        if new:
-            points = np.array(list(new.values()))
-            parts_many = getattr(self.structure, "parts_many", None)
-            if parts_many is None:
-                parts = [self.structure.parts(t) for t in points]
-                ld_l2, quad = np.array([p[0] for p in parts]), np.array([p[1] for p in parts])
-            else:
-                ld_l2, quad = parts_many(points)
-            self.n_evaluations += len(new)
-            found.update(zip(new, self._finish_many(ld_l2, quad), strict=True))
-        for key, pieces in found.items():
-            self._by_theta.pop(key, None)
-            self._by_theta[key] = pieces
-        while len(self._by_theta) > _THETA_CACHE:
-            del self._by_theta[next(iter(self._by_theta))]
-        return [found[k] for k in keys]
-
-    def _varpars(self, varpars: np.ndarray) -> np.ndarray:
-        varpars = np.asarray(varpars, dtype=float)
-        if varpars.shape[-1:] != (len(self.lower) + 1,):
-            raise InputError(
-                f"varpar must have {len(self.lower) + 1} elements (*theta, sigma), "
-                f"got shape {varpars.shape}."
-            )
-        return varpars
-
-    def deviance_at(self, varpar: np.ndarray) -> float:
-        """-2 log-likelihood at ``varpar = (*theta, sigma)`` with beta profiled (lmerTest's
-        devfun_vp)."""
-        return float(self.deviance_many(self._varpars(varpar)[None])[0])
-
-    def deviance_many(self, varpars: np.ndarray) -> np.ndarray:
-        """:meth:`deviance_at` at each row of ``varpars``, the new thetas evaluated together."""
-        varpars = self._varpars(varpars)
-        pieces = self._remembered(varpars[:, :-1])
-        ld_l2, ld_rx2, r2 = np.array([(p.ld_l2, p.ld_rx2, p.r2) for p in pieces]).T
-        s2 = np.array([float(s) ** 2 for s in varpars[:, -1]])
-        dev = ld_l2 + r2 / s2 + self.df * np.log(2.0 * np.pi * s2)
-        return dev + ld_rx2 if self.reml else dev
-
-    def vcov_at(self, varpar: np.ndarray) -> np.ndarray:
-        """``sigma^2 (X' V0^-1 X)^-1`` at ``varpar = (*theta, sigma)``."""
-        return self.vcov_many(self._varpars(varpar)[None])[0]
-
-    def vcov_many(self, varpars: np.ndarray) -> np.ndarray:
-        """:meth:`vcov_at` at each row of ``varpars``, stacked."""
-        varpars = self._varpars(varpars)
-        pieces = self._remembered(varpars[:, :-1])
-        s2 = np.array([float(s) ** 2 for s in varpars[:, -1]])
-        return s2[:, None, None] * np.linalg.inv(np.array([p.xtvx for p in pieces]))

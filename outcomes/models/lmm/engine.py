@@ -60,7 +60,8 @@ import scipy.sparse
 
 from outcomes.errors import InputError, ModelError
 from outcomes.models.blas import one_blas_thread
-from outcomes.models.lmm.blocks import _Criterion, _OneLevel, _TwoLevel
+from outcomes.models.lmm.blocks import _OneLevel, _TwoLevel
+from outcomes.models.lmm.criterion import _Criterion
 from outcomes.models.lmm.types import LmmFit, LmmProblem
 from outcomes.results import Diagnostic
 
