@@ -14,16 +14,18 @@ shapes of data:
 
 Every fit runs in a fresh Python process (spawned, as a user's script or a loky/Dask worker
 runs), after a warm-up fit on tiny data in that process, and times itself; see
-:func:`measure.measure_fresh` for why a forked child is not used. Timings on a shared machine
-are noisy: every fit is repeated (``REPEATS``, interleaved between packages so that they see the
-same load) and the minimum is reported, with the load average (``os.getloadavg``) in the note. mixedlm-rs is timed when it is installed (``nox -s
-benchmark`` installs it in the benchmark session only). statsmodels is timed on the 30,000-row
-fixed-visit data only (15 s there and 208 s at 300,000 rows on the loaded development
-machine); set ``OUTCOMES_BENCH_STATSMODELS_ALL=1`` to time it on every data set. One more row
-times :meth:`~outcomes.models.lmm.result.LmmResult.refit` (a new response, the design reused),
-the step a power study repeats. R lme4 was timed by hand on the same data (:func:`make_data`
-written to CSV) with ``tests/r/engine/time_lme4.R``: 1.2 s at 30,000 rows and 19 s at 300,000
-rows (fixed visits) on the shared development machine.
+:func:`measure.measure_fresh` for why a forked child is not used. Two rows, for information,
+time the first fit in a forked child on the 30,000-row fixed-visit data. Timings on a shared
+machine are noisy: every fit is repeated (``REPEATS``, interleaved between packages so that
+they see the same load) and the minimum is reported, with the load average
+(``os.getloadavg``) in the note. mixedlm-rs is timed when it is installed (``nox -s
+benchmark`` installs it in the benchmark session only). statsmodels is timed on the
+30,000-row fixed-visit data only (15 s there and 208 s at 300,000 rows on the loaded
+development machine); set ``OUTCOMES_BENCH_STATSMODELS_ALL=1`` to time it on every data set.
+One more row times :meth:`~outcomes.models.lmm.result.LmmResult.refit` (a new response, the
+design reused), the step a power study repeats. R lme4 was timed by hand on the same data
+(:func:`make_data` written to CSV) with ``tests/r/engine/time_lme4.R``: 1.2 s at 30,000 rows
+and 19 s at 300,000 rows (fixed visits) on the shared development machine.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from measure import measure_fresh
+from measure import measure, measure_fresh
 
 import outcomes
 
@@ -143,6 +145,30 @@ FITTERS: dict[str, Callable[[pd.DataFrame], dict]] = {
 }
 
 
+def _forked_rows(data: pd.DataFrame, label: str, names: list[str]) -> list[dict]:
+    """For information: the first fit in a child forked after a warm-up in this process.
+
+    There OpenBLAS restarts its thread pool on the child's first BLAS call or thread-count
+    change, and the new threads busy-wait for about 0.1 s: a cost of NumPy/SciPy code in
+    forked workers (``multiprocessing`` with the fork start method), not of the engine.
+    """
+    rows = []
+    for name in ["outcomes", *[n for n in names if n == "mixedlm-rs"]]:
+        FITTERS[name](make_data(30))
+        best = min(
+            (measure(FITTERS[name], data) for _ in range(REPEATS)), key=lambda r: r["seconds"]
+        )
+        rows.append(
+            {
+                "name": f"{name}, {label}, forked child",
+                "seconds": best["seconds"],
+                "peak_mb": best["peak_mb"],
+                "note": f"min of {REPEATS}; information: first fit in a forked child",
+            }
+        )
+    return rows
+
+
 def run(quick: bool) -> list[dict]:
     """Time every package on every data set; ratios are relative to outcomes.
 
@@ -188,6 +214,8 @@ def run(quick: bool) -> list[dict]:
                         f"outcomes' time; logLik minus ours {gap:+.2e}",
                     }
                 )
+            if n_patients == min(sizes) and not irregular:
+                rows.extend(_forked_rows(make_data(n_patients), label, others))
             if irregular and n_patients == max(sizes):
                 refits = [
                     measure_fresh(MODULE, "timed_refit", n_patients, irregular)
