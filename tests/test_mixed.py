@@ -221,6 +221,17 @@ def test_infinite_design_values_are_named_by_row(engine):
         lmm(data, "Reaction ~ Days + dose", groups="Subject", engine=engine)
 
 
+def test_quoted_column_names_are_model_variables():
+    """Q("...") names a column that is not a Python name (spaces, as in real exports)."""
+    data = SLEEP.rename(columns={"Days": "days of deprivation", "Reaction": "reaction time"})
+    quoted = lmm(
+        data, "Q('reaction time') ~ Q('days of deprivation')", groups="Subject", engine="outcomes"
+    )
+    plain = lmm(SLEEP, "Reaction ~ Days", groups="Subject", engine="outcomes")
+    np.testing.assert_allclose(quoted.fixed["estimate"], plain.fixed["estimate"], rtol=1e-12)
+    assert list(quoted.fixed["term"]) == ["Intercept", "Q('days of deprivation')"]
+
+
 def test_non_numeric_response_is_refused():
     df = SLEEP.assign(grade=np.where(SLEEP["Reaction"] > 300, "bad", "good"))
     with pytest.raises(InputError, match="must be numeric"):

@@ -81,8 +81,19 @@ def _formula_variables(formula: str, columns: Sequence[str]) -> list[str]:
         except SyntaxError as exc:
             raise InputError(f"Cannot read the formula {formula!r}: {exc.msg}.") from None
         for node in ast.walk(tree):
-            if isinstance(node, ast.Name) and node.id in columns and node.id not in names:
-                names.append(node.id)
+            name = None
+            if isinstance(node, ast.Name):
+                name = node.id
+            elif (  # Q("Global score"): patsy's quoting of a column name that is not a name
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Name)
+                and node.func.id == "Q"
+                and node.args
+                and isinstance(node.args[0], ast.Constant)
+            ):
+                name = node.args[0].value
+            if name in columns and name not in names:
+                names.append(name)
     return names
 
 
