@@ -81,7 +81,7 @@ def _formula_variables(formula: str, columns: Sequence[str]) -> list[str]:
         except SyntaxError as exc:
             raise InputError(f"Cannot read the formula {formula!r}: {exc.msg}.") from None
         for node in ast.walk(tree):
-            name = None
+            name: object = None
             if isinstance(node, ast.Name):
                 name = node.id
             elif (  # Q("Global score"): patsy's quoting of a column name that is not a name
@@ -92,7 +92,7 @@ def _formula_variables(formula: str, columns: Sequence[str]) -> list[str]:
                 and isinstance(node.args[0], ast.Constant)
             ):
                 name = node.args[0].value
-            if name in columns and name not in names:
+            if isinstance(name, str) and name in columns and name not in names:
                 names.append(name)
     return names
 
