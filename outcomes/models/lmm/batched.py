@@ -131,11 +131,17 @@ def _rows_q2(lam: np.ndarray, g_rows: np.ndarray) -> tuple[np.ndarray, np.ndarra
 def _maps_q2(lam: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """For q = 2, on the rows (0, 0), (0, 1), (1, 1) of symmetric 2 x 2 matrices: the 3 x 3
     maps ``G -> Lambda' G Lambda`` and ``H -> Lambda adj(H) Lambda'`` (``Lambda`` lower
-    triangular; ``adj(H) = det(H) H^-1`` has the rows ``(h11, -h01, h00)``)."""
-    l0, l1, l2 = lam[0, 0], lam[1, 0], lam[1, 1]
-    to_h = np.array([[l0 * l0, 2 * l0 * l1, l1 * l1], [0.0, l0 * l2, l1 * l2], [0.0, 0.0, l2 * l2]])
+    triangular; ``adj(H) = det(H) H^-1`` has the rows ``(h11, -h01, h00)``).
+
+    ``lam`` is one ``Lambda`` (2, 2), giving (3, 3) maps, or a stack (T, 2, 2), giving (3, 3, T).
+    """
+    l0, l1, l2 = lam[..., 0, 0], lam[..., 1, 0], lam[..., 1, 1]
+    zero = np.zeros_like(l0)
+    to_h = np.array(
+        [[l0 * l0, 2 * l0 * l1, l1 * l1], [zero, l0 * l2, l1 * l2], [zero, zero, l2 * l2]]
+    )
     to_m = np.array(
-        [[0.0, 0.0, l0 * l0], [0.0, -l0 * l2, l0 * l1], [l2 * l2, -2 * l1 * l2, l1 * l1]]
+        [[zero, zero, l0 * l0], [zero, -l0 * l2, l0 * l1], [l2 * l2, -2 * l1 * l2, l1 * l1]]
     )
     return to_h, to_m
 
@@ -168,16 +174,8 @@ def _relative_precision_many(lams: np.ndarray, ztz: np.ndarray) -> tuple[np.ndar
         h = lam2 * ztz + 1.0
         return lam2 * (1.0 / h), np.log(h[:, 0, 0])
     if q == 2:
-        l0, l1, l2 = lams[:, 0, 0], lams[:, 1, 0], lams[:, 1, 1]
-        zero = np.zeros(n)
-        to_h = np.array(
-            [[l0 * l0, 2 * l0 * l1, l1 * l1], [zero, l0 * l2, l1 * l2], [zero, zero, l2 * l2]]
-        )
-        to_m = np.array(
-            [[zero, zero, l0 * l0], [zero, -l0 * l2, l0 * l1], [l2 * l2, -2 * l1 * l2, l1 * l1]]
-        )
         # contiguous (T, 3, 3) stacks, so that matmul takes the BLAS path of a single matrix
-        to_h, to_m = (np.ascontiguousarray(x.transpose(2, 0, 1)) for x in (to_h, to_m))
+        to_h, to_m = (np.ascontiguousarray(x.transpose(2, 0, 1)) for x in _maps_q2(lams))
         h = np.matmul(to_h, ztz[(0, 0, 1), (0, 1, 1)])
         h[:, 0] += 1.0
         h[:, 2] += 1.0
