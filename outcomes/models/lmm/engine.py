@@ -287,8 +287,9 @@ def _min_relative_eigenvalue(matrix: np.ndarray) -> float:
     return float(eig[0] / eig[-1])
 
 
-def _check(problem: LmmProblem) -> None:
-    y, x = np.asarray(problem.y), np.asarray(problem.x)
+def _check(problem: LmmProblem) -> np.ndarray:
+    """Refuse a problem the engine cannot fit; return ``X'X`` (computed for the rank check)."""
+    y, x = np.asarray(problem.y), np.asarray(problem.x, dtype=float)
     if y.ndim != 1 or x.ndim != 2 or x.shape[0] != y.shape[0]:
         raise InputError(
             f"The response must be a vector and the fixed-effects design a matrix with one row "
@@ -339,6 +340,7 @@ def _check(problem: LmmProblem) -> None:
             "The fixed-effects design is rank deficient (some terms are linear combinations of "
             "others, or a factor level has no observations); drop or recode those terms."
         )
+    return xtx
 
 
 def _boundary_diagnostics(theta: np.ndarray, crit: _Criterion, problem: LmmProblem) -> list:
@@ -440,10 +442,9 @@ class PreparedModel:
     """
 
     def __init__(self, problem: LmmProblem) -> None:
-        _check(problem)
+        self._xtx = _check(problem)
         self.problem = problem
         self._x = np.asarray(problem.x, dtype=float)
-        self._xtx = self._x.T @ self._x
         self._shift, self._r = self._residual(np.asarray(problem.y, dtype=float))
         terms = problem.terms
         if len(terms) == 1:
