@@ -264,9 +264,7 @@ class _OneLevel:
         """
         q, p_a, _ = self.zta.shape
         if self._fits_budget():
-            if self._products is None:
-                self._products = self._pair_products()
-            upper = self._products @ m_rows.reshape(-1)
+            upper = self._pair_products() @ m_rows.reshape(-1)
             rc, rd = _upper(p_a)
             quad = np.empty((p_a, p_a))
             quad[rc, rd] = upper
@@ -285,12 +283,11 @@ class _OneLevel:
         q, p_a, _ = self.zta.shape
         ra, rb = _upper(q)
         if self._fits_budget():
-            if self._products is None:
-                self._products = self._pair_products()
             rc, rd = _upper(p_a)
             weights = omega[rc, rd] + omega[rd, rc]
             weights[rc == rd] *= 0.5
-            return np.matmul(weights, self._products, out=out.reshape(-1)).reshape(out.shape)
+            products = self._pair_products()
+            return np.matmul(weights, products, out=out.reshape(-1)).reshape(out.shape)
         both = omega + omega.T
         for a in range(q):
             weighted = both @ self.zta[a]
@@ -397,9 +394,7 @@ class _OneLevel:
         :meth:`_pair_products`): for a chunk of thetas, one product of the ``M``
         (thetas x groups, at most ``_BATCH_BUDGET`` elements) with the ``S``.
         """
-        if self._products is None:
-            self._products = self._pair_products()
-        products = self._products
+        products = self._pair_products()
         ra, rb = np.triu_indices(self.block.q)
         g = self.ztz.shape[-1]
         per_chunk = max(1, _BATCH_BUDGET // (len(ra) * g))
@@ -420,7 +415,9 @@ class _OneLevel:
 
     def _pair_products(self) -> np.ndarray:
         """The ``S_i[a, b]`` of :meth:`_parts_many_chunked`: upper triangles, shape
-        (elements, pairs x G)."""
+        (elements, pairs x G); made once per response, when first needed."""
+        if self._products is not None:
+            return self._products
         q, p_a, g = self.zta.shape
         pairs = list(zip(*np.triu_indices(q), strict=True))
         elements = list(zip(*np.triu_indices(p_a), strict=True))
@@ -430,7 +427,8 @@ class _OneLevel:
                 np.multiply(self.zta[a, c], self.zta[b, d], out=out[e, k])
                 if a != b:
                     out[e, k] += self.zta[b, c] * self.zta[a, d]
-        return out.reshape(len(elements), len(pairs) * g)
+        self._products = out.reshape(len(elements), len(pairs) * g)
+        return self._products
 
     def grad(self, theta: np.ndarray, omega: np.ndarray, state: dict) -> np.ndarray:
         """Gradient of the profiled criterion with respect to theta.
