@@ -1,7 +1,8 @@
-"""Measure wall time and peak memory of a function in a fresh child process."""
+"""Measure wall time and peak memory of a function in a child process (forked or fresh)."""
 
 from __future__ import annotations
 
+import importlib
 import multiprocessing as mp
 import resource
 import time
@@ -9,11 +10,18 @@ from collections.abc import Callable
 from typing import Any
 
 
-def _child(fn: Callable[..., Any], args: tuple, conn: Any) -> None:
+def _child(fn: Callable[..., Any], args: tuple, conn: Any, self_timed: bool = False) -> None:
+    """Call ``fn(*args)`` and send its time, the peak RSS and its return value.
+
+    ``self_timed``: ``fn`` returns a dict with the ``seconds`` it measured itself.
+    """
     baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     start = time.perf_counter()
     extra = fn(*args)
     seconds = time.perf_counter() - start
+    if self_timed:
+        extra = dict(extra)
+        seconds = extra.pop("seconds")
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     conn.send(
         {
@@ -26,37 +34,28 @@ def _child(fn: Callable[..., Any], args: tuple, conn: Any) -> None:
     conn.close()
 
 
-def measure(fn: Callable[..., Any], *args: Any) -> dict[str, Any]:
-    """Run ``fn(*args)`` in a forked child; return seconds, peak RSS (MB) and fn's return value.
+def _fresh_child(module: str, function: str, args: tuple, conn: Any) -> None:
+    _child(getattr(importlib.import_module(module), function), args, conn, self_timed=True)
 
-    The peak is the child's maximum resident set size, which includes what the parent had
-    imported before the fork (reported as ``baseline_mb``).
-    """
-    ctx = mp.get_context("fork")
+
+def _run(method: str, target: Callable[..., None], *args: Any) -> dict[str, Any]:
+    """Start ``target(*args, conn)`` in a child process started by ``method``; its report."""
+    ctx = mp.get_context(method)
     parent, child = ctx.Pipe(duplex=False)
-    proc = ctx.Process(target=_child, args=(fn, args, child))
+    proc = ctx.Process(target=target, args=(*args, child))
     proc.start()
     result = parent.recv()
     proc.join()
     return result
 
 
-def _fresh_child(module: str, function: str, args: tuple, conn: Any) -> None:
-    import importlib
+def measure(fn: Callable[..., Any], *args: Any) -> dict[str, Any]:
+    """Run ``fn(*args)`` in a forked child; return seconds, peak RSS (MB) and fn's return value.
 
-    fn = getattr(importlib.import_module(module), function)
-    baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    extra = dict(fn(*args))
-    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    conn.send(
-        {
-            "seconds": extra.pop("seconds"),
-            "peak_mb": peak_kb / 1024,
-            "baseline_mb": baseline / 1024,
-            "extra": extra,
-        }
-    )
-    conn.close()
+    The peak is the child's maximum resident set size, which includes what the parent had
+    imported before the fork (reported as ``baseline_mb``).
+    """
+    return _run("fork", _child, fn, args)
 
 
 def measure_fresh(module: str, function: str, *args: Any) -> dict[str, Any]:
@@ -71,10 +70,4 @@ def measure_fresh(module: str, function: str, *args: Any) -> dict[str, Any]:
     the child's first BLAS or LAPACK call (or thread-count change) starts a new one, whose
     threads busy-wait for about 0.1 s, a cost a package that does not use OpenBLAS never pays.
     """
-    ctx = mp.get_context("spawn")
-    parent, child = ctx.Pipe(duplex=False)
-    proc = ctx.Process(target=_fresh_child, args=(module, function, args, child))
-    proc.start()
-    result = parent.recv()
-    proc.join()
-    return result
+    return _run("spawn", _fresh_child, module, function, args)
